@@ -1,0 +1,57 @@
+# Margin Maintenance: every target sets up what it needs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+STAMPS := .stamps
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export APE_DATA_FOLDER := $(CURDIR)/.ape
+export VVM_BINARY_PATH := $(CURDIR)/.vvm
+export SILVERBACK_PROFILE_DIR := $(CURDIR)/.silverback
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Extra pytest args, e.g. make test ARGS="-k liquidate"
+ARGS ?=
+
+.PHONY: setup test test-unit test-anvil compile lint fmt clean lock
+
+setup: $(STAMPS)/venv $(STAMPS)/node
+
+$(STAMPS)/venv: requirements.txt
+	@mkdir -p $(STAMPS)
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+$(STAMPS)/node: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+compile: setup
+	ape compile
+
+# The whole suite: in-process py-evm chain, then the integration tests on a real anvil.
+test: setup
+	ape compile
+	ape test tests -q $(ARGS)
+	ape test tests -q -m integration --network ethereum:local:foundry $(ARGS)
+
+test-unit: setup
+	ape test tests -q $(ARGS)
+
+test-anvil: setup
+	ape test tests -q --network ethereum:local:foundry $(ARGS)
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+fmt: setup
+	ruff format .
+	ruff check --fix .
+
+lock: setup
+	$(VENV)/bin/pip freeze --exclude pip --exclude setuptools --exclude wheel > requirements.txt
+
+clean:
+	rm -rf .build .cache .pytest_cache .hypothesis $(STAMPS)

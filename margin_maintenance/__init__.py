@@ -1,0 +1,1 @@
+"""Margin Maintenance: Python side (deployment, keeper, simulator) of the Vyper margin engine."""

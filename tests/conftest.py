@@ -83,3 +83,121 @@ def make_feed(project, deployer):
 @pytest.fixture
 def usdc(project, deployer):
     return project.MockERC20.deploy("USD Coin (mock)", "USDC", USDC_DECIMALS, sender=deployer)
+
+
+@pytest.fixture
+def make_sequencer(make_aggregator):
+    """Deploy an L2 sequencer-uptime mock: decimals 0, answer 0 = up, 1 = down."""
+
+    def _make(status: int = 0):
+        return make_aggregator(0, status, "L2 Sequencer Uptime Status Feed")
+
+    return _make
+
+
+@pytest.fixture
+def warp(chain):
+    """Mine a block stamped `timestamp`; calls made after it see that block time (py-evm, anvil)."""
+
+    def _warp(timestamp: int):
+        chain.pending_timestamp = timestamp
+        chain.mine()
+        assert chain.blocks.head.timestamp == timestamp
+
+    return _warp
+
+
+# ---- The whole system ----
+
+from margin_maintenance.system import SystemParams, deploy_system  # noqa: E402
+
+MIN_NOTIONAL_USD = 10
+KEEPER_SHARE_BPS = 5_000
+MAX_PARTIAL_BPS = 5_000
+MIN_KEEPER_REWARD_USD = 1
+POOL_RESERVE_BPS = 1_000
+ETH, BTC = 0, 1  # market ids as listed by deploy_system
+
+
+@pytest.fixture
+def system(project, deployer, guardian):
+    return deploy_system(project, deployer, guardian, SystemParams())
+
+
+@pytest.fixture
+def ch(system):
+    return system.clearinghouse
+
+
+@pytest.fixture
+def token(system):
+    return system.token
+
+
+@pytest.fixture
+def eth_agg(system):
+    return system.aggregators[ETH]
+
+
+@pytest.fixture
+def btc_agg(system):
+    return system.aggregators[BTC]
+
+
+@pytest.fixture
+def set_price(system, deployer):
+    """Move a market's price through its mock aggregator, as in production."""
+
+    def _set(market_id: int, price_usd: float):
+        agg = system.aggregators[market_id]
+        agg.set_price(round(price_usd * 10**FEED_DECIMALS), sender=deployer)
+
+    return _set
+
+
+@pytest.fixture
+def fund(token, ch, deployer):
+    """Mint `usd` whole tokens to `who` and approve the clearinghouse."""
+
+    def _fund(who, usd: float):
+        amount = round(usd * USDC)
+        token.mint(who, amount, sender=deployer)
+        token.approve(ch, 2**256 - 1, sender=who)
+        return amount
+
+    return _fund
+
+
+@pytest.fixture
+def deposit(fund, ch):
+    def _deposit(who, usd: float):
+        amount = fund(who, usd)
+        ch.deposit(amount, sender=who)
+        return amount
+
+    return _deposit
+
+
+@pytest.fixture
+def seeded_pool(fund, ch, lp):
+    """An LP provides 1,000,000 USDC of counterparty capital."""
+    amount = fund(lp, 1_000_000)
+    ch.add_liquidity(amount, 0, sender=lp)
+    return amount
+
+
+@pytest.fixture
+def open_position(ch):
+    """open_position(trader, market_id, size_units) at any price (no slippage bound)."""
+
+    def _open(who, market_id: int, size_units: float):
+        size = round(size_units * WAD)
+        limit = 2**256 - 1 if size > 0 else 0
+        return ch.trade(market_id, size, limit, sender=who)
+
+    return _open
+
+
+def engine_ledger_total(ch, accounts) -> int:
+    """Sum of every ledger the engine's token balance must equal."""
+    return sum(ch.collateral(a) for a in accounts) + ch.pool_assets() + ch.insurance_fund()

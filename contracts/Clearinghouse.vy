@@ -1,0 +1,1155 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title Margin Maintenance clearinghouse
+@license MIT
+@notice Cross-margin perpetual futures against a counterparty pool of LP capital.
+        Traders deposit one collateral token and open positions in up to
+        MAX_POSITIONS markets, executed at the oracle price. Increases and
+        withdrawals must leave equity >= initial requirement. When equity falls
+        below the maintenance requirement anyone may `liquidate` the account: the
+        smallest fraction of every position that restores the initial requirement
+        is closed (all of it when that fraction is too large), a fee is split
+        between the caller and the insurance fund, and any bad debt is covered by
+        insurance first, then by the pool, and logged.
+@custom:security Assumptions: the collateral token is a plain ERC20 (fee-on-transfer
+        is credited only what arrives; rebasing tokens are not supported); every
+        market's feed is a `PriceFeed` adapter that reverts on a bad price; the
+        owner is trusted within the bounds each setter enforces; the guardian can
+        only pause new risk. Every external function is nonreentrant (pragma).
+        Conservation: token balance == sum(collateral) + pool_assets + insurance_fund.
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import IClearinghouse
+from interfaces import IPriceFeed
+
+implements: IClearinghouse
+
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+from modules import margin_math as mm
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+
+exports: (
+    ownable.owner,
+    ownable_2step.pending_owner,
+    ownable_2step.transfer_ownership,
+    ownable_2step.accept_ownership,
+)
+
+
+interface ILPToken:
+    def mint(owner: address, amount: uint256): nonpayable
+    def burn_shares(owner: address, amount: uint256): nonpayable
+    def totalSupply() -> uint256: view
+
+
+interface IERC20Decimals:
+    def decimals() -> uint8: view
+
+
+# ---- Constants ----
+
+WAD: constant(uint256) = 10**18  # fixed-point one
+BPS: constant(uint256) = 10_000  # basis points in one
+MAX_MARKETS: constant(uint256) = 64  # market ids are 0 .. MAX_MARKETS - 1
+MAX_POSITIONS: constant(uint256) = 8  # open positions per account
+MAX_BATCH: constant(uint256) = 64  # accounts per liquidate_many
+MAX_STATUS: constant(uint256) = 512  # accounts per margin_status
+MAX_SIZE_INT: constant(int256) = 2**127 - 1  # largest |size| of a trade or position (WAD)
+MAX_TRADING_FEE_BPS: constant(uint256) = 500  # 5%: bound on any market's trading fee
+MAX_MIN_KEEPER_REWARD: constant(uint256) = 1_000  # whole tokens: bound on the minimum reward
+MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notional, at most 100%
+VIRTUAL_SHARES: constant(uint256) = 10**6  # share-price inflation guard (virtual offset)
+VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
+
+# Packed market configuration word (one SLOAD per market per liquidation):
+# bits 0-159 feed | 160-175 im bps | 176-191 mm bps | 192-207 liq fee bps | 208-223 trade fee bps
+# | bit 224 listed | bit 225 paused.
+CFG_IM: constant(uint256) = 160
+CFG_MM: constant(uint256) = 176
+CFG_LIQ: constant(uint256) = 192
+CFG_TRADE: constant(uint256) = 208
+CFG_LISTED: constant(uint256) = 224
+CFG_PAUSED: constant(uint256) = 225  # copy of the global pause flag, read for free in trade
+MASK16: constant(uint256) = 2**16 - 1
+MASK128: constant(uint256) = 2**128 - 1
+MASK160: constant(uint256) = 2**160 - 1
+
+# Packed liquidation parameters: bits 0-15 keeper share bps | 16-31 max partial bps
+# | 32-159 minimum keeper reward (token units).
+
+
+# ---- Structs ----
+
+
+struct Leg:
+    market_id: uint256
+    size: int256  # WAD base units
+    entry: uint256  # WAD price the position is marked from
+    price: uint256  # current oracle price, WAD
+    cfg: uint256  # packed market configuration
+    notional: uint256  # |size| * price, token units, rounded up
+
+
+struct AccountState:
+    collateral: int256  # token units
+    equity: int256  # collateral + sum of unrealised PnL
+    initial: uint256  # initial requirement, rounded up
+    maintenance: uint256  # maintenance requirement, rounded up
+    liq_fee: uint256  # liquidation fee on every position's full notional, rounded up
+    legs: DynArray[Leg, MAX_POSITIONS]
+
+
+# ---- Immutables ----
+
+collateral_token: public(immutable(address))  # the one settlement token
+token_scale: public(immutable(uint256))  # 10**(18 - token decimals): WAD -> token units
+lp_token: public(immutable(address))  # LP share token (this contract must be its minter)
+
+
+# ---- Storage ----
+
+# Accounts
+collateral: public(HashMap[address, int256])  # token units; negative = debt after realised loss
+account_markets: HashMap[address, uint256]  # packed: bits 0-7 count, then 8-bit market ids
+positions: HashMap[address, HashMap[uint256, uint256]]  # packed (size int128 | entry uint128)
+total_debt: public(uint256)  # sum over accounts of max(0, -collateral), token units
+
+# Markets
+market_count: public(uint256)  # markets listed so far; ids are 0 .. market_count - 1
+market_config: HashMap[uint256, uint256]  # packed feed and rates, see CFG_*
+market_limits: HashMap[uint256, uint256]  # packed: max OI per side (low 128) | min notional
+market_oi: HashMap[uint256, uint256]  # packed: OI long (low 128) | OI short (high 128), WAD
+market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over positions, WAD USD
+
+# Pool, insurance, parameters
+pool_assets: public(uint256)  # LP capital (realised), token units
+insurance_fund: public(uint256)  # token units
+liquidation_config: uint256  # packed liquidation parameters, see above
+pool_reserve_bps: public(uint256)  # share of open notional LPs cannot withdraw
+guardian: public(address)  # may pause new risk
+paused: public(bool)  # new risk (open, increase, LP withdrawal) blocked
+
+
+# ---- Events (the client-facing ones live in IClearinghouse) ----
+
+
+event MarketAdded:
+    market_id: indexed(uint256)
+    feed: indexed(address)
+
+
+event MarketRiskUpdated:
+    market_id: indexed(uint256)
+    initial_margin_bps: uint256
+    maintenance_margin_bps: uint256
+    liquidation_fee_bps: uint256
+    trading_fee_bps: uint256
+
+
+event MarketLimitsUpdated:
+    market_id: indexed(uint256)
+    max_open_interest: uint256
+    min_position_notional: uint256
+
+
+event MarketFeedUpdated:
+    market_id: indexed(uint256)
+    feed: indexed(address)
+
+
+event LiquidationParamsUpdated:
+    keeper_share_bps: uint256
+    max_partial_bps: uint256
+    min_keeper_reward: uint256
+
+
+event PoolReserveUpdated:
+    pool_reserve_bps: uint256
+
+
+event GuardianUpdated:
+    guardian: indexed(address)
+
+
+event PauseChanged:
+    by: indexed(address)
+    paused: bool
+
+
+@deploy
+def __init__(
+    collateral_token_: address,
+    lp_token_: address,
+    guardian_: address,
+    keeper_share_bps_: uint256,
+    max_partial_bps_: uint256,
+    min_keeper_reward_: uint256,
+    pool_reserve_bps_: uint256,
+):
+    """
+    @param collateral_token_ The settlement ERC20 (<= 18 decimals).
+    @param lp_token_ LP share token; grant this contract its minter role after deploy.
+    @param guardian_ Address that may pause new risk.
+    @param keeper_share_bps_ Share of the liquidation fee paid to the liquidator.
+    @param max_partial_bps_ Largest fraction closed partially; above it, close fully.
+    @param min_keeper_reward_ Minimum liquidator reward in token units.
+    @param pool_reserve_bps_ Share of open notional the pool keeps from LP withdrawals.
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    assert collateral_token_ != empty(address), "clearinghouse: zero token"
+    assert lp_token_ != empty(address), "clearinghouse: zero lp token"
+    decimals: uint8 = staticcall IERC20Decimals(collateral_token_).decimals()
+    assert decimals <= 18, "clearinghouse: too many decimals"
+    collateral_token = collateral_token_
+    lp_token = lp_token_
+    token_scale = 10 ** convert(18 - decimals, uint256)
+    self.guardian = guardian_
+    log GuardianUpdated(guardian=guardian_)
+    self._set_liquidation_params(keeper_share_bps_, max_partial_bps_, min_keeper_reward_)
+    self._set_pool_reserve(pool_reserve_bps_)
+
+
+# ---- Collateral ----
+
+
+@external
+def deposit(amount: uint256):
+    """
+    @notice Deposit `amount` of the collateral token; the credit is what actually arrives.
+    """
+    assert amount > 0, "clearinghouse: zero amount"
+    received: uint256 = self._pull(msg.sender, amount)
+    assert received > 0, "clearinghouse: nothing received"
+    c: int256 = self.collateral[msg.sender]
+    self._set_collateral(msg.sender, c, c + convert(received, int256))
+    log IClearinghouse.Deposited(account=msg.sender, amount=received)
+
+
+@external
+def withdraw(amount: uint256):
+    """
+    @notice Withdraw collateral; only realised collateral, and equity must stay
+            >= the initial requirement of the open positions.
+    """
+    assert amount > 0, "clearinghouse: zero amount"
+    c: int256 = self.collateral[msg.sender]
+    assert c >= convert(amount, int256), "clearinghouse: insufficient collateral"
+    c_after: int256 = c - convert(amount, int256)
+    if self.account_markets[msg.sender] & 255 != 0:
+        st: AccountState = self._load(msg.sender)
+        assert st.equity - convert(amount, int256) >= convert(st.initial, int256), (
+            "clearinghouse: insufficient margin"
+        )
+    self._set_collateral(msg.sender, c, c_after)
+    self._push(msg.sender, amount)
+    log IClearinghouse.Withdrawn(account=msg.sender, amount=amount)
+
+
+# ---- Trading ----
+
+
+@external
+def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
+    """
+    @notice Change the caller's position in `market_id` by `size_delta` (WAD base units,
+            positive buys) at the oracle price. Buys revert above `acceptable_price`,
+            sells below it. The position's PnL is settled into collateral and its
+            entry reset to the execution price; the trading fee goes to the pool.
+    """
+    assert size_delta != 0, "clearinghouse: zero size"
+    cfg: uint256 = self.market_config[market_id]
+    assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    assert size_delta >= -MAX_SIZE_INT and size_delta <= MAX_SIZE_INT, "clearinghouse: size overflow"
+
+    price: uint256 = staticcall IPriceFeed(self._feed(cfg)).latest_price()
+    assert price <= mm.MAX_PRICE, "clearinghouse: price overflow"
+    if size_delta > 0:
+        assert price <= acceptable_price, "clearinghouse: slippage"
+    else:
+        assert price >= acceptable_price, "clearinghouse: slippage"
+
+    word: uint256 = self.positions[msg.sender][market_id]
+    old_size: int256 = 0
+    entry: uint256 = 0
+    old_size, entry = mm._unpack_position(word)
+    new_size: int256 = old_size + size_delta
+    assert new_size >= -MAX_SIZE_INT and new_size <= MAX_SIZE_INT, "clearinghouse: size overflow"
+
+    old_abs: uint256 = convert(abs(old_size), uint256)
+    new_abs: uint256 = convert(abs(new_size), uint256)
+    flipped: bool = (old_size > 0 and new_size < 0) or (old_size < 0 and new_size > 0)
+    adds_risk: bool = new_abs > old_abs or flipped
+    assert not (adds_risk and (cfg >> CFG_PAUSED) & 1 == 1), "clearinghouse: paused"
+
+    limits: uint256 = self.market_limits[market_id]
+    if new_size != 0:
+        assert mm._notional_down(new_abs, price, token_scale) >= limits >> 128, (
+            "clearinghouse: position too small"
+        )
+
+    # Open interest per side and the entry sum (for the pool's view of trader PnL).
+    self._move_open_interest(market_id, old_size, new_size, limits & MASK128)
+    self.market_entry_sum[market_id] += self._entry_value(new_size, price) - self._entry_value(
+        old_size, entry
+    )
+
+    # Settle PnL of the old position, charge the fee.
+    c: int256 = self.collateral[msg.sender]
+    realized: int256 = 0
+    if old_size != 0:
+        realized = self._settle_pnl(msg.sender, market_id, mm._pnl(old_size, entry, price, token_scale))
+    fee: uint256 = mm._bps_up(
+        mm._notional_up(convert(abs(size_delta), uint256), price, token_scale),
+        (cfg >> CFG_TRADE) & MASK16,
+    )
+    self.pool_assets += fee
+    c_after: int256 = c + realized - convert(fee, int256)
+    self._set_collateral(msg.sender, c, c_after)
+
+    # Store the position and the account's market list.
+    if new_size == 0:
+        self.positions[msg.sender][market_id] = 0
+        self._remove_market(msg.sender, market_id)
+    else:
+        self.positions[msg.sender][market_id] = mm._pack_position(new_size, price)
+        if old_size == 0:
+            self._add_market(msg.sender, market_id)
+
+    log IClearinghouse.PositionChanged(
+        account=msg.sender,
+        market_id=market_id,
+        size_delta=size_delta,
+        new_size=new_size,
+        price=price,
+        realized_pnl=realized,
+        fee=fee,
+    )
+
+    # Margin check on the whole account after the trade (this market's price is known).
+    st: AccountState = self._load_known(msg.sender, market_id, price)
+    if adds_risk:
+        assert st.equity >= convert(st.initial, int256), "clearinghouse: insufficient margin"
+    elif len(st.legs) > 0:
+        assert st.equity >= convert(st.maintenance, int256), "clearinghouse: would be liquidatable"
+    else:
+        assert st.collateral >= 0, "clearinghouse: close leaves bad debt"
+
+
+# ---- Liquidation ----
+
+
+@external
+def liquidate(account: address) -> uint256:
+    """
+    @notice Liquidate `account` if its equity is below its maintenance requirement.
+    @return The reward credited to the caller's collateral (token units).
+    """
+    reward: uint256 = 0
+    done: bool = False
+    reward, done = self._liquidate(account, msg.sender)
+    assert done, "clearinghouse: account healthy"
+    return reward
+
+
+@external
+def liquidate_many(accounts: DynArray[address, MAX_BATCH]) -> uint256:
+    """
+    @notice Liquidate every liquidatable account in `accounts`; healthy ones (and
+            repeats, healthy once liquidated) are skipped without reverting.
+    @return The total reward credited to the caller.
+    """
+    total: uint256 = 0
+    for a: address in accounts:
+        reward: uint256 = 0
+        done: bool = False
+        reward, done = self._liquidate(a, msg.sender)
+        total += reward
+    return total
+
+
+@view
+@external
+def is_liquidatable(account: address) -> bool:
+    st: AccountState = self._load(account)
+    return len(st.legs) > 0 and st.equity < convert(st.maintenance, int256)
+
+
+@view
+@external
+def equity(account: address) -> int256:
+    return self._load(account).equity
+
+
+@view
+@external
+def maintenance_requirement(account: address) -> uint256:
+    return self._load(account).maintenance
+
+
+@view
+@external
+def initial_requirement(account: address) -> uint256:
+    return self._load(account).initial
+
+
+@view
+@external
+def margin_status(
+    accounts: DynArray[address, MAX_STATUS]
+) -> DynArray[IClearinghouse.AccountStatus, MAX_STATUS]:
+    """
+    @notice Equity, requirements and the liquidatable flag of many accounts in one call.
+    """
+    out: DynArray[IClearinghouse.AccountStatus, MAX_STATUS] = []
+    for a: address in accounts:
+        st: AccountState = self._load(a)
+        out.append(
+            IClearinghouse.AccountStatus(
+                account=a,
+                equity=st.equity,
+                maintenance=st.maintenance,
+                initial=st.initial,
+                liquidatable=len(st.legs) > 0 and st.equity < convert(st.maintenance, int256),
+            )
+        )
+    return out
+
+
+@view
+@external
+def liquidation_preview(account: address) -> (uint256, uint256, uint256):
+    """
+    @notice What `liquidate(account)` would do now, called by a third party.
+    @return (fraction closed in WAD (0 = healthy), keeper reward, bad debt).
+    """
+    st: AccountState = self._load(account)
+    if len(st.legs) == 0 or st.equity >= convert(st.maintenance, int256):
+        return 0, 0, 0
+    lcfg: uint256 = self.liquidation_config
+    fraction: uint256 = 0
+    closes: DynArray[uint256, MAX_POSITIONS] = []
+    full: bool = False
+    fraction, closes, full = self._plan(st, lcfg)
+    fee: uint256 = 0
+    notional: uint256 = 0
+    for i: uint256 in range(len(st.legs), bound=MAX_POSITIONS):
+        leg: Leg = st.legs[i]
+        n: uint256 = mm._notional_up(closes[i], leg.price, token_scale)
+        notional += n
+        fee += mm._bps_up(n, (leg.cfg >> CFG_LIQ) & MASK16)
+    # PnL is realised in full; the fee comes out of what is left.
+    available: uint256 = 0
+    if st.equity > 0:
+        available = convert(st.equity, uint256)
+    fee_paid: uint256 = min(fee, available)
+    reward: uint256 = 0
+    ins: uint256 = self.insurance_fund + fee_paid
+    reward, ins = self._keeper_reward(fee_paid, lcfg, ins)
+    bad: uint256 = 0
+    if full and st.equity < 0:
+        bad = convert(-st.equity, uint256)
+    return fraction, reward, bad
+
+
+# ---- Liquidity pool (the counterparty) ----
+
+
+@external
+def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
+    """
+    @notice Deposit `assets` into the counterparty pool for LP shares.
+    """
+    assert assets > 0, "clearinghouse: zero amount"
+    received: uint256 = self._pull(msg.sender, assets)
+    assert received > 0, "clearinghouse: nothing received"
+    shares: uint256 = self._to_shares(received, staticcall ILPToken(lp_token).totalSupply())
+    assert shares > 0, "clearinghouse: zero shares"
+    assert shares >= min_shares, "clearinghouse: slippage"
+    self.pool_assets += received
+    extcall ILPToken(lp_token).mint(msg.sender, shares)
+    log IClearinghouse.LiquidityAdded(provider=msg.sender, assets=received, shares=shares)
+    return shares
+
+
+@external
+def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
+    """
+    @notice Redeem `shares` for pool assets, within the pool's free liquidity.
+    """
+    assert shares > 0, "clearinghouse: zero amount"
+    assert not self.paused, "clearinghouse: paused"
+    assets: uint256 = self._to_assets(shares, staticcall ILPToken(lp_token).totalSupply())
+    assert assets > 0, "clearinghouse: zero assets"
+    assert assets >= min_assets, "clearinghouse: slippage"
+    assert assets <= self._free_liquidity(), "clearinghouse: insufficient free liquidity"
+    self.pool_assets -= assets
+    extcall ILPToken(lp_token).burn_shares(msg.sender, shares)
+    self._push(msg.sender, assets)
+    log IClearinghouse.LiquidityRemoved(provider=msg.sender, assets=assets, shares=shares)
+    return assets
+
+
+@view
+@external
+def free_liquidity() -> uint256:
+    """
+    @notice Pool assets LPs may withdraw now: pool assets less the reserve against open
+            notional, unrealised trader profit and outstanding account debt.
+    """
+    return self._free_liquidity()
+
+
+@view
+@external
+def convert_to_shares(assets: uint256) -> uint256:
+    return self._to_shares(assets, staticcall ILPToken(lp_token).totalSupply())
+
+
+@view
+@external
+def convert_to_assets(shares: uint256) -> uint256:
+    return self._to_assets(shares, staticcall ILPToken(lp_token).totalSupply())
+
+
+@external
+def fund_insurance(amount: uint256):
+    """
+    @notice Add to the insurance fund (anyone; the credit is what arrives).
+    """
+    assert amount > 0, "clearinghouse: zero amount"
+    received: uint256 = self._pull(msg.sender, amount)
+    self.insurance_fund += received
+    log IClearinghouse.InsuranceFunded(funder=msg.sender, amount=received)
+
+
+# ---- Views for clients ----
+
+
+@view
+@external
+def position(account: address, market_id: uint256) -> (int256, uint256):
+    """
+    @return (size in WAD base units, entry price in WAD).
+    """
+    return mm._unpack_position(self.positions[account][market_id])
+
+
+@view
+@external
+def account_market_ids(account: address) -> DynArray[uint256, MAX_POSITIONS]:
+    return self._ids(self.account_markets[account])
+
+
+@view
+@external
+def market(market_id: uint256) -> IClearinghouse.MarketInfo:
+    cfg: uint256 = self.market_config[market_id]
+    assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    limits: uint256 = self.market_limits[market_id]
+    oi: uint256 = self.market_oi[market_id]
+    return IClearinghouse.MarketInfo(
+        feed=self._feed(cfg),
+        initial_margin_bps=(cfg >> CFG_IM) & MASK16,
+        maintenance_margin_bps=(cfg >> CFG_MM) & MASK16,
+        liquidation_fee_bps=(cfg >> CFG_LIQ) & MASK16,
+        trading_fee_bps=(cfg >> CFG_TRADE) & MASK16,
+        max_open_interest=limits & MASK128,
+        min_position_notional=limits >> 128,
+        open_interest_long=oi & MASK128,
+        open_interest_short=oi >> 128,
+    )
+
+
+@view
+@external
+def liquidation_params() -> (uint256, uint256, uint256):
+    """
+    @return (keeper share bps, max partial bps, minimum keeper reward in token units).
+    """
+    lcfg: uint256 = self.liquidation_config
+    return lcfg & MASK16, (lcfg >> 16) & MASK16, lcfg >> 32
+
+
+@view
+@external
+def trader_unrealized_pnl(market_id: uint256) -> int256:
+    """
+    @notice Aggregate unrealised PnL of all traders in a market (pool's exposure), token units.
+    """
+    return self._market_trader_pnl(market_id)
+
+
+# ---- Administration ----
+
+
+@external
+def add_market(
+    feed: address,
+    initial_margin_bps: uint256,
+    maintenance_margin_bps: uint256,
+    liquidation_fee_bps: uint256,
+    trading_fee_bps: uint256,
+    max_open_interest: uint256,
+    min_position_notional: uint256,
+) -> uint256:
+    """
+    @notice List a market (owner). The feed must return a valid price now.
+    @return The new market id.
+    """
+    ownable._check_owner()
+    market_id: uint256 = self.market_count
+    assert market_id < MAX_MARKETS, "clearinghouse: too many markets"
+    self._check_feed(feed)
+    self.market_count = market_id + 1
+    paused_bit: uint256 = 0
+    if self.paused:
+        paused_bit = 1 << CFG_PAUSED
+    self.market_config[market_id] = convert(feed, uint256) | (1 << CFG_LISTED) | paused_bit
+    log MarketAdded(market_id=market_id, feed=feed)
+    self._set_risk(
+        market_id, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
+    )
+    self._set_limits(market_id, max_open_interest, min_position_notional)
+    return market_id
+
+
+@external
+def set_market_risk(
+    market_id: uint256,
+    initial_margin_bps: uint256,
+    maintenance_margin_bps: uint256,
+    liquidation_fee_bps: uint256,
+    trading_fee_bps: uint256,
+):
+    """
+    @notice Change a market's rates (owner): 0 < fee... see `_set_risk` for the bounds.
+    """
+    ownable._check_owner()
+    self._listed(market_id)
+    self._set_risk(
+        market_id, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
+    )
+
+
+@external
+def set_market_limits(market_id: uint256, max_open_interest: uint256, min_position_notional: uint256):
+    ownable._check_owner()
+    self._listed(market_id)
+    self._set_limits(market_id, max_open_interest, min_position_notional)
+
+
+@external
+def set_market_feed(market_id: uint256, feed: address):
+    """
+    @notice Replace a market's feed adapter (owner); the new one must price now.
+    """
+    ownable._check_owner()
+    cfg: uint256 = self._listed(market_id)
+    self._check_feed(feed)
+    self.market_config[market_id] = (cfg & ~MASK160) | convert(feed, uint256)
+    log MarketFeedUpdated(market_id=market_id, feed=feed)
+
+
+@external
+def set_liquidation_params(keeper_share_bps: uint256, max_partial_bps: uint256, min_keeper_reward: uint256):
+    ownable._check_owner()
+    self._set_liquidation_params(keeper_share_bps, max_partial_bps, min_keeper_reward)
+
+
+@external
+def set_pool_reserve(pool_reserve_bps: uint256):
+    ownable._check_owner()
+    self._set_pool_reserve(pool_reserve_bps)
+
+
+@external
+def set_guardian(guardian: address):
+    ownable._check_owner()
+    self.guardian = guardian
+    log GuardianUpdated(guardian=guardian)
+
+
+@external
+def pause():
+    """
+    @notice Block new risk (guardian or owner). Closing, deposits and liquidation go on.
+    """
+    assert msg.sender == self.guardian or msg.sender == ownable.owner, "clearinghouse: not guardian"
+    self._set_paused(True)
+
+
+@external
+def unpause():
+    ownable._check_owner()
+    self._set_paused(False)
+
+
+# ---- Internal: liquidation ----
+
+
+@internal
+def _liquidate(account: address, keeper: address) -> (uint256, bool):
+    """
+    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated).
+    """
+    st: AccountState = self._load(account)
+    n: uint256 = len(st.legs)
+    if n == 0 or st.equity >= convert(st.maintenance, int256):
+        return 0, False
+
+    lcfg: uint256 = self.liquidation_config
+    fraction: uint256 = 0
+    closes: DynArray[uint256, MAX_POSITIONS] = []
+    full: bool = False
+    fraction, closes, full = self._plan(st, lcfg)
+
+    # Close, realise PnL in full on every touched position, reset entries.
+    c: int256 = st.collateral
+    fee: uint256 = 0
+    closed_notional: uint256 = 0
+    ids_word: uint256 = self.account_markets[account]
+    for i: uint256 in range(n, bound=MAX_POSITIONS):
+        leg: Leg = st.legs[i]
+        close: uint256 = closes[i]
+        # closes[i] <= |size| <= MAX_SIZE < 2**255
+        delta: int256 = convert(close, int256)
+        if leg.size > 0:
+            delta = -delta
+        new_size: int256 = leg.size + delta
+        cn: uint256 = mm._notional_up(close, leg.price, token_scale)
+        closed_notional += cn
+        fee += mm._bps_up(cn, (leg.cfg >> CFG_LIQ) & MASK16)
+
+        realized: int256 = self._settle_pnl(
+            account, leg.market_id, mm._pnl(leg.size, leg.entry, leg.price, token_scale)
+        )
+        c += realized
+        limits: uint256 = 2**128 - 1  # decreases never hit the cap; skip the SLOAD
+        self._move_open_interest(leg.market_id, leg.size, new_size, limits)
+        self.market_entry_sum[leg.market_id] += self._entry_value(
+            new_size, leg.price
+        ) - self._entry_value(leg.size, leg.entry)
+        if new_size == 0:
+            self.positions[account][leg.market_id] = 0
+            ids_word = self._without(ids_word, leg.market_id)
+        else:
+            self.positions[account][leg.market_id] = mm._pack_position(new_size, leg.price)
+        log IClearinghouse.PositionChanged(
+            account=account,
+            market_id=leg.market_id,
+            size_delta=delta,
+            new_size=new_size,
+            price=leg.price,
+            realized_pnl=realized,
+            fee=0,
+        )
+    self.account_markets[account] = ids_word
+
+    # Fee from what the account has left; the keeper's share, topped up to the minimum.
+    fee_paid: uint256 = 0
+    if c > 0:
+        fee_paid = min(fee, convert(c, uint256))
+        c -= convert(fee_paid, int256)
+    insurance: uint256 = self.insurance_fund + fee_paid
+    reward: uint256 = 0
+    if keeper != account:
+        reward, insurance = self._keeper_reward(fee_paid, lcfg, insurance)
+
+    # Bad debt: insurance first, then the pool; whatever is left stays as account debt.
+    if full and c < 0:
+        bad: uint256 = convert(-c, uint256)
+        from_insurance: uint256 = min(bad, insurance)
+        insurance -= from_insurance
+        pool: uint256 = self.pool_assets
+        from_pool: uint256 = min(bad - from_insurance, pool)
+        self.pool_assets = pool - from_pool
+        c += convert(from_insurance + from_pool, int256)
+        log IClearinghouse.BadDebtSettled(
+            account=account,
+            bad_debt=bad,
+            insurance_covered=from_insurance,
+            socialised=from_pool,
+            uncovered=bad - from_insurance - from_pool,
+        )
+    self.insurance_fund = insurance
+    self._set_collateral(account, st.collateral, c)
+    if reward > 0:
+        kc: int256 = self.collateral[keeper]
+        self._set_collateral(keeper, kc, kc + convert(reward, int256))
+
+    log IClearinghouse.Liquidated(
+        account=account,
+        liquidator=keeper,
+        fraction=fraction,
+        closed_notional=closed_notional,
+        fee=fee_paid,
+        keeper_reward=reward,
+        insurance_delta=convert(fee_paid, int256) - convert(reward, int256),
+        full=full,
+    )
+    return reward, True
+
+
+@view
+@internal
+def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_POSITIONS], bool):
+    """
+    @dev Sizes to close per leg: the fraction of SPEC.md section 3, rounded up per leg,
+         everything when the fraction exceeds the partial bound, and a whole leg when
+         its remainder would be below the market's minimum notional.
+    """
+    fraction: uint256 = mm._liquidation_fraction(st.equity, st.initial, st.liq_fee)
+    full: bool = fraction > (((lcfg >> 16) & MASK16) * WAD) // BPS
+    closes: DynArray[uint256, MAX_POSITIONS] = []
+    if full:
+        fraction = WAD
+    all_closed: bool = True
+    for leg: Leg in st.legs:
+        abs_size: uint256 = convert(abs(leg.size), uint256)
+        close: uint256 = abs_size
+        if not full:
+            close = min(abs_size, (abs_size * fraction + WAD - 1) // WAD)
+            remainder: uint256 = abs_size - close
+            min_notional: uint256 = self.market_limits[leg.market_id] >> 128
+            if mm._notional_down(remainder, leg.price, token_scale) < min_notional:
+                close = abs_size
+            else:
+                all_closed = False
+        closes.append(close)
+    if all_closed:
+        return WAD, closes, True
+    return fraction, closes, full
+
+
+@pure
+@internal
+def _keeper_reward(fee_paid: uint256, lcfg: uint256, insurance: uint256) -> (uint256, uint256):
+    """
+    @dev The keeper's share of the fee, topped up to the minimum reward from the
+         insurance fund (which already holds `fee_paid`, so the share is always
+         covered). Returns (reward, insurance after paying it).
+    """
+    reward: uint256 = fee_paid * (lcfg & MASK16) // BPS
+    min_reward: uint256 = lcfg >> 32
+    if reward < min_reward:
+        reward = min(min_reward, insurance)
+    return reward, insurance - reward
+
+
+# ---- Internal: account state ----
+
+
+@view
+@internal
+def _load(account: address) -> AccountState:
+    return self._load_known(account, MAX_MARKETS, 0)
+
+
+@view
+@internal
+def _load_known(account: address, known_id: uint256, known_price: uint256) -> AccountState:
+    """
+    @dev Every open position of `account` marked at the oracle: equity and requirements.
+         `known_price` is used for market `known_id` instead of a second feed call.
+    """
+    st: AccountState = empty(AccountState)
+    st.collateral = self.collateral[account]
+    eq: int256 = st.collateral
+    ids: DynArray[uint256, MAX_POSITIONS] = self._ids(self.account_markets[account])
+    for market_id: uint256 in ids:
+        cfg: uint256 = self.market_config[market_id]
+        size: int256 = 0
+        entry: uint256 = 0
+        size, entry = mm._unpack_position(self.positions[account][market_id])
+        price: uint256 = known_price
+        if market_id != known_id:
+            price = staticcall IPriceFeed(self._feed(cfg)).latest_price()
+        notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, token_scale)
+        eq += mm._pnl(size, entry, price, token_scale)
+        st.initial += mm._bps_up(notional, (cfg >> CFG_IM) & MASK16)
+        st.maintenance += mm._bps_up(notional, (cfg >> CFG_MM) & MASK16)
+        st.liq_fee += mm._bps_up(notional, (cfg >> CFG_LIQ) & MASK16)
+        st.legs.append(
+            Leg(market_id=market_id, size=size, entry=entry, price=price, cfg=cfg, notional=notional)
+        )
+    st.equity = eq
+    return st
+
+
+@internal
+def _settle_pnl(account: address, market_id: uint256, pnl: int256) -> int256:
+    """
+    @dev Move realised PnL between the pool and the account's collateral (the caller
+         writes the collateral). Profit is paid only from pool assets, never from
+         other traders' collateral; a shortfall is logged as a haircut.
+    """
+    if pnl == 0:
+        return 0
+    pool: uint256 = self.pool_assets
+    if pnl < 0:
+        self.pool_assets = pool + convert(-pnl, uint256)
+        return pnl
+    owed: uint256 = convert(pnl, uint256)
+    paid: uint256 = min(owed, pool)
+    self.pool_assets = pool - paid
+    if paid < owed:
+        log IClearinghouse.ProfitHaircut(account=account, market_id=market_id, owed=owed, paid=paid)
+    return convert(paid, int256)
+
+
+@internal
+def _set_collateral(account: address, before: int256, after: int256):
+    """
+    @dev Write collateral and keep `total_debt` (sum of negative balances) in step.
+    """
+    self.collateral[account] = after
+    if before < 0 or after < 0:
+        debt_before: uint256 = 0
+        debt_after: uint256 = 0
+        if before < 0:
+            debt_before = convert(-before, uint256)
+        if after < 0:
+            debt_after = convert(-after, uint256)
+        self.total_debt = self.total_debt + debt_after - debt_before
+
+
+@internal
+def _move_open_interest(market_id: uint256, old_size: int256, new_size: int256, max_oi: uint256):
+    """
+    @dev Replace `old_size`'s contribution to open interest with `new_size`'s; a side
+         that grows must stay within `max_oi`.
+    """
+    oi: uint256 = self.market_oi[market_id]
+    long_oi: uint256 = oi & MASK128
+    short_oi: uint256 = oi >> 128
+    if old_size > 0:
+        long_oi -= convert(old_size, uint256)
+    elif old_size < 0:
+        short_oi -= convert(-old_size, uint256)
+    if new_size > 0:
+        long_oi += convert(new_size, uint256)
+        assert long_oi <= max_oi or new_size <= old_size, "clearinghouse: open interest cap"
+    elif new_size < 0:
+        short_oi += convert(-new_size, uint256)
+        assert short_oi <= max_oi or new_size >= old_size, "clearinghouse: open interest cap"
+    self.market_oi[market_id] = (short_oi << 128) | long_oi
+
+
+@pure
+@internal
+def _entry_value(size: int256, entry: uint256) -> int256:
+    # |size| < 2**127, entry < 2**128: the product cannot wrap.
+    return unsafe_mul(size, convert(entry, int256)) // convert(WAD, int256)
+
+
+@view
+@internal
+def _market_trader_pnl(market_id: uint256) -> int256:
+    oi: uint256 = self.market_oi[market_id]
+    net: int256 = convert(oi & MASK128, int256) - convert(oi >> 128, int256)
+    if net == 0 and self.market_entry_sum[market_id] == 0:
+        return 0
+    price: uint256 = staticcall IPriceFeed(self._feed(self.market_config[market_id])).latest_price()
+    value: int256 = net * convert(price, int256) // convert(WAD, int256)
+    return (value - self.market_entry_sum[market_id]) // convert(token_scale, int256)
+
+
+@view
+@internal
+def _free_liquidity() -> uint256:
+    locked: uint256 = self.total_debt
+    trader_pnl: int256 = 0
+    reserve_bps: uint256 = self.pool_reserve_bps
+    for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
+        oi: uint256 = self.market_oi[market_id]
+        if oi == 0:
+            continue
+        price: uint256 = staticcall IPriceFeed(self._feed(self.market_config[market_id])).latest_price()
+        gross: uint256 = (oi & MASK128) + (oi >> 128)
+        locked += mm._bps_up(mm._notional_up(gross, price, token_scale), reserve_bps)
+        trader_pnl += self._market_trader_pnl(market_id)
+    if trader_pnl > 0:
+        locked += convert(trader_pnl, uint256)
+    pool: uint256 = self.pool_assets
+    if pool <= locked:
+        return 0
+    return pool - locked
+
+
+@view
+@internal
+def _to_shares(assets: uint256, supply: uint256) -> uint256:
+    # Rounded down: the depositor gets no more than they paid for.
+    return assets * (supply + VIRTUAL_SHARES) // (self.pool_assets + VIRTUAL_ASSETS)
+
+
+@view
+@internal
+def _to_assets(shares: uint256, supply: uint256) -> uint256:
+    # Rounded down: the redeemer gets no more than the shares are worth.
+    return shares * (self.pool_assets + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
+
+
+# ---- Internal: account market lists ----
+
+
+@pure
+@internal
+def _ids(word: uint256) -> DynArray[uint256, MAX_POSITIONS]:
+    ids: DynArray[uint256, MAX_POSITIONS] = []
+    for i: uint256 in range(word & 255, bound=MAX_POSITIONS):
+        ids.append((word >> (8 + 8 * i)) & 255)
+    return ids
+
+
+@internal
+def _add_market(account: address, market_id: uint256):
+    word: uint256 = self.account_markets[account]
+    count: uint256 = word & 255
+    assert count < MAX_POSITIONS, "clearinghouse: too many positions"
+    # count < 8, so the id lands in bits 8 .. 71; count + 1 <= 8 fits the low byte.
+    self.account_markets[account] = ((word | (market_id << (8 + 8 * count))) & ~255) | (count + 1)
+
+
+@internal
+def _remove_market(account: address, market_id: uint256):
+    self.account_markets[account] = self._without(self.account_markets[account], market_id)
+
+
+@pure
+@internal
+def _without(word: uint256, market_id: uint256) -> uint256:
+    """
+    @dev Remove `market_id` from a packed list by moving the last id into its place.
+    """
+    count: uint256 = word & 255
+    last: uint256 = count - 1
+    last_id: uint256 = (word >> (8 + 8 * last)) & 255
+    out: uint256 = word
+    for i: uint256 in range(count, bound=MAX_POSITIONS):
+        bit: uint256 = 8 + 8 * i
+        if (word >> bit) & 255 == market_id:
+            # put the last id at i, then clear the last slot
+            out = (out & ~(255 << bit)) | (last_id << bit)
+            break
+    out = out & ~(255 << (8 + 8 * last))
+    return (out & ~255) | last
+
+
+# ---- Internal: markets and parameters ----
+
+
+@pure
+@internal
+def _feed(cfg: uint256) -> address:
+    return convert(cfg & MASK160, address)
+
+
+@view
+@internal
+def _listed(market_id: uint256) -> uint256:
+    cfg: uint256 = self.market_config[market_id]
+    assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    return cfg
+
+
+@view
+@internal
+def _check_feed(feed: address):
+    assert feed != empty(address), "clearinghouse: zero feed"
+    price: uint256 = staticcall IPriceFeed(feed).latest_price()
+    assert price > 0 and price <= mm.MAX_PRICE, "clearinghouse: bad feed price"
+
+
+@internal
+def _set_risk(market_id: uint256, im_bps: uint256, mm_bps: uint256, liq_bps: uint256, trade_bps: uint256):
+    assert mm_bps > 0 and mm_bps < im_bps and im_bps <= BPS, "clearinghouse: bad margin rates"
+    assert liq_bps < mm_bps, "clearinghouse: liquidation fee >= maintenance"
+    assert trade_bps <= MAX_TRADING_FEE_BPS, "clearinghouse: trading fee too high"
+    # Self-liquidation must never be cheaper than closing.
+    assert trade_bps <= liq_bps, "clearinghouse: trading fee above liquidation fee"
+    cfg: uint256 = self.market_config[market_id]
+    keep: uint256 = cfg & (MASK160 | (1 << CFG_LISTED) | (1 << CFG_PAUSED))
+    self.market_config[market_id] = (
+        keep
+        | (im_bps << CFG_IM)
+        | (mm_bps << CFG_MM)
+        | (liq_bps << CFG_LIQ)
+        | (trade_bps << CFG_TRADE)
+    )
+    log MarketRiskUpdated(
+        market_id=market_id,
+        initial_margin_bps=im_bps,
+        maintenance_margin_bps=mm_bps,
+        liquidation_fee_bps=liq_bps,
+        trading_fee_bps=trade_bps,
+    )
+
+
+@internal
+def _set_limits(market_id: uint256, max_oi: uint256, min_notional: uint256):
+    assert max_oi > 0 and max_oi <= mm.MAX_SIZE, "clearinghouse: bad open interest cap"
+    assert min_notional > 0 and min_notional <= MASK128, "clearinghouse: bad minimum notional"
+    self.market_limits[market_id] = (min_notional << 128) | max_oi
+    log MarketLimitsUpdated(
+        market_id=market_id, max_open_interest=max_oi, min_position_notional=min_notional
+    )
+
+
+@internal
+def _set_liquidation_params(keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256):
+    assert keeper_share_bps <= BPS, "clearinghouse: bad keeper share"
+    assert max_partial_bps > 0 and max_partial_bps <= BPS, "clearinghouse: bad partial bound"
+    assert min_reward <= MAX_MIN_KEEPER_REWARD * (WAD // token_scale), (
+        "clearinghouse: minimum reward too high"
+    )
+    self.liquidation_config = keeper_share_bps | (max_partial_bps << 16) | (min_reward << 32)
+    log LiquidationParamsUpdated(
+        keeper_share_bps=keeper_share_bps, max_partial_bps=max_partial_bps, min_keeper_reward=min_reward
+    )
+
+
+@internal
+def _set_paused(paused: bool):
+    self.paused = paused
+    for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
+        cfg: uint256 = self.market_config[market_id] & ~(1 << CFG_PAUSED)
+        if paused:
+            cfg |= 1 << CFG_PAUSED
+        self.market_config[market_id] = cfg
+    log PauseChanged(by=msg.sender, paused=paused)
+
+
+@internal
+def _set_pool_reserve(reserve_bps: uint256):
+    assert reserve_bps <= MAX_RESERVE_BPS, "clearinghouse: bad pool reserve"
+    self.pool_reserve_bps = reserve_bps
+    log PoolReserveUpdated(pool_reserve_bps=reserve_bps)
+
+
+# ---- Internal: token movement ----
+
+
+@internal
+def _pull(sender: address, amount: uint256) -> uint256:
+    """
+    @dev Transfer in and return what actually arrived (fee-on-transfer safe).
+    """
+    before: uint256 = staticcall IERC20(collateral_token).balanceOf(self)
+    assert extcall IERC20(collateral_token).transferFrom(
+        sender, self, amount, default_return_value=True
+    ), "clearinghouse: transfer failed"
+    return staticcall IERC20(collateral_token).balanceOf(self) - before
+
+
+@internal
+def _push(to: address, amount: uint256):
+    assert extcall IERC20(collateral_token).transfer(to, amount, default_return_value=True), (
+        "clearinghouse: transfer failed"
+    )

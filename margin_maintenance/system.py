@@ -1,0 +1,128 @@
+"""Deploy the whole system with Ape: token, feeds, LP token, clearinghouse and markets.
+
+One function used by the tests, the `ape run deploy` script and the simulator, so every
+entry point builds the same system with the same defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+WAD = 10**18
+FEED_DECIMALS = 8
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """One market's listing: the symbol, its start price and its risk parameters."""
+
+    symbol: str
+    price_usd: float
+    initial_margin_bps: int = 1_000  # 10x maximum leverage
+    maintenance_margin_bps: int = 500
+    liquidation_fee_bps: int = 100
+    trading_fee_bps: int = 5
+    max_open_interest_units: int = 1_000_000  # whole base units per side
+    min_position_notional_usd: int = 10
+    heartbeat_s: int = 3_600
+
+
+@dataclass(frozen=True)
+class SystemParams:
+    """Engine-wide parameters (token units are whole tokens here; converted on deploy)."""
+
+    token_decimals: int = 6
+    keeper_share_bps: int = 5_000
+    max_partial_bps: int = 5_000
+    min_keeper_reward: float = 1.0
+    pool_reserve_bps: int = 1_000
+    markets: tuple[MarketParams, ...] = field(
+        default_factory=lambda: (
+            MarketParams("ETH-USD", 2_000.0),
+            MarketParams("BTC-USD", 60_000.0, max_open_interest_units=50_000),
+        )
+    )
+
+
+@dataclass
+class System:
+    """Handles on a deployed system."""
+
+    token: Any
+    lp_token: Any
+    clearinghouse: Any
+    aggregators: list[Any]
+    feeds: list[Any]
+    market_ids: list[int]
+    symbols: list[str]
+    start_block: int
+
+    @property
+    def unit(self) -> int:
+        return 10 ** int(self.token.decimals())
+
+
+def feed_answer(price_usd: float, decimals: int = FEED_DECIMALS) -> int:
+    """A USD price as an aggregator answer with `decimals` decimals (rounded to nearest)."""
+    return round(price_usd * 10**decimals)
+
+
+def deploy_system(
+    project: Any,
+    deployer: Any,
+    guardian: Any | None = None,
+    params: SystemParams | None = None,
+    token: Any | None = None,
+) -> System:
+    """Deploy mock token (unless given), mock aggregators, adapters, LP token, clearinghouse,
+    list every market, and hand the LP token's minter role to the clearinghouse."""
+    from ape import chain
+
+    params = params or SystemParams()
+    start_block = chain.blocks.head.number or 0
+    if token is None:
+        token = project.MockERC20.deploy(
+            "USD Coin (mock)", "USDC", params.token_decimals, sender=deployer
+        )
+    decimals = int(token.decimals())
+    unit = 10**decimals
+    lp_token = project.LPToken.deploy("Margin Maintenance LP", "mmLP", decimals, sender=deployer)
+    ch = project.Clearinghouse.deploy(
+        token,
+        lp_token,
+        guardian or deployer,
+        params.keeper_share_bps,
+        params.max_partial_bps,
+        round(params.min_keeper_reward * unit),
+        params.pool_reserve_bps,
+        sender=deployer,
+    )
+    lp_token.set_minter(ch, True, sender=deployer)
+    lp_token.renounce_ownership(sender=deployer)
+
+    aggregators, feeds, ids, symbols = [], [], [], []
+    for m in params.markets:
+        base = m.symbol.split("-")[0]
+        agg = project.MockAggregator.deploy(
+            FEED_DECIMALS, f"{base} / USD", feed_answer(m.price_usd), sender=deployer
+        )
+        feed = project.PriceFeed.deploy(
+            agg, m.heartbeat_s, 0, 2**255 - 1, ZERO_ADDRESS, 0, sender=deployer
+        )
+        tx = ch.add_market(
+            feed,
+            m.initial_margin_bps,
+            m.maintenance_margin_bps,
+            m.liquidation_fee_bps,
+            m.trading_fee_bps,
+            m.max_open_interest_units * WAD,
+            m.min_position_notional_usd * unit,
+            sender=deployer,
+        )
+        ids.append(int(tx.return_value) if tx.return_value is not None else len(ids))
+        aggregators.append(agg)
+        feeds.append(feed)
+        symbols.append(m.symbol)
+    return System(token, lp_token, ch, aggregators, feeds, ids, symbols, start_block)

@@ -35,7 +35,7 @@ class SystemParams:
 
     token_decimals: int = 6
     keeper_share_bps: int = 5_000
-    max_partial_bps: int = 5_000
+    max_partial_bps: int = 8_000  # at mm 5% / im 10% / fee 1% the fraction at E = MMR is 0.556
     min_keeper_reward: float = 1.0
     pool_reserve_bps: int = 1_000
     markets: tuple[MarketParams, ...] = field(

@@ -113,7 +113,7 @@ from margin_maintenance.system import SystemParams, deploy_system  # noqa: E402
 
 MIN_NOTIONAL_USD = 10
 KEEPER_SHARE_BPS = 5_000
-MAX_PARTIAL_BPS = 5_000
+MAX_PARTIAL_BPS = 8_000
 MIN_KEEPER_REWARD_USD = 1
 POOL_RESERVE_BPS = 1_000
 ETH, BTC = 0, 1  # market ids as listed by deploy_system

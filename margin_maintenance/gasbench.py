@@ -1,0 +1,162 @@
+"""Deterministic gas figures for every external function, in representative states.
+
+"Representative" means warm protocol state, as on a live deployment: the market already has
+open interest, the pool and the insurance fund hold assets, and the liquidator already has a
+collateral balance (so its reward credit is a non-zero to non-zero write). Each figure is the
+gas a transaction uses to land (21,000 intrinsic gas included). Keeper rewards are credited to
+the liquidator's collateral inside the engine; no ERC20 transfer is included in liquidations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from margin_maintenance.system import WAD, SystemParams, deploy_system
+
+ETH, BTC = 0, 1
+MAX_UINT = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class GasRow:
+    function: str
+    case: str
+    gas: int
+    per_account: int | None = None
+    target: str = ""
+
+
+def _fmt(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+def rows_to_markdown(rows: list[GasRow]) -> str:
+    lines = [
+        "| function | case | gas | gas per account | SPEC §9 target |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r.function}` | {r.case} | {_fmt(r.gas)} | {_fmt(r.per_account)} | {r.target} |"
+        )
+    return "\n".join(lines)
+
+
+def measure(
+    project: Any, accounts: Any, chain: Any, progress: Callable[[str], None]
+) -> list[GasRow]:
+    """Deploy a fresh system on the connected chain and measure each function."""
+    deployer = accounts[0]
+    sysm = deploy_system(project, deployer, deployer, SystemParams())
+    ch, token = sysm.clearinghouse, sysm.token
+    unit = sysm.unit
+    rows: list[GasRow] = []
+
+    def new_actor() -> Any:
+        a = accounts.generate_test_account()
+        deployer.transfer(a, 10**18)
+        return a
+
+    def funded(usd: float) -> Any:
+        a = new_actor()
+        token.mint(a, round(usd * unit), sender=deployer)
+        token.approve(ch, MAX_UINT, sender=a)
+        return a
+
+    def set_price(market: int, usd: float) -> None:
+        sysm.aggregators[market].set_price(round(usd * 10**8), sender=deployer)
+
+    def trade(who: Any, market: int, units: float) -> Any:
+        size = round(units * WAD)
+        return ch.trade(market, size, MAX_UINT if size > 0 else 0, sender=who)
+
+    progress("pool, insurance and warm markets")
+    lp = funded(10_000_000)
+    tx = ch.add_liquidity(5_000_000 * unit, 0, sender=lp)
+    rows.append(GasRow("add_liquidity", "first LP (mints shares)", tx.gas_used))
+    tx = ch.add_liquidity(1_000_000 * unit, 0, sender=lp)
+    rows.append(GasRow("add_liquidity", "later deposit", tx.gas_used))
+    token.mint(deployer, 100_000 * unit, sender=deployer)
+    token.approve(ch, MAX_UINT, sender=deployer)
+    tx = ch.fund_insurance(100_000 * unit, sender=deployer)
+    rows.append(GasRow("fund_insurance", "", tx.gas_used))
+    warm = funded(100_000)
+    ch.deposit(100_000 * unit, sender=warm)
+    trade(warm, ETH, -5)
+    trade(warm, BTC, -0.5)
+
+    progress("deposit, trade, withdraw")
+    t = funded(10_000)
+    tx = ch.deposit(5_000 * unit, sender=t)
+    rows.append(GasRow("deposit", "first deposit", tx.gas_used))
+    tx = ch.deposit(1_000 * unit, sender=t)
+    rows.append(GasRow("deposit", "top-up", tx.gas_used))
+    tx = trade(t, ETH, 10)
+    rows.append(GasRow("trade", "open (market has OI)", tx.gas_used, target="<= 120,000"))
+    tx = trade(t, ETH, 2)
+    rows.append(GasRow("trade", "increase", tx.gas_used))
+    tx = trade(t, ETH, -4)
+    rows.append(GasRow("trade", "reduce", tx.gas_used))
+    tx = trade(t, ETH, -16)
+    rows.append(GasRow("trade", "flip long to short", tx.gas_used))
+    tx = trade(t, BTC, 0.2)
+    rows.append(GasRow("trade", "open 2nd market", tx.gas_used))
+    tx = trade(t, ETH, 8)
+    rows.append(GasRow("trade", "close (2 positions held)", tx.gas_used))
+    tx = ch.withdraw(100 * unit, sender=t)
+    rows.append(GasRow("withdraw", "with 1 open position", tx.gas_used))
+    trade(t, BTC, -0.2)
+    tx = ch.withdraw(100 * unit, sender=t)
+    rows.append(GasRow("withdraw", "no positions", tx.gas_used))
+    tx = ch.remove_liquidity(10**6 * unit, 0, sender=lp)
+    rows.append(GasRow("remove_liquidity", "2 markets with OI", tx.gas_used))
+
+    keeper = funded(10)
+    ch.deposit(10 * unit, sender=keeper)
+
+    def victim(markets: list[int], margin_usd: float) -> Any:
+        v = funded(margin_usd)
+        ch.deposit(round(margin_usd * unit), sender=v)
+        per = margin_usd * 9 / len(markets)
+        for m in markets:
+            trade(v, m, per / (2_000 if m == ETH else 60_000))
+        return v
+
+    def reset_prices() -> None:
+        set_price(ETH, 2_000)
+        set_price(BTC, 60_000)
+
+    progress("single liquidations")
+    for label, markets, drop in (
+        ("partial, 1 position", [ETH], 0.93),
+        ("full, 1 position", [ETH], 0.91),
+        ("partial, 2 positions", [ETH, BTC], 0.93),
+        ("full, 2 positions", [ETH, BTC], 0.91),
+    ):
+        reset_prices()
+        v = victim(markets, 1_000)
+        set_price(ETH, 2_000 * drop)
+        set_price(BTC, 60_000 * drop)
+        frac, _, _ = ch.liquidation_preview(v)
+        tx = ch.liquidate(v, sender=keeper)
+        kind = "full" if frac == WAD else "partial"
+        target = "<= 100,000 (goal 90,000)" if markets == [ETH] and kind == "full" else ""
+        rows.append(GasRow("liquidate", f"{label} ({kind})", tx.gas_used, target=target))
+
+    for n in (1, 10, 50):
+        progress(f"liquidate_many x{n}")
+        reset_prices()
+        victims = [victim([ETH], 1_000) for _ in range(n)]
+        set_price(ETH, 2_000 * 0.91)
+        tx = ch.liquidate_many([v.address for v in victims], sender=keeper)
+        per = tx.gas_used // n
+        target = "<= 45,000/account (goal 40,000)" if n == 50 else ""
+        rows.append(
+            GasRow(
+                "liquidate_many", f"{n} accounts, 1 position each, full", tx.gas_used, per, target
+            )
+        )
+    reset_prices()
+    return rows

@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup test test-unit test-anvil compile lint fmt clean lock
+.PHONY: setup test test-unit test-anvil compile bench lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -41,6 +41,11 @@ test-unit: setup
 
 test-anvil: setup
 	ape test tests -q --network ethereum:local:foundry $(ARGS)
+
+# Gas table (docs/gas.md); keeper scale figures join it as they land.
+bench: setup
+	ape compile
+	ape run gas
 
 lint: setup
 	ruff check .

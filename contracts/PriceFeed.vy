@@ -56,7 +56,7 @@ def __init__(
     assert aggregator_ != empty(address), "oracle: zero aggregator"
     assert max_staleness_ > 0, "oracle: zero staleness"
     assert min_answer_ >= 0, "oracle: negative floor"
-    assert max_answer_ > min_answer_, "oracle: ceiling below floor"
+    assert max_answer_ > min_answer_ + 1, "oracle: ceiling below floor"
     d: uint8 = staticcall IAggregatorV3(aggregator_).decimals()
     assert d <= MAX_FEED_DECIMALS, "oracle: too many decimals"
 
@@ -102,8 +102,11 @@ def latest_price() -> uint256:
     assert unsafe_sub(block.timestamp, updated_at) <= max_staleness, "oracle: stale price"
     assert answer > min_answer and answer < max_answer, "oracle: price out of bounds"
 
-    # answer < max_answer <= 2**255 and scale_up <= 1e18: the product is checked anyway.
-    return convert(answer, uint256) * scale_up // scale_down
+    # Checked arithmetic: an answer too large for a WAD price reverts rather than wraps.
+    price: uint256 = convert(answer, uint256) * scale_up // scale_down
+    # A feed with more than 18 decimals can truncate a tiny positive answer to zero.
+    assert price > 0, "oracle: non-positive price"
+    return price
 
 
 @view

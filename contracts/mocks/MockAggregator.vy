@@ -117,7 +117,7 @@ def getRoundData(round_id: uint80) -> (uint80, int256, uint256, uint256, uint80)
     answer: int256 = 0
     updated_at: uint256 = 0
     answer, updated_at = self._unpack(self.transmissions[round_id])
-    return round_id, answer, meta & MASK64, updated_at, convert(meta >> 64, uint80)
+    return round_id, answer, meta & MASK64, updated_at, convert((meta >> 64) & MASK80, uint80)
 
 
 @view

@@ -336,7 +336,16 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     if adds_risk:
         assert st.equity >= convert(st.initial, int256), "clearinghouse: insufficient margin"
     elif len(st.legs) > 0:
-        assert st.equity >= convert(st.maintenance, int256), "clearinghouse: would be liquidatable"
+        # A reduction must leave the account healthy, or at least not deepen its shortfall
+        # (maintenance - equity): the maintenance it frees must cover the fee it pays. PnL
+        # settlement moves equity into collateral without changing it, so the fee is the
+        # whole change in equity.
+        if st.equity < convert(st.maintenance, int256):
+            mm_bps: uint256 = (cfg >> CFG_MM) & MASK16
+            freed: uint256 = mm._bps_up(
+                mm._notional_up(old_abs, price, token_scale), mm_bps
+            ) - mm._bps_up(mm._notional_up(new_abs, price, token_scale), mm_bps)
+            assert freed >= fee, "clearinghouse: would be liquidatable"
     else:
         assert st.collateral >= 0, "clearinghouse: close leaves bad debt"
 
@@ -582,7 +591,8 @@ def trader_unrealized_pnl(market_id: uint256) -> int256:
     """
     @notice Aggregate unrealised PnL of all traders in a market (pool's exposure), token units.
     """
-    return self._market_trader_pnl(market_id)
+    price: uint256 = staticcall IPriceFeed(self._feed(self._listed(market_id))).latest_price()
+    return self._market_trader_pnl(market_id, price)
 
 
 # ---- Administration ----
@@ -950,32 +960,82 @@ def _entry_value(size: int256, entry: uint256) -> int256:
 
 @view
 @internal
-def _market_trader_pnl(market_id: uint256) -> int256:
+def _market_trader_pnl(market_id: uint256, price: uint256) -> int256:
     oi: uint256 = self.market_oi[market_id]
     net: int256 = convert(oi & MASK128, int256) - convert(oi >> 128, int256)
-    if net == 0 and self.market_entry_sum[market_id] == 0:
-        return 0
-    price: uint256 = staticcall IPriceFeed(self._feed(self.market_config[market_id])).latest_price()
     value: int256 = net * convert(price, int256) // convert(WAD, int256)
     return (value - self.market_entry_sum[market_id]) // convert(token_scale, int256)
 
 
 @view
 @internal
-def _free_liquidity() -> uint256:
-    locked: uint256 = self.total_debt
-    trader_pnl: int256 = 0
+def _pool_exposure() -> (uint256, uint256, uint256):
+    """
+    @dev The pool's exposure to open positions, market by market: (reserve on open
+         notional, unrealised trader profit, unrealised trader loss). Profit and loss are
+         not netted across markets, so a winning market is never offset by a losing one.
+    """
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
     reserve_bps: uint256 = self.pool_reserve_bps
     for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
         oi: uint256 = self.market_oi[market_id]
-        if oi == 0:
+        if oi == 0 and self.market_entry_sum[market_id] == 0:
             continue
         price: uint256 = staticcall IPriceFeed(self._feed(self.market_config[market_id])).latest_price()
         gross: uint256 = (oi & MASK128) + (oi >> 128)
-        locked += mm._bps_up(mm._notional_up(gross, price, token_scale), reserve_bps)
-        trader_pnl += self._market_trader_pnl(market_id)
-    if trader_pnl > 0:
-        locked += convert(trader_pnl, uint256)
+        reserve += mm._bps_up(mm._notional_up(gross, price, token_scale), reserve_bps)
+        pnl: int256 = self._market_trader_pnl(market_id, price)
+        if pnl > 0:
+            owed += convert(pnl, uint256) + 1  # + 1: the aggregate truncates towards zero
+        else:
+            owing += convert(-pnl, uint256)
+    return reserve, owed, owing
+
+
+@view
+@internal
+def _free_liquidity() -> uint256:
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
+    reserve, owed, owing = self._pool_exposure()
+    locked: uint256 = self.total_debt + reserve + owed
+    pool: uint256 = self.pool_assets
+    if pool <= locked:
+        return 0
+    return pool - locked
+
+
+@view
+@internal
+def _deposit_nav() -> uint256:
+    """
+    @dev Pool value a new LP buys into: realised assets plus traders' unrealised losses,
+         never less than the realised assets (a newcomer never buys the pool's paper losses
+         cheaply, and pays for its paper gains).
+    """
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
+    reserve, owed, owing = self._pool_exposure()
+    return self.pool_assets + owing
+
+
+@view
+@internal
+def _redeem_nav() -> uint256:
+    """
+    @dev Pool value a redeeming LP takes a share of: realised assets less traders'
+         unrealised profit and outstanding account debt (a redeemer bears paper losses and
+         leaves paper gains behind).
+    """
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
+    reserve, owed, owing = self._pool_exposure()
+    locked: uint256 = owed + self.total_debt
     pool: uint256 = self.pool_assets
     if pool <= locked:
         return 0
@@ -986,14 +1046,14 @@ def _free_liquidity() -> uint256:
 @internal
 def _to_shares(assets: uint256, supply: uint256) -> uint256:
     # Rounded down: the depositor gets no more than they paid for.
-    return assets * (supply + VIRTUAL_SHARES) // (self.pool_assets + VIRTUAL_ASSETS)
+    return assets * (supply + VIRTUAL_SHARES) // (self._deposit_nav() + VIRTUAL_ASSETS)
 
 
 @view
 @internal
 def _to_assets(shares: uint256, supply: uint256) -> uint256:
     # Rounded down: the redeemer gets no more than the shares are worth.
-    return shares * (self.pool_assets + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
+    return shares * (self._redeem_nav() + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
 
 
 # ---- Internal: account market lists ----

@@ -88,7 +88,10 @@ def deploy_system(
         )
     decimals = int(token.decimals())
     unit = 10**decimals
-    lp_token = project.LPToken.deploy("Margin Maintenance LP", "mmLP", decimals, sender=deployer)
+    # Shares carry 6 more decimals than the token: the pool mints 10**6 shares per token unit.
+    lp_token = project.LPToken.deploy(
+        "Margin Maintenance LP", "mmLP", decimals + 6, sender=deployer
+    )
     ch = project.Clearinghouse.deploy(
         token,
         lp_token,

@@ -1,0 +1,855 @@
+"""The counterparty pool and administration (SPEC sections 2 and 5): LP shares, free liquidity,
+the insurance fund, every owner setter with its bounds and event, two-step ownership, and the
+guardian's pause (which blocks new risk and LP withdrawals, never closing, deposits,
+withdrawals or liquidation).
+
+Share maths is checked against a Python model written here: shares = assets * (supply + 1e6)
+// (pool + 1) and assets = shares * (pool + 1) // (supply + 1e6), both rounded down.
+"""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from conftest import (
+    BTC,
+    ETH,
+    ETH_PRICE,
+    FEED_DECIMALS,
+    KEEPER_SHARE_BPS,
+    MAX_PARTIAL_BPS,
+    MIN_KEEPER_REWARD_USD,
+    MIN_NOTIONAL_USD,
+    POOL_RESERVE_BPS,
+    USDC,
+    WAD,
+    engine_ledger_total,
+)
+
+# ---- Constants ----
+
+VIRTUAL_SHARES = 10**6  # the engine's share-price inflation guard
+VIRTUAL_ASSETS = 1
+TOKEN_SCALE = 10**12  # WAD -> USDC units
+DENOM = WAD * TOKEN_SCALE
+BPS = 10_000
+IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5  # every default market
+MAX_SIZE = 2**127 - 1
+MAX_UINT = 2**256 - 1
+MAX_MARKETS = 64
+FEED_UNIT = 10**FEED_DECIMALS
+ZERO_ADDRESS = "0x" + "00" * 20
+NOT_OWNER = "ownable: caller is not the owner"
+ETH_WAD = ETH_PRICE * WAD
+
+
+# ---- Independent models ----
+
+
+def to_shares(assets: int, supply: int, pool: int) -> int:
+    return assets * (supply + VIRTUAL_SHARES) // (pool + VIRTUAL_ASSETS)
+
+
+def to_assets(shares: int, supply: int, pool: int) -> int:
+    return shares * (pool + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
+
+
+def notional_up(size: int, price_wad: int) -> int:
+    return -(-abs(size) * price_wad // DENOM)
+
+
+def bps_up(amount: int, rate_bps: int) -> int:
+    return -(-amount * rate_bps // BPS)
+
+
+def pnl(size: int, entry_wad: int, price_wad: int) -> int:
+    return size * (price_wad - entry_wad) // DENOM
+
+
+def units(amount: float) -> int:
+    return round(amount * USDC)
+
+
+# ---- Helpers ----
+
+
+def buy(ch, who, market_id: int, size: int):
+    return ch.trade(market_id, size, MAX_UINT, sender=who)
+
+
+def sell(ch, who, market_id: int, size: int):
+    return ch.trade(market_id, -size, 0, sender=who)
+
+
+def move(system, deployer, market_id: int, answer: int) -> int:
+    system.aggregators[market_id].set_price(answer, sender=deployer)
+    return answer * 10 ** (18 - FEED_DECIMALS)
+
+
+def assert_conserved(ch, token, accounts) -> None:
+    assert token.balanceOf(ch) == engine_ledger_total(ch, accounts)
+
+
+@pytest.fixture
+def everyone(accounts):
+    return list(accounts)
+
+
+@pytest.fixture
+def lp_token(system):
+    return system.lp_token
+
+
+@pytest.fixture
+def lp2(accounts):
+    return accounts[7]
+
+
+@pytest.fixture
+def add_liquidity(fund, ch):
+    def _add(who, usd: float, min_shares: int = 0):
+        amount = fund(who, usd)
+        return ch.add_liquidity(amount, min_shares, sender=who)
+
+    return _add
+
+
+@pytest.fixture
+def new_feed(make_aggregator, make_feed):
+    """A fresh adapter over a fresh aggregator at `usd` (or at an exact `answer`)."""
+
+    def _new(usd: float = 100, decimals: int = FEED_DECIMALS, answer: int | None = None):
+        if answer is None:
+            answer = round(usd * 10**decimals)
+        return make_feed(make_aggregator(decimals, answer, "NEW / USD"))
+
+    return _new
+
+
+# --------------------------------------------------------------------------------------------
+# Liquidity
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_add_liquidity__first_provider__shares_at_virtual_offset_and_logged(
+    ch, token, lp_token, fund, lp, everyone
+):
+    amount = fund(lp, 1_000_000)
+    expected = to_shares(amount, 0, 0)
+    assert expected == amount * VIRTUAL_SHARES
+    assert ch.convert_to_shares(amount) == expected
+
+    tx = ch.add_liquidity(amount, expected, sender=lp)  # min_shares == quote is accepted
+
+    assert lp_token.balanceOf(lp) == expected
+    assert lp_token.totalSupply() == expected
+    assert ch.pool_assets() == amount
+    [log] = tx.decode_logs(ch.LiquidityAdded)
+    assert log.event_arguments["provider"] == lp.address  # `.provider` is Ape's
+    assert (log.assets, log.shares) == (amount, expected)
+    assert ch.convert_to_assets(expected) == to_assets(expected, expected, amount) == amount
+    assert_conserved(ch, token, everyone)
+
+
+def test_add_liquidity__after_fees_accrued__shares_by_formula(
+    ch, token, lp_token, deposit, add_liquidity, seeded_pool, trader, lp2, everyone
+):
+    deposit(trader, 10_000)
+    buy(ch, trader, ETH, 10 * WAD)
+    sell(ch, trader, ETH, 10 * WAD)  # two 10-USD fees: the pool grew, shares are dearer
+    pool, supply = ch.pool_assets(), lp_token.totalSupply()
+    assert pool == seeded_pool + units(20)
+
+    amount = units(12_345.678901)
+    expected = to_shares(amount, supply, pool)
+    tx = add_liquidity(lp2, 12_345.678901)
+
+    assert lp_token.balanceOf(lp2) == expected < amount * VIRTUAL_SHARES
+    assert tx.decode_logs(ch.LiquidityAdded)[0].shares == expected
+    assert ch.pool_assets() == pool + amount
+    assert_conserved(ch, token, everyone)
+
+
+def test_add_liquidity__zero_amount__reverts(ch, fund, lp):
+    fund(lp, 10)
+    with ape.reverts("clearinghouse: zero amount"):
+        ch.add_liquidity(0, 0, sender=lp)
+
+
+def test_add_liquidity__min_shares_above_quote__reverts_slippage(ch, fund, lp):
+    amount = fund(lp, 1_000)
+    with ape.reverts("clearinghouse: slippage"):
+        ch.add_liquidity(amount, to_shares(amount, 0, 0) + 1, sender=lp)
+
+
+def test_add_liquidity__dust_into_grown_pool__reverts_zero_shares(ch, fund, deposit, trader, lp):
+    deposit(trader, 10_000)
+    buy(ch, trader, ETH, 10 * WAD)  # no LP yet: the pool is a 10-USD fee, supply 0
+    assert to_shares(1, 0, ch.pool_assets()) == 0
+    fund(lp, 1)
+    with ape.reverts("clearinghouse: zero shares"):
+        ch.add_liquidity(1, 0, sender=lp)
+
+
+@pytest.mark.integration
+def test_remove_liquidity__all_shares__assets_by_formula_and_logged(
+    ch, token, lp_token, deposit, seeded_pool, trader, lp, everyone
+):
+    deposit(trader, 10_000)
+    buy(ch, trader, ETH, 10 * WAD)
+    sell(ch, trader, ETH, 10 * WAD)  # the pool earned 20 USD of fees, no open interest
+    shares, pool = lp_token.balanceOf(lp), ch.pool_assets()
+    expected = to_assets(shares, shares, pool)
+    assert ch.convert_to_assets(shares) == expected
+    assert ch.free_liquidity() == pool
+
+    tx = ch.remove_liquidity(shares, expected, sender=lp)  # min_assets == quote is accepted
+
+    assert token.balanceOf(lp) == expected
+    assert seeded_pool < expected <= pool  # fees earned; the virtual share keeps its sliver
+    assert lp_token.balanceOf(lp) == lp_token.totalSupply() == 0
+    assert ch.pool_assets() == pool - expected
+    [log] = tx.decode_logs(ch.LiquidityRemoved)
+    assert log.event_arguments["provider"] == lp.address  # `.provider` is Ape's
+    assert (log.assets, log.shares) == (expected, shares)
+    assert_conserved(ch, token, everyone)
+
+
+def test_remove_liquidity__zero_shares__reverts(ch, seeded_pool, lp):
+    with ape.reverts("clearinghouse: zero amount"):
+        ch.remove_liquidity(0, 0, sender=lp)
+
+
+def test_remove_liquidity__min_assets_above_quote__reverts_slippage(ch, lp_token, seeded_pool, lp):
+    shares = lp_token.balanceOf(lp) // 2
+    quote = ch.convert_to_assets(shares)
+    with ape.reverts("clearinghouse: slippage"):
+        ch.remove_liquidity(shares, quote + 1, sender=lp)
+
+
+def test_remove_liquidity__dust_shares__reverts_zero_assets(ch, seeded_pool, lp):
+    assert ch.convert_to_assets(VIRTUAL_SHARES - 1) == 0
+    with ape.reverts("clearinghouse: zero assets"):
+        ch.remove_liquidity(VIRTUAL_SHARES - 1, 0, sender=lp)
+
+
+def test_remove_liquidity__shares_not_held__reverts(ch, seeded_pool, stranger):
+    with ape.reverts("erc20: burn amount exceeds balance"):
+        ch.remove_liquidity(10**18, 0, sender=stranger)
+
+
+def test_free_liquidity__open_interest_and_trader_profit__locked(
+    ch, token, lp_token, system, deployer, deposit, seeded_pool, trader, trader2, lp, everyone
+):
+    deposit(trader, 50_000)
+    deposit(trader2, 50_000)
+    buy(ch, trader, ETH, 200 * WAD)  # 400,000 USD long
+    sell(ch, trader2, ETH, 50 * WAD)  # 100,000 USD short
+    pool = ch.pool_assets()
+    gross = 250 * WAD
+    reserve = bps_up(notional_up(gross, ETH_WAD), POOL_RESERVE_BPS)
+    assert ch.free_liquidity() == pool - reserve  # traders flat: only the reserve is locked
+
+    price = move(system, deployer, ETH, 2_100 * FEED_UNIT)  # longs +20,000, shorts -5,000
+    trader_pnl = pnl(200 * WAD, ETH_WAD, price) + pnl(-50 * WAD, ETH_WAD, price)
+    assert ch.trader_unrealized_pnl(ETH) == trader_pnl == units(15_000)
+    # Trader profit is locked with one unit to spare (the aggregate truncates towards zero).
+    free = pool - bps_up(notional_up(gross, price), POOL_RESERVE_BPS) - trader_pnl - 1
+    assert ch.free_liquidity() == free
+
+    # A redeeming LP is paid from the pool less the traders' paper profit.
+    redeem_nav = pool - trader_pnl - 1
+    shares = lp_token.balanceOf(lp)
+    too_many = to_shares(free, shares, redeem_nav) + 2 * VIRTUAL_SHARES
+    assert ch.convert_to_assets(too_many) == to_assets(too_many, shares, redeem_nav) > free
+    with ape.reverts("clearinghouse: insufficient free liquidity"):
+        ch.remove_liquidity(too_many, 0, sender=lp)
+    within = to_shares(free, shares, redeem_nav)
+    paid = to_assets(within, shares, redeem_nav)
+    assert free - 2 <= paid <= free  # all of it, to rounding
+    ch.remove_liquidity(within, 0, sender=lp)
+    assert token.balanceOf(lp) == paid
+    assert ch.free_liquidity() == free - paid
+    assert_conserved(ch, token, everyone)
+
+
+def test_free_liquidity__trader_losses__not_locked(
+    ch, system, deployer, deposit, seeded_pool, trader
+):
+    deposit(trader, 50_000)
+    buy(ch, trader, ETH, 100 * WAD)
+    price = move(system, deployer, ETH, 1_900 * FEED_UNIT)  # traders -10,000: nothing to pay
+    assert ch.trader_unrealized_pnl(ETH) == -units(10_000)
+    reserve = bps_up(notional_up(100 * WAD, price), POOL_RESERVE_BPS)
+    assert ch.free_liquidity() == ch.pool_assets() - reserve
+
+
+def test_free_liquidity__account_debt__locked(
+    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
+):
+    deposit(trader, 1_200)
+    buy(ch, trader, ETH, 4 * WAD)
+    buy(ch, trader, BTC, WAD // 20)
+    move(system, deployer, ETH, 1_650 * FEED_UNIT)  # ETH -1,400
+    btc_price = move(system, deployer, BTC, 80_000 * FEED_UNIT)  # BTC +1,000
+    sell(ch, trader, ETH, 4 * WAD)  # the ETH loss exceeds collateral; BTC profit carries it
+    debt = -ch.collateral(trader)
+    assert debt > 0 and ch.total_debt() == debt
+    assert not ch.is_liquidatable(trader)
+
+    reserve = bps_up(notional_up(WAD // 20, btc_price), POOL_RESERVE_BPS)
+    trader_pnl = ch.trader_unrealized_pnl(BTC)
+    assert trader_pnl == units(1_000)
+    # + 1: trader profit is locked with one unit to spare
+    assert ch.free_liquidity() == ch.pool_assets() - reserve - trader_pnl - 1 - debt
+    assert_conserved(ch, token, everyone)
+
+    deposit(trader, 300)  # a deposit repays the debt first
+    assert ch.total_debt() == 0
+    assert ch.collateral(trader) == units(300) - debt
+    assert ch.free_liquidity() == ch.pool_assets() - reserve - trader_pnl - 1
+    assert_conserved(ch, token, everyone)
+
+
+def test_remove_liquidity__traders_in_profit__redeemer_bears_share_of_loss(
+    ch, token, lp_token, system, deployer, fund, deposit, trader, lp, lp2, everyone
+):
+    for provider in (lp, lp2):
+        ch.add_liquidity(fund(provider, 500_000), 0, sender=provider)
+    deposit(trader, 20_000)
+    buy(ch, trader, ETH, 50 * WAD)
+    move(system, deployer, ETH, 3_000 * FEED_UNIT)  # the pool owes the trader 50,000 USD
+    owed = ch.trader_unrealized_pnl(ETH)
+    assert owed == units(50_000)
+    pool, supply, shares = ch.pool_assets(), lp_token.totalSupply(), lp_token.balanceOf(lp)
+    fair = shares * (pool - owed + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
+
+    ch.remove_liquidity(shares, 0, sender=lp)
+    sell(ch, trader, ETH, 50 * WAD)  # the loss is realised; only lp2 is left to bear it
+
+    assert token.balanceOf(lp) <= fair  # about 475,000, not the 500,000 of realised assets
+    assert_conserved(ch, token, everyone)
+
+
+def test_add_liquidity__traders_losing__newcomer_pays_for_paper_gains(
+    ch, token, lp_token, system, deployer, fund, deposit, trader, lp, lp2, everyone
+):
+    ch.add_liquidity(fund(lp, 500_000), 0, sender=lp)
+    deposit(trader, 20_000)
+    buy(ch, trader, ETH, 50 * WAD)
+    move(system, deployer, ETH, 1_800 * FEED_UNIT)  # the trader owes the pool 10,000 USD
+    owing = -ch.trader_unrealized_pnl(ETH)
+    assert owing == units(10_000)
+    pool, supply = ch.pool_assets(), lp_token.totalSupply()
+    amount = fund(lp2, 100_000)
+    expected = amount * (supply + VIRTUAL_SHARES) // (pool + owing + VIRTUAL_ASSETS)
+    assert ch.convert_to_shares(amount) == expected
+
+    ch.add_liquidity(amount, 0, sender=lp2)
+
+    assert lp_token.balanceOf(lp2) == expected  # fewer than at the realised share price
+    assert expected < amount * (supply + VIRTUAL_SHARES) // (pool + VIRTUAL_ASSETS)
+    assert_conserved(ch, token, everyone)
+
+
+def test_fund_insurance__amount__credited_and_logged(ch, token, fund, stranger, everyone):
+    amount = fund(stranger, 2_500)
+
+    tx = ch.fund_insurance(amount, sender=stranger)
+
+    assert ch.insurance_fund() == amount
+    [log] = tx.decode_logs(ch.InsuranceFunded)
+    assert (log.funder, log.amount) == (stranger.address, amount)
+    assert_conserved(ch, token, everyone)
+
+
+def test_fund_insurance__zero_amount__reverts(ch, fund, stranger):
+    fund(stranger, 1)
+    with ape.reverts("clearinghouse: zero amount"):
+        ch.fund_insurance(0, sender=stranger)
+
+
+# --------------------------------------------------------------------------------------------
+# Owner setters: access, bounds, events
+# --------------------------------------------------------------------------------------------
+
+OWNER_CALLS = {
+    "add_market": lambda s, who: (s.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC),
+    "set_market_risk": lambda s, who: (ETH, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS),
+    "set_market_limits": lambda s, who: (ETH, WAD, USDC),
+    "set_market_feed": lambda s, who: (ETH, s.feeds[0]),
+    "set_liquidation_params": lambda s, who: (KEEPER_SHARE_BPS, MAX_PARTIAL_BPS, USDC),
+    "set_pool_reserve": lambda s, who: (POOL_RESERVE_BPS,),
+    "set_guardian": lambda s, who: (who,),
+    "unpause": lambda s, who: (),
+    "transfer_ownership": lambda s, who: (who,),
+}
+
+
+@pytest.mark.parametrize("setter", list(OWNER_CALLS))
+def test_owner_setter__stranger__reverts(ch, system, stranger, setter):
+    with ape.reverts(NOT_OWNER):
+        getattr(ch, setter)(*OWNER_CALLS[setter](system, stranger), sender=stranger)
+
+
+@pytest.mark.parametrize("setter", ["set_market_risk", "set_pool_reserve", "unpause"])
+def test_owner_setter__guardian__reverts(ch, system, guardian, setter):
+    with ape.reverts(NOT_OWNER):
+        getattr(ch, setter)(*OWNER_CALLS[setter](system, guardian), sender=guardian)
+
+
+def test_add_market__valid__listed_and_logged(ch, deployer, new_feed, deposit, seeded_pool, trader):
+    feed = new_feed(150)
+
+    tx = ch.add_market(feed, 2_000, 1_000, 300, 20, 5_000 * WAD, units(25), sender=deployer)
+
+    assert ch.market_count() == 3
+    [added] = tx.decode_logs(ch.MarketAdded)
+    assert (added.market_id, added.feed) == (2, feed.address)
+    [risk] = tx.decode_logs(ch.MarketRiskUpdated)
+    assert (risk.market_id, risk.initial_margin_bps, risk.maintenance_margin_bps) == (
+        2,
+        2_000,
+        1_000,
+    )
+    assert (risk.liquidation_fee_bps, risk.trading_fee_bps) == (300, 20)
+    [limits] = tx.decode_logs(ch.MarketLimitsUpdated)
+    assert (limits.market_id, limits.max_open_interest, limits.min_position_notional) == (
+        2,
+        5_000 * WAD,
+        units(25),
+    )
+    info = ch.market(2)
+    assert info.feed == feed.address
+    assert (info.initial_margin_bps, info.maintenance_margin_bps) == (2_000, 1_000)
+    assert (info.liquidation_fee_bps, info.trading_fee_bps) == (300, 20)
+    assert (info.max_open_interest, info.min_position_notional) == (5_000 * WAD, units(25))
+    assert (info.open_interest_long, info.open_interest_short) == (0, 0)
+
+    deposit(trader, 1_000)
+    tx = buy(ch, trader, 2, WAD)  # tradeable at once, at its own fee
+    assert tx.decode_logs(ch.PositionChanged)[0].fee == bps_up(units(150), 20)
+
+
+def test_add_market__zero_feed__reverts(ch, deployer):
+    with ape.reverts("clearinghouse: zero feed"):
+        ch.add_market(ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+
+
+def test_add_market__feed_price_above_max__reverts(ch, deployer, new_feed):
+    feed = new_feed(decimals=18, answer=2**128)  # 2**128 WAD: beyond what a position stores
+    with ape.reverts("clearinghouse: bad feed price"):
+        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+
+
+def test_add_market__stale_feed__reverts(ch, chain, deployer, new_feed):
+    feed = new_feed(100)
+    chain.pending_timestamp = chain.pending_timestamp + 3_600 + 10
+    chain.mine()
+    with ape.reverts("oracle: stale price"):
+        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+
+
+# (im, mm, liq, trade) out of bounds, with the reason.
+BAD_RISK = [
+    ((1_000, 0, 0, 0), "clearinghouse: bad margin rates"),
+    ((1_000, 1_000, 100, 5), "clearinghouse: bad margin rates"),
+    ((1_000, 1_001, 100, 5), "clearinghouse: bad margin rates"),
+    ((10_001, 500, 100, 5), "clearinghouse: bad margin rates"),
+    ((1_000, 500, 500, 5), "clearinghouse: liquidation fee >= maintenance"),
+    ((1_000, 500, 600, 5), "clearinghouse: liquidation fee >= maintenance"),
+    ((2_000, 1_000, 600, 501), "clearinghouse: trading fee too high"),
+    ((1_000, 500, 100, 101), "clearinghouse: trading fee above liquidation fee"),
+    ((1_000, 500, 0, 1), "clearinghouse: trading fee above liquidation fee"),
+]
+
+
+@pytest.mark.parametrize("rates, reason", BAD_RISK)
+def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason):
+    with ape.reverts(reason):
+        ch.add_market(system.feeds[0], *rates, WAD, USDC, sender=deployer)
+    assert ch.market_count() == 2
+
+
+@pytest.mark.parametrize(
+    "max_oi, min_notional, reason",
+    [
+        (0, USDC, "clearinghouse: bad open interest cap"),
+        (MAX_SIZE + 1, USDC, "clearinghouse: bad open interest cap"),
+        (WAD, 0, "clearinghouse: bad minimum notional"),
+        (WAD, 2**128, "clearinghouse: bad minimum notional"),
+    ],
+)
+def test_add_market__bad_limits__reverts(ch, system, deployer, max_oi, min_notional, reason):
+    with ape.reverts(reason):
+        ch.add_market(
+            system.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, max_oi, min_notional, sender=deployer
+        )
+
+
+def test_add_market__64_listed__next_reverts_too_many_markets(ch, system, deployer):
+    feed = system.feeds[0]
+    for _ in range(MAX_MARKETS - 2):
+        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+    assert ch.market_count() == MAX_MARKETS
+    assert ch.market(MAX_MARKETS - 1).feed == feed.address
+    with ape.reverts("clearinghouse: too many markets"):
+        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+
+
+def test_set_market_risk__valid__updated_and_logged(ch, system, deployer):
+    tx = ch.set_market_risk(BTC, 10_000, 9_999, 9_998, 500, sender=deployer)  # widest allowed
+
+    [log] = tx.decode_logs(ch.MarketRiskUpdated)
+    assert (log.market_id, log.initial_margin_bps, log.maintenance_margin_bps) == (
+        BTC,
+        10_000,
+        9_999,
+    )
+    assert (log.liquidation_fee_bps, log.trading_fee_bps) == (9_998, 500)
+    info = ch.market(BTC)
+    assert (info.initial_margin_bps, info.maintenance_margin_bps) == (10_000, 9_999)
+    assert (info.liquidation_fee_bps, info.trading_fee_bps) == (9_998, 500)
+    assert info.feed == system.feeds[BTC].address  # the feed bits are kept
+
+
+@pytest.mark.parametrize("rates, reason", BAD_RISK)
+def test_set_market_risk__out_of_bounds__reverts(ch, deployer, rates, reason):
+    with ape.reverts(reason):
+        ch.set_market_risk(ETH, *rates, sender=deployer)
+    assert ch.market(ETH).initial_margin_bps == IM_BPS
+
+
+def test_set_market_risk__unknown_market__reverts(ch, deployer):
+    with ape.reverts("clearinghouse: unknown market"):
+        ch.set_market_risk(2, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, sender=deployer)
+
+
+def test_set_market_limits__valid__updated_and_logged(ch, deployer):
+    tx = ch.set_market_limits(ETH, MAX_SIZE, 2**128 - 1, sender=deployer)  # widest allowed
+
+    [log] = tx.decode_logs(ch.MarketLimitsUpdated)
+    assert (log.market_id, log.max_open_interest, log.min_position_notional) == (
+        ETH,
+        MAX_SIZE,
+        2**128 - 1,
+    )
+    info = ch.market(ETH)
+    assert (info.max_open_interest, info.min_position_notional) == (MAX_SIZE, 2**128 - 1)
+
+
+@pytest.mark.parametrize(
+    "max_oi, min_notional, reason",
+    [
+        (0, USDC, "clearinghouse: bad open interest cap"),
+        (MAX_SIZE + 1, USDC, "clearinghouse: bad open interest cap"),
+        (WAD, 0, "clearinghouse: bad minimum notional"),
+        (WAD, 2**128, "clearinghouse: bad minimum notional"),
+    ],
+)
+def test_set_market_limits__out_of_bounds__reverts(ch, deployer, max_oi, min_notional, reason):
+    with ape.reverts(reason):
+        ch.set_market_limits(ETH, max_oi, min_notional, sender=deployer)
+
+
+def test_set_market_limits__unknown_market__reverts(ch, deployer):
+    with ape.reverts("clearinghouse: unknown market"):
+        ch.set_market_limits(2, WAD, USDC, sender=deployer)
+
+
+def test_set_market_feed__valid__replaced_and_logged(
+    ch, token, deployer, new_feed, deposit, seeded_pool, trader, everyone
+):
+    feed = new_feed(2_500)
+
+    tx = ch.set_market_feed(ETH, feed, sender=deployer)
+
+    [log] = tx.decode_logs(ch.MarketFeedUpdated)
+    assert (log.market_id, log.feed) == (ETH, feed.address)
+    info = ch.market(ETH)
+    assert info.feed == feed.address
+    assert (info.initial_margin_bps, info.trading_fee_bps) == (IM_BPS, FEE_BPS)  # rates kept
+    deposit(trader, 1_000)
+    tx = buy(ch, trader, ETH, WAD)
+    assert tx.decode_logs(ch.PositionChanged)[0].price == 2_500 * WAD
+    assert_conserved(ch, token, everyone)
+
+
+def test_set_market_feed__zero_feed__reverts(ch, deployer):
+    with ape.reverts("clearinghouse: zero feed"):
+        ch.set_market_feed(ETH, ZERO_ADDRESS, sender=deployer)
+
+
+def test_set_market_feed__unknown_market__reverts(ch, system, deployer):
+    with ape.reverts("clearinghouse: unknown market"):
+        ch.set_market_feed(2, system.feeds[0], sender=deployer)
+
+
+def test_set_market_feed__price_above_max__reverts(ch, deployer, new_feed):
+    feed = new_feed(decimals=18, answer=2**128)
+    with ape.reverts("clearinghouse: bad feed price"):
+        ch.set_market_feed(ETH, feed, sender=deployer)
+
+
+def test_liquidation_params__deployed__view_matches_system(ch):
+    assert ch.liquidation_params() == (
+        KEEPER_SHARE_BPS,
+        MAX_PARTIAL_BPS,
+        MIN_KEEPER_REWARD_USD * USDC,
+    )
+
+
+def test_set_liquidation_params__valid__updated_and_logged(ch, deployer):
+    max_reward = 1_000 * USDC  # the bound: 1,000 whole tokens
+
+    tx = ch.set_liquidation_params(10_000, 10_000, max_reward, sender=deployer)
+
+    [log] = tx.decode_logs(ch.LiquidationParamsUpdated)
+    assert (log.keeper_share_bps, log.max_partial_bps, log.min_keeper_reward) == (
+        10_000,
+        10_000,
+        max_reward,
+    )
+    assert ch.liquidation_params() == (10_000, 10_000, max_reward)
+    ch.set_liquidation_params(0, 1, 0, sender=deployer)  # the other ends of the bounds
+    assert ch.liquidation_params() == (0, 1, 0)
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        ((10_001, 5_000, USDC), "clearinghouse: bad keeper share"),
+        ((5_000, 0, USDC), "clearinghouse: bad partial bound"),
+        ((5_000, 10_001, USDC), "clearinghouse: bad partial bound"),
+        ((5_000, 5_000, 1_000 * USDC + 1), "clearinghouse: minimum reward too high"),
+    ],
+)
+def test_set_liquidation_params__out_of_bounds__reverts(ch, deployer, params, reason):
+    with ape.reverts(reason):
+        ch.set_liquidation_params(*params, sender=deployer)
+
+
+def test_set_pool_reserve__valid__updated_and_logged(ch, deployer):
+    tx = ch.set_pool_reserve(10_000, sender=deployer)
+    [log] = tx.decode_logs(ch.PoolReserveUpdated)
+    assert log.pool_reserve_bps == 10_000
+    assert ch.pool_reserve_bps() == 10_000
+    ch.set_pool_reserve(0, sender=deployer)
+    assert ch.pool_reserve_bps() == 0
+
+
+def test_set_pool_reserve__above_100_percent__reverts(ch, deployer):
+    with ape.reverts("clearinghouse: bad pool reserve"):
+        ch.set_pool_reserve(10_001, sender=deployer)
+
+
+def test_set_pool_reserve__zero__open_interest_no_longer_locks(
+    ch, deployer, deposit, seeded_pool, trader
+):
+    deposit(trader, 10_000)
+    buy(ch, trader, ETH, 10 * WAD)
+    assert ch.free_liquidity() < ch.pool_assets()
+    ch.set_pool_reserve(0, sender=deployer)
+    assert ch.free_liquidity() == ch.pool_assets()
+
+
+def test_set_guardian__new_guardian__pauses_and_old_cannot(ch, deployer, guardian, stranger):
+    assert ch.guardian() == guardian.address
+
+    tx = ch.set_guardian(stranger, sender=deployer)
+
+    [log] = tx.decode_logs(ch.GuardianUpdated)
+    assert log.guardian == stranger.address
+    assert ch.guardian() == stranger.address
+    with ape.reverts("clearinghouse: not guardian"):
+        ch.pause(sender=guardian)
+    ch.pause(sender=stranger)
+    assert ch.paused()
+
+
+# --------------------------------------------------------------------------------------------
+# Two-step ownership
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_transfer_ownership__accepted_by_pending_owner__owner_changes(
+    ch, deployer, stranger, trader
+):
+    tx = ch.transfer_ownership(stranger, sender=deployer)
+    [started] = tx.decode_logs(ch.OwnershipTransferStarted)
+    assert (started.previous_owner, started.new_owner) == (deployer.address, stranger.address)
+    assert ch.owner() == deployer.address  # nothing moves until the new owner accepts
+    assert ch.pending_owner() == stranger.address
+    with ape.reverts("ownable_2step: caller is not the new owner"):
+        ch.accept_ownership(sender=trader)
+    with ape.reverts("ownable_2step: caller is not the new owner"):
+        ch.accept_ownership(sender=deployer)
+
+    tx = ch.accept_ownership(sender=stranger)
+
+    [moved] = tx.decode_logs(ch.OwnershipTransferred)
+    assert (moved.previous_owner, moved.new_owner) == (deployer.address, stranger.address)
+    assert ch.owner() == stranger.address
+    assert ch.pending_owner() == ZERO_ADDRESS
+    ch.set_pool_reserve(2_000, sender=stranger)  # the new owner administers
+    with ape.reverts(NOT_OWNER):
+        ch.set_pool_reserve(1_000, sender=deployer)  # the old one no longer can
+    with ape.reverts("ownable_2step: caller is not the new owner"):
+        ch.accept_ownership(sender=stranger)  # nothing pending any more
+
+
+def test_transfer_ownership__replaced_or_cancelled__old_pending_cannot_accept(
+    ch, deployer, stranger, trader
+):
+    ch.transfer_ownership(stranger, sender=deployer)
+    ch.transfer_ownership(trader, sender=deployer)  # replaces the pending owner
+    with ape.reverts("ownable_2step: caller is not the new owner"):
+        ch.accept_ownership(sender=stranger)
+    ch.transfer_ownership(ZERO_ADDRESS, sender=deployer)  # cancels
+    with ape.reverts("ownable_2step: caller is not the new owner"):
+        ch.accept_ownership(sender=trader)
+    assert ch.owner() == deployer.address
+
+
+# --------------------------------------------------------------------------------------------
+# Pause
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["guardian", "deployer"])
+def test_pause__guardian_or_owner__paused_and_logged(ch, request, who):
+    caller = request.getfixturevalue(who)
+
+    tx = ch.pause(sender=caller)
+
+    assert ch.paused()
+    [log] = tx.decode_logs(ch.PauseChanged)
+    assert (log.by, log.paused) == (caller.address, True)
+
+
+def test_pause__stranger__reverts(ch, stranger):
+    with ape.reverts("clearinghouse: not guardian"):
+        ch.pause(sender=stranger)
+    assert not ch.paused()
+
+
+def test_unpause__guardian__reverts_and_stays_paused(ch, guardian):
+    ch.pause(sender=guardian)
+    with ape.reverts(NOT_OWNER):
+        ch.unpause(sender=guardian)
+    assert ch.paused()
+
+
+@pytest.mark.integration
+def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
+    ch, token, lp_token, guardian, deposit, seeded_pool, trader, trader2, lp, everyone
+):
+    deposit(trader, 2_000)
+    buy(ch, trader, ETH, 2 * WAD)
+    ch.pause(sender=guardian)
+
+    for market_id, size in [(ETH, WAD // 10), (BTC, WAD // 100)]:
+        with ape.reverts("clearinghouse: paused"):
+            buy(ch, trader2, market_id, size)  # open
+        with ape.reverts("clearinghouse: paused"):
+            sell(ch, trader2, market_id, size)
+    with ape.reverts("clearinghouse: paused"):
+        buy(ch, trader, ETH, WAD // 10)  # increase
+    with ape.reverts("clearinghouse: paused"):
+        sell(ch, trader, ETH, 3 * WAD)  # flip (even to a smaller size)
+    with ape.reverts("clearinghouse: paused"):
+        ch.remove_liquidity(lp_token.balanceOf(lp) // 10, 0, sender=lp)
+
+    sell(ch, trader, ETH, WAD)  # reduce
+    sell(ch, trader, ETH, WAD)  # close
+    assert ch.position(trader, ETH) == (0, 0)
+    deposit(trader2, 100)  # deposits
+    ch.withdraw(units(50), sender=trader2)  # withdrawals
+    ch.withdraw(ch.collateral(trader), sender=trader)
+    assert ch.collateral(trader) == 0
+    assert_conserved(ch, token, everyone)
+
+
+def test_pause__liquidatable_account__liquidation_still_works(
+    ch, token, guardian, deposit, seeded_pool, set_price, trader, liquidator, everyone
+):
+    deposit(trader, 1_000)
+    buy(ch, trader, ETH, 4 * WAD)
+    set_price(ETH, 1_800)
+    assert ch.is_liquidatable(trader)
+    ch.pause(sender=guardian)
+
+    tx = ch.liquidate(trader, sender=liquidator)
+
+    assert len(tx.decode_logs(ch.Liquidated)) == 1
+    assert not ch.is_liquidatable(trader)
+    assert ch.collateral(liquidator) > 0
+    assert_conserved(ch, token, everyone)
+
+
+def test_pause__market_listed_or_repriced_while_paused__stays_paused(
+    ch, deployer, guardian, new_feed, deposit, trader
+):
+    deposit(trader, 1_000)
+    ch.pause(sender=guardian)
+    ch.add_market(
+        new_feed(100), IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD * 10**6, USDC, sender=deployer
+    )
+    ch.set_market_risk(ETH, 2_000, 1_000, 200, 10, sender=deployer)
+    ch.set_market_feed(BTC, new_feed(50_000), sender=deployer)
+
+    for market_id, size in [(ETH, WAD // 10), (BTC, WAD // 1_000), (2, WAD)]:
+        with ape.reverts("clearinghouse: paused"):
+            buy(ch, trader, market_id, size)
+
+
+def test_unpause__owner__trading_resumes(
+    ch, token, deployer, guardian, deposit, seeded_pool, trader, lp, lp_token, everyone
+):
+    deposit(trader, 1_000)
+    ch.pause(sender=guardian)
+
+    tx = ch.unpause(sender=deployer)
+
+    [log] = tx.decode_logs(ch.PauseChanged)
+    assert (log.by, log.paused) == (deployer.address, False)
+    assert not ch.paused()
+    buy(ch, trader, ETH, WAD)
+    ch.remove_liquidity(lp_token.balanceOf(lp) // 10, 0, sender=lp)
+    assert_conserved(ch, token, everyone)
+
+
+def test_add_liquidity__paused__still_accepted(ch, guardian, add_liquidity, lp2):
+    ch.pause(sender=guardian)
+    add_liquidity(lp2, 1_000)
+    assert ch.pool_assets() == units(1_000)
+
+
+# --------------------------------------------------------------------------------------------
+# Views
+# --------------------------------------------------------------------------------------------
+
+
+def test_market__default_markets__view_matches_listing(ch, system, deposit, seeded_pool, trader):
+    deposit(trader, 10_000)
+    buy(ch, trader, ETH, 3 * WAD)
+    sell(ch, trader, BTC, WAD // 10)
+    expected = {
+        ETH: (system.feeds[ETH].address, 10**6 * WAD, 3 * WAD, 0),
+        BTC: (system.feeds[BTC].address, 50_000 * WAD, 0, WAD // 10),
+    }
+    for market_id, (feed, max_oi, oi_long, oi_short) in expected.items():
+        info = ch.market(market_id)
+        assert info.feed == feed
+        assert (info.initial_margin_bps, info.maintenance_margin_bps) == (IM_BPS, MM_BPS)
+        assert (info.liquidation_fee_bps, info.trading_fee_bps) == (LIQ_BPS, FEE_BPS)
+        assert info.max_open_interest == max_oi
+        assert info.min_position_notional == units(MIN_NOTIONAL_USD)
+        assert (info.open_interest_long, info.open_interest_short) == (oi_long, oi_short)
+
+
+def test_market__unknown_market__reverts(ch):
+    with ape.reverts("clearinghouse: unknown market"):
+        ch.market(2)

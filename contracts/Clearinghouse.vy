@@ -1,5 +1,6 @@
 # pragma version 0.4.3
 # pragma nonreentrancy on
+# pragma optimize codesize
 """
 @title Margin Maintenance clearinghouse
 @license MIT
@@ -452,7 +453,8 @@ def liquidation_preview(account: address) -> (uint256, uint256, uint256):
         n: uint256 = mm._notional_up(closes[i], leg.price, token_scale)
         notional += n
         fee += mm._bps_up(n, (leg.cfg >> CFG_LIQ) & MASK16)
-    # PnL is realised in full; the fee comes out of what is left.
+    # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
+    fee = max(fee, lcfg >> 32)
     available: uint256 = 0
     if st.equity > 0:
         available = convert(st.equity, uint256)
@@ -719,27 +721,26 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
     full: bool = False
     fraction, closes, full = self._plan(st, lcfg)
 
-    # Close, realise PnL in full on every touched position, reset entries.
+    # Close, realise PnL in full on every touched position, reset entries. Losses are
+    # settled into the pool first and profits after, so that a thin pool pays a winning
+    # leg out of the same liquidation's losing legs rather than haircutting it.
     c: int256 = st.collateral
     fee: uint256 = 0
     closed_notional: uint256 = 0
     ids_word: uint256 = self.account_markets[account]
+    pnls: DynArray[int256, MAX_POSITIONS] = []
     for i: uint256 in range(n, bound=MAX_POSITIONS):
         leg: Leg = st.legs[i]
         close: uint256 = closes[i]
-        # closes[i] <= |size| <= MAX_SIZE < 2**255
-        delta: int256 = convert(close, int256)
-        if leg.size > 0:
-            delta = -delta
-        new_size: int256 = leg.size + delta
+        new_size: int256 = self._after_close(leg.size, close)
         cn: uint256 = mm._notional_up(close, leg.price, token_scale)
         closed_notional += cn
         fee += mm._bps_up(cn, (leg.cfg >> CFG_LIQ) & MASK16)
 
-        realized: int256 = self._settle_pnl(
-            account, leg.market_id, mm._pnl(leg.size, leg.entry, leg.price, token_scale)
-        )
-        c += realized
+        pnl: int256 = mm._pnl(leg.size, leg.entry, leg.price, token_scale)
+        if pnl < 0:
+            c += self._settle_pnl(account, leg.market_id, pnl)
+        pnls.append(pnl)
         limits: uint256 = 2**128 - 1  # decreases never hit the cap; skip the SLOAD
         self._move_open_interest(leg.market_id, leg.size, new_size, limits)
         self.market_entry_sum[leg.market_id] += self._entry_value(
@@ -750,10 +751,17 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
             ids_word = self._without(ids_word, leg.market_id)
         else:
             self.positions[account][leg.market_id] = mm._pack_position(new_size, leg.price)
+    for i: uint256 in range(n, bound=MAX_POSITIONS):
+        leg: Leg = st.legs[i]
+        realized: int256 = pnls[i]
+        if realized > 0:
+            realized = self._settle_pnl(account, leg.market_id, realized)
+            c += realized
+        new_size: int256 = self._after_close(leg.size, closes[i])
         log IClearinghouse.PositionChanged(
             account=account,
             market_id=leg.market_id,
-            size_delta=delta,
+            size_delta=new_size - leg.size,
             new_size=new_size,
             price=leg.price,
             realized_pnl=realized,
@@ -761,7 +769,11 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
         )
     self.account_markets[account] = ids_word
 
-    # Fee from what the account has left; the keeper's share, topped up to the minimum.
+    # Fee from what the account has left: at least the minimum keeper reward when a third
+    # party liquidates, so the insurance fund tops the reward up only when the account
+    # cannot pay it (a hedged owner cannot farm the top-up from a second address).
+    if keeper != account:
+        fee = max(fee, lcfg >> 32)
     fee_paid: uint256 = 0
     if c > 0:
         fee_paid = min(fee, convert(c, uint256))
@@ -806,6 +818,15 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
     return reward, True
 
 
+@pure
+@internal
+def _after_close(size: int256, close: uint256) -> int256:
+    # close <= |size| <= MAX_SIZE < 2**127: the conversion and the sum cannot wrap.
+    if size > 0:
+        return unsafe_sub(size, convert(close, int256))
+    return unsafe_add(size, convert(close, int256))
+
+
 @view
 @internal
 def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_POSITIONS], bool):
@@ -814,7 +835,11 @@ def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_PO
          everything when the fraction exceeds the partial bound, and a whole leg when
          its remainder would be below the market's minimum notional.
     """
-    fraction: uint256 = mm._liquidation_fraction(st.equity, st.initial, st.liq_fee)
+    # Requirements and fees round up leg by leg; two units of slack per leg make sure the
+    # remainder really does meet its initial requirement after the rounding.
+    fraction: uint256 = mm._liquidation_fraction(
+        st.equity - convert(2 * len(st.legs), int256), st.initial, st.liq_fee
+    )
     full: bool = fraction > (((lcfg >> 16) & MASK16) * WAD) // BPS
     closes: DynArray[uint256, MAX_POSITIONS] = []
     if full:
@@ -848,6 +873,7 @@ def _keeper_reward(fee_paid: uint256, lcfg: uint256, insurance: uint256) -> (uin
     reward: uint256 = fee_paid * (lcfg & MASK16) // BPS
     min_reward: uint256 = lcfg >> 32
     if reward < min_reward:
+        # Paid from the fee first (insurance already holds it), the fund only beyond it.
         reward = min(min_reward, insurance)
     return reward, insurance - reward
 
@@ -1136,6 +1162,10 @@ def _set_risk(market_id: uint256, im_bps: uint256, mm_bps: uint256, liq_bps: uin
     assert trade_bps <= liq_bps, "clearinghouse: trading fee above liquidation fee"
     cfg: uint256 = self.market_config[market_id]
     keep: uint256 = cfg & (MASK160 | (1 << CFG_LISTED) | (1 << CFG_PAUSED))
+    self._check_partial_reachable(
+        (im_bps << CFG_IM) | (mm_bps << CFG_MM) | (liq_bps << CFG_LIQ),
+        (self.liquidation_config >> 16) & MASK16,
+    )
     self.market_config[market_id] = (
         keep
         | (im_bps << CFG_IM)
@@ -1152,6 +1182,19 @@ def _set_risk(market_id: uint256, im_bps: uint256, mm_bps: uint256, liq_bps: uin
     )
 
 
+@pure
+@internal
+def _check_partial_reachable(cfg: uint256, max_partial_bps: uint256):
+    """
+    @dev An account that just crossed maintenance needs f = (im - mm) / (im - fee) closed;
+         a partial bound at or below that would make every liquidation full.
+    """
+    im_bps: uint256 = (cfg >> CFG_IM) & MASK16
+    need: uint256 = ((cfg >> CFG_IM) & MASK16) - ((cfg >> CFG_MM) & MASK16)
+    room: uint256 = im_bps - ((cfg >> CFG_LIQ) & MASK16)
+    assert max_partial_bps * room > need * BPS, "clearinghouse: partial bound unreachable"
+
+
 @internal
 def _set_limits(market_id: uint256, max_oi: uint256, min_notional: uint256):
     assert max_oi > 0 and max_oi <= mm.MAX_SIZE, "clearinghouse: bad open interest cap"
@@ -1166,6 +1209,8 @@ def _set_limits(market_id: uint256, max_oi: uint256, min_notional: uint256):
 def _set_liquidation_params(keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256):
     assert keeper_share_bps <= BPS, "clearinghouse: bad keeper share"
     assert max_partial_bps > 0 and max_partial_bps <= BPS, "clearinghouse: bad partial bound"
+    for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
+        self._check_partial_reachable(self.market_config[market_id], max_partial_bps)
     assert min_reward <= MAX_MIN_KEEPER_REWARD * (WAD // token_scale), (
         "clearinghouse: minimum reward too high"
     )

@@ -124,7 +124,9 @@ def deploy_system(
             m.min_position_notional_usd * unit,
             sender=deployer,
         )
-        ids.append(int(tx.return_value) if tx.return_value is not None else len(ids))
+        # Read the id from the event: on the in-process chain Ape computes `return_value` by
+        # re-running the call after the block, which gives the next id, not this one.
+        ids.append(int(tx.decode_logs(ch.MarketAdded)[0].market_id))
         aggregators.append(agg)
         feeds.append(feed)
         symbols.append(m.symbol)

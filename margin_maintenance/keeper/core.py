@@ -1,0 +1,441 @@
+"""The keeper's I/O shell: one iteration per block, around the pure rules in `decisions.py`.
+
+`Keeper.on_block(n)` is the handler the Silverback bot calls for every new block (and the one
+the tests call in-process): index new events, read `margin_status` in chunks, preview the
+liquidatable accounts, rank them, check profit against gas, send `liquidate_many` batches that
+fit the block. Losing a race to another keeper is normal: `liquidate_many` skips accounts that
+are healthy by the time it lands, and a revert (for example `"clearinghouse: account healthy"`
+from a single `liquidate`, or a stale price) is logged and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from ape.exceptions import ApeException
+from web3.exceptions import Web3Exception
+
+from . import decisions
+from .decisions import AccountStatus, CostModel, Preview
+from .index import AccountIndex, Web3LogSource
+from .reads import ClearinghouseReader, ReadError
+from .settings import KeeperSettings, Watch, network_slug, resolve_watch
+
+log = logging.getLogger("margin_maintenance.keeper")
+
+BPS = 10_000
+GAS_LIMIT_MARGIN = 1.25  # gas limit over the node's estimate (state may move before landing)
+HEALTHY_REVERT = "account healthy"  # the tail of "clearinghouse: account healthy"
+# What a node or the network can throw at a read; an iteration that hits one is skipped.
+READ_FAILURES = (ReadError, ApeException, Web3Exception, requests.RequestException)
+# What preparing, sending or awaiting a transaction can throw (ValueError: web3's RPC errors
+# on older paths; TimeoutError: a receipt that never came).
+SEND_FAILURES = (ApeException, Web3Exception, requests.RequestException, ValueError, TimeoutError)
+
+
+@dataclass
+class Metrics:
+    """Running counters since the keeper started (exposed as Silverback metrics and logs)."""
+
+    accounts_tracked: int = 0  # accounts in the index
+    liquidatable_seen: int = 0  # liquidatable accounts at the last read
+    liquidations_sent: int = 0  # accounts submitted in liquidate_many batches
+    liquidations_landed: int = 0  # of those, liquidated by this keeper (Liquidated events)
+    lost_races: int = 0  # submitted but already healthy when the batch landed
+    batches_sent: int = 0  # liquidate_many transactions that landed
+    rewards_total: int = 0  # keeper rewards earned, token units
+    reverts: int = 0  # batches that reverted (estimate or on-chain), not raised
+    read_errors: int = 0  # iterations with a failed read (whole or some accounts: stale price)
+    unprofitable_skipped: int = 0  # per block, targets left alone because gas would cost more
+    iterations: int = 0  # blocks processed
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class IterationResult:
+    """What one iteration saw and did."""
+
+    block: int
+    tracked: int = 0
+    liquidatable: list[str] = field(default_factory=list)
+    planned: list[list[str]] = field(default_factory=list)  # batches chosen, in send order
+    liquidated: list[str] = field(default_factory=list)  # liquidated by us this iteration
+    lost: list[str] = field(default_factory=list)  # sent, but someone else got there first
+    reward: int = 0  # token units earned this iteration
+    reverts: int = 0
+    tx_hashes: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    read_error: str | None = None
+
+
+class Keeper:
+    """One keeper: a clearinghouse, an account index, a signer (None = dry run)."""
+
+    def __init__(
+        self,
+        clearinghouse: Any,
+        index: AccountIndex,
+        settings: KeeperSettings | None = None,
+        signer: Any | None = None,
+        *,
+        eth_usd: Callable[[], float] | None = None,
+    ) -> None:
+        from ape import chain
+
+        self.chain = chain
+        self.ch = clearinghouse
+        self.index = index
+        self.settings = settings or KeeperSettings()
+        self.signer = signer
+        self.metrics = Metrics(accounts_tracked=len(index))
+        self.token_decimals = 18 - (len(str(int(clearinghouse.token_scale()))) - 1)
+        self._eth_usd_reader = eth_usd or self._read_eth_usd
+        self._eth_usd_last: float | None = None
+        self._eth_feed: Any = None
+        self._logs = Web3LogSource.for_contract(chain.provider.web3, clearinghouse)
+        self.reader = ClearinghouseReader.for_contract(clearinghouse, chain.provider)
+        self._deferred: set[str] = set()  # unprofitable last time: previewed after the others
+        # One iteration at a time; blocks that arrive meanwhile fold into the next pass.
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._wanted = -1
+        self._done = -1
+
+    @property
+    def dry_run(self) -> bool:
+        return self.settings.dry_run or self.signer is None
+
+    # ---- Entry points ----
+
+    def catch_up(self) -> int:
+        """Validate the checkpoint against the chain and index everything up to head."""
+        self._check_checkpoint()
+        added = self._sync(self.chain.blocks.head.number or 0)
+        log.info(
+            "keeper ready: %d account(s) tracked, checkpoint %d, %s",
+            len(self.index),
+            self.index.checkpoint,
+            "DRY RUN" if self.dry_run else f"signer {self.signer.address}",
+        )
+        return added
+
+    def on_block(self, block_number: int | None = None) -> list[IterationResult]:
+        """Handle a new block. Blocks that arrive while an iteration runs (Silverback runs
+        handlers concurrently) are not dropped: the running call loops once more for them."""
+        if block_number is None:
+            block_number = self.chain.blocks.head.number or 0
+        with self._mutex:
+            self._wanted = max(self._wanted, block_number)
+            if self._busy:
+                return []
+            self._busy = True
+        results: list[IterationResult] = []
+        try:
+            while True:
+                with self._mutex:
+                    target = self._wanted
+                    if target <= self._done:
+                        self._busy = False
+                        return results
+                results.append(self.step(target))
+                self._done = target
+        except BaseException:
+            with self._mutex:
+                self._busy = False
+            raise
+
+    def step(self, block_number: int) -> IterationResult:
+        """One full pass at `block_number`: index, read, rank, check profit, send."""
+        s = self.settings
+        self.metrics.iterations += 1
+        result = IterationResult(block=block_number, dry_run=self.dry_run)
+        try:
+            self._sync(block_number)
+            accounts = self.index.accounts()
+            result.tracked = self.metrics.accounts_tracked = len(accounts)
+            statuses, unread = self.reader.margin_status(
+                decisions.status_chunks(accounts, s.status_chunk)
+            )
+            if unread and len(unread) == len(accounts):
+                raise ReadError(next(iter(unread.values())))
+        except READ_FAILURES as err:
+            self.metrics.read_errors += 1
+            result.read_error = _reason(err)
+            log.warning("block %d: read failed, skipping: %s", block_number, result.read_error)
+            return result
+        if unread:
+            self.metrics.read_errors += 1
+            result.read_error = (
+                f"{len(unread)} account(s) unreadable: {next(iter(unread.values()))}"
+            )
+            log.warning("block %d: %s", block_number, result.read_error)
+        candidates = decisions.liquidatable_candidates(statuses)
+        result.liquidatable = [c.account for c in candidates]
+        self.metrics.liquidatable_seen = len(candidates)
+        self._deferred &= set(result.liquidatable)
+        if not candidates:
+            return result
+
+        head = self.chain.blocks.head
+        usable_gas = int(head.gas_limit) * s.block_gas_fill_bps // BPS
+        size = decisions.batch_size_for(
+            usable_gas, s.gas_per_account, s.batch_base_gas, cap=s.batch_cap
+        )
+        if size == 0:
+            log.error("block gas limit %d fits no liquidation", head.gas_limit)
+            return result
+        n_batches = max(1, min(s.max_batches_per_block, usable_gas // self._gas(size)))
+        capacity = size * n_batches
+
+        # Preview a bit more than we can send, deferring last time's unprofitable ones.
+        candidates.sort(key=lambda c: c.account in self._deferred)
+        try:
+            previews = self.read_previews([c.account for c in candidates[: 2 * capacity]])
+            cost = self.cost_model()
+        except READ_FAILURES as err:
+            self.metrics.read_errors += 1
+            result.read_error = _reason(err)
+            log.warning("block %d: read failed, skipping: %s", block_number, result.read_error)
+            return result
+        targets = decisions.select_targets(candidates, previews, capacity)
+        batches, skipped = decisions.plan_batches(targets, size, n_batches, cost)
+        self._deferred |= {t.account for t in skipped}
+        self.metrics.unprofitable_skipped += len(skipped)
+        result.planned = [[t.account for t in b] for b in batches]
+        log.info(
+            "block %d: %d tracked, %d liquidatable, %d batch(es) of <= %d planned%s%s",
+            block_number,
+            len(accounts),
+            len(candidates),
+            len(batches),
+            size,
+            f", {len(skipped)} unprofitable" if skipped else "",
+            " (dry run)" if self.dry_run else "",
+        )
+        if self.dry_run:
+            for b in batches:
+                log.info(
+                    "dry run: would liquidate %s for %d token units",
+                    [t.account for t in b],
+                    sum(t.reward for t in b),
+                )
+            return result
+        self.send_batches([[t.account for t in b] for b in batches], result)
+        return result
+
+    # ---- Chain reads ----
+
+    def read_statuses(self, accounts: Sequence[str]) -> list[AccountStatus]:
+        """`margin_status` over every account, in chunks the contract accepts (one batched
+        round trip); accounts that cannot be read (stale price on one of their markets) are
+        left out."""
+        rows, _ = self.reader.margin_status(
+            decisions.status_chunks(accounts, self.settings.status_chunk)
+        )
+        return rows
+
+    def read_previews(self, accounts: Sequence[str]) -> dict[str, Preview]:
+        """`liquidation_preview` per account; one that fails to read is left out (not priced)."""
+        previews, failed = self.reader.previews(accounts)
+        for account, reason in failed.items():
+            log.warning("preview of %s failed: %s", account, reason)
+        return previews
+
+    def cost_model(self) -> CostModel:
+        s = self.settings
+        return CostModel(
+            gas_price_wei=int(self.chain.provider.gas_price),
+            eth_usd=self.eth_usd(),
+            token_usd=s.token_usd,
+            token_decimals=self.token_decimals,
+            per_account_gas=s.gas_per_account,
+            base_gas=s.batch_base_gas,
+            min_profit_usd=s.min_profit,
+        )
+
+    def eth_usd(self) -> float:
+        """USD per ETH for gas costs: the setting, else the ETH market's feed (last good)."""
+        if self.settings.eth_usd is not None:
+            return self.settings.eth_usd
+        try:
+            self._eth_usd_last = self._eth_usd_reader()
+        except READ_FAILURES as err:
+            log.warning("ETH price unavailable (%s); using %s", _reason(err), self._eth_usd_last)
+        return self._eth_usd_last or 0.0
+
+    def _read_eth_usd(self) -> float:
+        from ape import project
+
+        address = str(self.ch.market(self.settings.eth_market_id).feed)
+        if self._eth_feed is None or str(self._eth_feed.address) != address:
+            self._eth_feed = project.PriceFeed.at(address)
+        return int(self._eth_feed.latest_price()) / decisions.WAD
+
+    # ---- Sending ----
+
+    def send_batches(self, batches: Sequence[Sequence[str]], result: IterationResult) -> None:
+        """Send every batch, then wait for them: signed with consecutive nonces and sent
+        without waiting for each receipt, so that under interval mining all of an iteration's
+        batches can land in the same block. A batch whose gas estimate reverts is logged,
+        counted and skipped (its nonce is reused); nothing here raises. Accounts another keeper
+        liquidated first are skipped by the contract and counted as lost races."""
+        provider = self.chain.provider
+        sent: list[tuple[list[str], str]] = []
+        nonce: int | None = None
+        for batch in batches:
+            accounts = list(batch)
+            try:
+                if nonce is None:  # "pending": a tx of ours still in the pool keeps its nonce
+                    nonce = int(
+                        provider.web3.eth.get_transaction_count(self.signer.address, "pending")
+                    )
+                # Estimate first: a batch that would revert is never sent (Ape's local
+                # networks otherwise send with the block's whole gas limit, unestimated).
+                gas = self.ch.liquidate_many.estimate_gas_cost(accounts, sender=self.signer)
+                txn = self.ch.liquidate_many.as_transaction(
+                    accounts,
+                    sender=self.signer,
+                    gas=int(gas * GAS_LIMIT_MARGIN),
+                    nonce=nonce,
+                    sign=True,
+                )
+                txn_hash = provider.web3.eth.send_raw_transaction(txn.serialize_transaction())
+            except SEND_FAILURES as err:
+                self._reverted(accounts, _reason(err), result)
+                continue
+            nonce += 1
+            sent.append((accounts, _hexstr(txn_hash)))
+        for accounts, txn_hash in sent:
+            try:
+                receipt = provider.get_receipt(txn_hash)
+            except SEND_FAILURES as err:
+                self._reverted(accounts, f"{txn_hash}: {_reason(err)}", result)
+                continue
+            if receipt.failed:
+                self._reverted(accounts, f"{txn_hash} reverted on chain", result)
+                continue
+            self._landed(accounts, receipt, result)
+
+    def send_batch(self, accounts: Sequence[str], result: IterationResult) -> None:
+        """One liquidate_many (see `send_batches`)."""
+        self.send_batches([accounts], result)
+
+    def _reverted(self, accounts: Sequence[str], reason: str, result: IterationResult) -> None:
+        self.metrics.reverts += 1
+        result.reverts += 1
+        if HEALTHY_REVERT in reason:
+            log.info("batch of %d lost to a competitor: %s", len(accounts), reason)
+        else:
+            log.warning("batch of %d not sent or reverted: %s", len(accounts), reason)
+
+    def _landed(self, accounts: Sequence[str], receipt: Any, result: IterationResult) -> None:
+        me = str(self.signer.address).lower()
+        landed = [
+            ev for ev in receipt.decode_logs(self.ch.Liquidated) if str(ev.liquidator).lower() == me
+        ]
+        done = {str(ev.account).lower() for ev in landed}
+        reward = sum(int(ev.keeper_reward) for ev in landed)
+        lost = [a for a in accounts if a.lower() not in done]
+        self.metrics.batches_sent += 1
+        self.metrics.liquidations_sent += len(accounts)
+        self.metrics.liquidations_landed += len(landed)
+        self.metrics.lost_races += len(lost)
+        self.metrics.rewards_total += reward
+        result.liquidated += [str(ev.account) for ev in landed]
+        result.lost += lost
+        result.reward += reward
+        result.tx_hashes.append(_hexstr(receipt.txn_hash))
+        log.info(
+            "liquidate_many %s: %d/%d liquidated, reward %d, gas %d%s",
+            _hexstr(receipt.txn_hash),
+            len(landed),
+            len(accounts),
+            reward,
+            receipt.gas_used,
+            f", {len(lost)} already healthy (competitor)" if lost else "",
+        )
+
+    # ---- Index ----
+
+    def _sync(self, head: int) -> int:
+        upto = head - self.settings.confirmations
+        if upto <= self.index.checkpoint:
+            return 0
+        added = self.index.sync(self._logs, upto, self.settings.log_chunk, self._block_hash)
+        self.metrics.accounts_tracked = len(self.index)
+        return added
+
+    def _block_hash(self, number: int) -> str | None:
+        try:
+            return _hexstr(self.chain.blocks[number].hash)
+        except (ApeException, IndexError):
+            return None
+
+    def _check_checkpoint(self) -> None:
+        """Start over if the checkpointed block is gone or different (new local chain, reorg)."""
+        cp, stored = self.index.checkpoint, self.index.checkpoint_hash
+        if cp < self.index.start_block or stored is None:
+            return
+        head = self.chain.blocks.head.number or 0
+        now = self._block_hash(cp) if cp <= head else None
+        if now != stored:
+            log.warning("checkpoint block %d changed (chain reset or reorg): re-indexing", cp)
+            self.index.reset()
+
+    def _gas(self, n: int) -> int:
+        return decisions.batch_gas(n, self.settings.gas_per_account, self.settings.batch_base_gas)
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def _hexstr(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return str(value)
+
+
+def _reason(err: BaseException) -> str:
+    return str(getattr(err, "revert_message", None) or err).strip() or type(err).__name__
+
+
+# ---- Building a keeper from settings ----
+
+
+def index_scope(chain_id: int, clearinghouse: str, start_block: int) -> str:
+    return f"{chain_id}:{clearinghouse.lower()}:{start_block}"
+
+
+def build_keeper(
+    settings: KeeperSettings | None = None,
+    signer: Any | None = None,
+    db_path: str | Path | None = None,
+) -> Keeper:
+    """A keeper for the connected network, from `MM_*` settings (see `settings.py`)."""
+    from ape import chain, project
+
+    settings = settings or KeeperSettings()
+    network = chain.provider.network
+    watch: Watch = resolve_watch(settings, network_slug(network.ecosystem.name, network.name))
+    chain_id = int(chain.chain_id)
+    if watch.chain_id is not None and watch.chain_id != chain_id:
+        raise ValueError(
+            f"deployment record is for chain {watch.chain_id}, connected to chain {chain_id}"
+        )
+    ch = project.Clearinghouse.at(watch.clearinghouse)
+    index = AccountIndex(
+        db_path or settings.db_path,
+        watch.start_block,
+        scope=index_scope(chain_id, str(ch.address), watch.start_block),
+    )
+    keeper = Keeper(ch, index, settings, signer)
+    keeper.catch_up()
+    return keeper

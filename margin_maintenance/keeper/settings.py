@@ -1,0 +1,105 @@
+"""Keeper settings: environment variables with the `MM_` prefix, documented defaults.
+
+Where the clearinghouse is, in order of precedence:
+
+1. `MM_CLEARINGHOUSE` (address) and `MM_START_BLOCK` (first block to scan, default 0);
+2. `MM_DEPLOYMENT`: path to the deployment record (`deployments/<network>.json`, SPEC.md
+   section 6), read with plain `json`: `clearinghouse`, `start_block`, `chain_id`;
+3. `<deployments dir>/<network>.json` when it exists, the folder being `MM_DEPLOYMENTS_DIR`
+   or the repository's `deployments/` and `<network>` being `local` for ethereum:local,
+   `<ecosystem>-<network>` off Ethereum (the names `ape run deploy` writes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class KeeperSettings(BaseSettings):
+    """Every knob of the reference keeper (`MM_<NAME>` in the environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="MM_", extra="ignore")
+
+    # Where the system is
+    deployment: Path | None = None  # deployment record (JSON); see module docstring
+    deployments_dir: Path = REPO_ROOT / "deployments"  # where records live by network name
+    clearinghouse: str | None = None  # overrides the record's address
+    start_block: int | None = Field(default=None, ge=0)  # overrides the record's start block
+
+    # State
+    db_path: Path = Path(".keeper/keeper.sqlite")  # account index + checkpoint (SQLite)
+
+    # Behaviour
+    dry_run: bool = False  # plan and log, never send a transaction
+    min_profit: float = Field(default=0.0, ge=0)  # USD a batch must net after gas
+    batch_cap: int = Field(default=64, ge=1, le=64)  # accounts per liquidate_many at most
+    max_batches_per_block: int = Field(default=8, ge=1)  # liquidate_many txs per iteration
+    gas_per_account: int = Field(default=35_000, gt=0)  # marginal gas per account in a batch
+    batch_base_gas: int = Field(default=60_000, ge=0)  # gas of a batch before any account
+    block_gas_fill_bps: int = Field(default=9_000, ge=1, le=10_000)  # share of a block to use
+    status_chunk: int = Field(default=512, ge=1, le=512)  # accounts per margin_status call
+    log_chunk: int = Field(default=10_000, ge=1)  # blocks per eth_getLogs request
+    confirmations: int = Field(default=0, ge=0)  # index events this many blocks behind head
+
+    # Prices for the profit check
+    token_usd: float = Field(default=1.0, ge=0)  # USD per whole collateral token
+    eth_usd: float | None = Field(default=None, ge=0)  # USD per ETH; None: read from a market
+    eth_market_id: int = Field(default=0, ge=0)  # market whose feed prices ETH (ETH-USD)
+
+    # Fallback loop runner only (Silverback reacts to blocks itself)
+    poll_interval: float = Field(default=1.0, gt=0)  # seconds between head checks
+
+
+@dataclass(frozen=True)
+class Watch:
+    """The clearinghouse to watch, where to start scanning, and the chain it lives on."""
+
+    clearinghouse: str
+    start_block: int
+    chain_id: int | None  # from the record, to check against the connected chain
+
+
+def read_deployment(path: Path) -> dict[str, Any]:
+    """The deployment record as a dict (plain JSON, no dependency on the writer's module)."""
+    with open(path) as f:
+        record = json.load(f)
+    if not isinstance(record, dict) or "clearinghouse" not in record:
+        raise ValueError(f"{path}: not a deployment record (no 'clearinghouse')")
+    return record
+
+
+def network_slug(ecosystem: str, network: str) -> str:
+    """Record file stem for a network: `local` for ethereum:local, `arbitrum-mainnet` for
+    arbitrum:mainnet (the same names the deploy script writes)."""
+    net = network.lower().replace(":", "-")
+    return net if ecosystem.lower() == "ethereum" else f"{ecosystem.lower()}-{net}"
+
+
+def resolve_watch(settings: KeeperSettings, network: str | None = None) -> Watch:
+    """Apply the precedence in the module docstring; raise with a hint when nothing is set.
+    `network` is the record's file stem (see `network_slug`)."""
+    record: dict[str, Any] = {}
+    path = settings.deployment
+    if path is None and network and settings.clearinghouse is None:
+        default = settings.deployments_dir / f"{network}.json"
+        path = default if default.exists() else None
+    if path is not None:
+        record = read_deployment(path)
+    address = settings.clearinghouse or record.get("clearinghouse")
+    if not address:
+        raise ValueError(
+            "no clearinghouse: set MM_CLEARINGHOUSE (and MM_START_BLOCK) or MM_DEPLOYMENT"
+        )
+    start = settings.start_block
+    if start is None:
+        start = int(record.get("start_block", 0))
+    chain_id = record.get("chain_id")
+    return Watch(str(address), start, int(chain_id) if chain_id is not None else None)

@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup test test-unit test-anvil compile bench lint fmt clean lock
+.PHONY: setup test test-unit test-anvil compile bench demo demo-quick lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -33,7 +33,7 @@ compile: setup
 # The whole suite: in-process py-evm chain, then the integration tests on a real anvil.
 test: setup
 	ape compile
-	ape test tests -q $(ARGS)
+	ape test tests -q -n 2 $(ARGS)
 	ape test tests -q -m integration --network ethereum:local:foundry $(ARGS)
 
 test-unit: setup
@@ -41,6 +41,16 @@ test-unit: setup
 
 test-anvil: setup
 	ape test tests -q --network ethereum:local:foundry $(ARGS)
+
+# Local anvil, deploy, 200 traders, the keeper as its own process, two real crashes, report.
+demo: setup
+	ape compile
+	bash scripts/demo.sh
+
+# The same with 40 traders and the 30 hours around each crash.
+demo-quick: setup
+	ape compile
+	DEMO_TRADERS=40 DEMO_SKIP=44 DEMO_STEPS=30 bash scripts/demo.sh
 
 # Gas table (docs/gas.md); keeper scale figures join it as they land.
 bench: setup

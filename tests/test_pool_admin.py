@@ -462,6 +462,8 @@ BAD_RISK = [
     ((2_000, 1_000, 600, 501), "clearinghouse: trading fee too high"),
     ((1_000, 500, 100, 101), "clearinghouse: trading fee above liquidation fee"),
     ((1_000, 500, 0, 1), "clearinghouse: trading fee above liquidation fee"),
+    # (im - mm) / (im - fee) = 900 / 901 needs more closed than the 80% partial bound allows.
+    ((1_000, 100, 99, 5), "clearinghouse: partial bound unreachable"),
 ]
 
 
@@ -612,8 +614,11 @@ def test_set_liquidation_params__valid__updated_and_logged(ch, deployer):
         max_reward,
     )
     assert ch.liquidation_params() == (10_000, 10_000, max_reward)
-    ch.set_liquidation_params(0, 1, 0, sender=deployer)  # the other ends of the bounds
-    assert ch.liquidation_params() == (0, 1, 0)
+    # The other ends of the bounds: with im 10%, mm 5%, fee 1% the least fraction a
+    # liquidation needs is 5/9, so the smallest bound that keeps a partial close reachable
+    # is 5,556 bps (5,556 * 900 > 500 * 10,000).
+    ch.set_liquidation_params(0, 5_556, 0, sender=deployer)
+    assert ch.liquidation_params() == (0, 5_556, 0)
 
 
 @pytest.mark.parametrize(
@@ -622,7 +627,10 @@ def test_set_liquidation_params__valid__updated_and_logged(ch, deployer):
         ((10_001, 5_000, USDC), "clearinghouse: bad keeper share"),
         ((5_000, 0, USDC), "clearinghouse: bad partial bound"),
         ((5_000, 10_001, USDC), "clearinghouse: bad partial bound"),
-        ((5_000, 5_000, 1_000 * USDC + 1), "clearinghouse: minimum reward too high"),
+        ((5_000, 1, USDC), "clearinghouse: partial bound unreachable"),
+        ((5_000, 5_000, USDC), "clearinghouse: partial bound unreachable"),
+        ((5_000, 5_555, USDC), "clearinghouse: partial bound unreachable"),
+        ((5_000, 8_000, 1_000 * USDC + 1), "clearinghouse: minimum reward too high"),
     ],
 )
 def test_set_liquidation_params__out_of_bounds__reverts(ch, deployer, params, reason):

@@ -46,6 +46,7 @@ def run_replay(
     *,
     refresh_others: bool = True,
     on_step: Callable[[ReplayStep, int], None] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> ReplayResult:
     """Post every step's answer to `system.aggregators[market_index]` at its time (offsets from
     the first step, which lands one second after the current head). `owner` owns the
@@ -80,6 +81,8 @@ def run_replay(
                     refreshes += 1
         if on_step is not None:
             on_step(step, block_time)
+        if after_step is not None:
+            after_step()
     answers = [s.answer for s in steps]
     return ReplayResult(
         steps=len(steps),
@@ -92,4 +95,25 @@ def run_replay(
     )
 
 
-__all__ = ["ReplayResult", "current_answer", "needs_refresh", "run_replay"]
+def wait_until_settled(
+    count_liquidatable: Callable[[], int],
+    timeout_s: float,
+    poll_s: float = 0.1,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> int:
+    """Poll `count_liquidatable` until it returns 0 or `timeout_s` passes; return the last count.
+    Gives an outside keeper the time a real one has between two oracle updates."""
+    import time
+
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    deadline = clock() + timeout_s
+    left = count_liquidatable()
+    while left > 0 and clock() < deadline:
+        sleep(poll_s)
+        left = count_liquidatable()
+    return left
+
+
+__all__ = ["ReplayResult", "current_answer", "needs_refresh", "run_replay", "wait_until_settled"]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo: local anvil, deploy, seed LPs and traders, start the keeper as its own process,
-# replay two real crashes through the oracle, stop everything started here, print a report.
+# replay two real crashes through the oracle, stop everything started here, print a report
+# (status, per-crash figures in $OUT/report.md and $OUT/demo.png, then the audit, whose exit
+# code is the demo's).
 # Settings: DEMO_TRADERS (default 200), DEMO_COMPRESS (default 60), DEMO_STEPS (rows per crash,
 # default: all), DEMO_SKIP (rows skipped at the start of each file). Everything runs on 127.0.0.1; every process started here is stopped by its pid.
 set -euo pipefail
@@ -66,10 +68,10 @@ sleep 8
 
 step "replay 2020-03-12 ETH crash (hourly, x${COMPRESS} compressed)"
 ape run replay "${NET[@]}" --file eth_usdt_binance_1h_2020-03-12 --market ETH-USD \
-  --compress "$COMPRESS" "${STEPS_ARG[@]}"
+  --compress "$COMPRESS" --wait-keeper "${DEMO_KEEPER_WAIT:-20}" "${STEPS_ARG[@]}"
 step "replay 2021-05-19 BTC crash (hourly, x${COMPRESS} compressed)"
 ape run replay "${NET[@]}" --file btc_usdt_binance_1h_2021-05-19 --market BTC-USD \
-  --compress "$COMPRESS" "${STEPS_ARG[@]}"
+  --compress "$COMPRESS" --wait-keeper "${DEMO_KEEPER_WAIT:-20}" "${STEPS_ARG[@]}"
 sleep 6  # let the keeper finish the last blocks
 
 step "stop the keeper"
@@ -80,7 +82,15 @@ KEEPER_PID=""
 
 step "report"
 ape run status "${NET[@]}" | tee "$OUT/status.txt" | tail -25
-ape run audit "${NET[@]}" | tee "$OUT/audit.txt"
+# Per-crash figures, $OUT/report.md and $OUT/demo.png. A report that fails is flagged but
+# leaves the exit code to the audit.
+REPORT_RC=0
+ape run report "${NET[@]}" --out "$OUT" \
+  --name "2020-03-12 ETH crash" --name "2021-05-19 BTC crash" || REPORT_RC=$?
+AUDIT_RC=0
+ape run audit "${NET[@]}" | tee "$OUT/audit.txt" || AUDIT_RC=$?
 grep -E "liquidat|Liquidat" "$OUT/keeper.log" | tail -5 || true
 echo
-echo "demo finished in $(( $(date +%s) - START )) s; logs and records in $OUT/"
+if [[ "$REPORT_RC" -ne 0 ]]; then echo "report FAILED (exit $REPORT_RC); see the output above"; fi
+echo "demo finished in $(( $(date +%s) - START )) s; logs, records, report.md and demo.png in $OUT/"
+exit "$AUDIT_RC"

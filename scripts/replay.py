@@ -18,8 +18,13 @@ from margin_maintenance.crashdata import (
     plan_replay,
     resolve_scenario,
 )
-from margin_maintenance.deployment import DeploymentError, load_connected, test_signer
-from margin_maintenance.replay import current_answer, run_replay
+from margin_maintenance.deployment import (
+    DeploymentError,
+    load_connected,
+    test_signer,
+    traders_for,
+)
+from margin_maintenance.replay import current_answer, run_replay, wait_until_settled
 
 
 def _utc(ts: int) -> str:
@@ -57,6 +62,14 @@ def _utc(ts: int) -> str:
     show_default=True,
     help="Hide Ape's per-transaction log lines while the progress bar runs.",
 )
+@click.option(
+    "--wait-keeper",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="After each price, wait up to this many seconds for an outside keeper to leave no "
+    "seeded trader liquidatable (0: do not wait).",
+)
 def cli(
     name: str | None,
     market: str | None,
@@ -67,6 +80,7 @@ def cli(
     list_only: bool,
     data_dir: str | None,
     quiet: bool,
+    wait_keeper: float,
 ) -> None:
     """Replay a real crash-window close series through a market's mock aggregator, moving
     the chain clock to each row's time.
@@ -129,7 +143,35 @@ def cli(
         def on_step(step, block_time: int) -> None:
             bar.update(task, advance=1, price=f"{step.price_usd:,.2f} @ {_utc(block_time)}")
 
-        result = run_replay(system, k, steps, owner, refresh_others=refresh_others, on_step=on_step)
+        after_step = None
+        unsettled = 0
+        if wait_keeper > 0:
+            addresses = [t.address for t in traders_for(dep).traders]
+            ch = system.clearinghouse
+
+            def count_liquidatable() -> int:
+                total = 0
+                for i in range(0, len(addresses), 512):
+                    rows = ch.margin_status(addresses[i : i + 512])
+                    total += sum(1 for r in rows if r.liquidatable)
+                return total
+
+            def after_step() -> None:
+                nonlocal unsettled
+                if wait_until_settled(count_liquidatable, wait_keeper) > 0:
+                    unsettled += 1
+
+        result = run_replay(
+            system,
+            k,
+            steps,
+            owner,
+            refresh_others=refresh_others,
+            on_step=on_step,
+            after_step=after_step,
+        )
+    if wait_keeper > 0:
+        click.echo(f"keeper wait: {unsettled} of {len(steps)} steps left accounts liquidatable")
     click.echo(
         f"done: {result.steps} prices, last {result.last_answer / 10**decimals:,.2f}, "
         f"low {result.min_answer / 10**decimals:,.2f}; chain time "

@@ -644,3 +644,32 @@ def test_deploy_seed_replay_audit__black_thursday__books_balance(
     assert ch.collateral(liquidator) == report.ledger.keeper_rewards_total
     assert report.ledger.counts["Liquidated"] == len(victims)
     assert set(traders) <= set(accounts_in(fetch_events(ch, start_block=dep.start_block)))
+
+
+def test_wait_until_settled__keeper_clears__returns_zero_without_waiting_out():
+    from margin_maintenance.replay import wait_until_settled
+
+    counts = iter([3, 2, 0])
+    now = [0.0]
+    left = wait_until_settled(
+        lambda: next(counts),
+        10.0,
+        poll_s=1.0,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert left == 0 and now[0] == 2.0
+
+
+def test_wait_until_settled__keeper_absent__gives_up_at_timeout():
+    from margin_maintenance.replay import wait_until_settled
+
+    now = [0.0]
+    left = wait_until_settled(
+        lambda: 4,
+        3.0,
+        poll_s=1.0,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert left == 4 and now[0] == 3.0

@@ -22,6 +22,12 @@ $(STAMPS)/venv: requirements.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $@
 
+# redis-server (Debian's) for the distributed keeper test: its taskiq broker runs on Redis.
+$(STAMPS)/redis:
+	@mkdir -p $(STAMPS)
+	command -v redis-server || (apt-get update && apt-get install -y redis-server)
+	@touch $@
+
 $(STAMPS)/node: package.json package-lock.json
 	@mkdir -p $(STAMPS)
 	npm ci --no-audit --no-fund --loglevel=error
@@ -31,7 +37,7 @@ compile: setup
 	ape compile
 
 # The whole suite: in-process py-evm chain, then the integration tests on a real anvil.
-test: setup
+test: setup $(STAMPS)/redis
 	ape compile
 	ape test tests -q -n 2 $(ARGS)
 	ape test tests -q -m integration --network ethereum:local:foundry $(ARGS)

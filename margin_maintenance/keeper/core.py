@@ -11,7 +11,6 @@ from a single `liquidate`, or a stale price) is logged and counted, never raised
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from web3.exceptions import Web3Exception
 
 from . import decisions
 from .decisions import AccountStatus, CostModel, Preview
+from .gate import Gate, LocalGate
 from .index import AccountIndex, Web3LogSource
 from .reads import ClearinghouseReader, ReadError
 from .settings import KeeperSettings, Watch, network_slug, resolve_watch
@@ -87,6 +87,7 @@ class Keeper:
         signer: Any | None = None,
         *,
         eth_usd: Callable[[], float] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         from ape import chain
 
@@ -103,11 +104,9 @@ class Keeper:
         self._logs = Web3LogSource.for_contract(chain.provider.web3, clearinghouse)
         self.reader = ClearinghouseReader.for_contract(clearinghouse, chain.provider)
         self._deferred: set[str] = set()  # unprofitable last time: previewed after the others
-        # One iteration at a time; blocks that arrive meanwhile fold into the next pass.
-        self._mutex = threading.Lock()
-        self._busy = False
-        self._wanted = -1
-        self._done = -1
+        # One iteration at a time; blocks that arrive meanwhile fold into the next pass. A
+        # RedisGate extends the rule to every worker process sharing this signer (gate.py).
+        self.gate: Gate = gate if gate is not None else LocalGate()
 
     @property
     def dry_run(self) -> bool:
@@ -129,28 +128,11 @@ class Keeper:
 
     def on_block(self, block_number: int | None = None) -> list[IterationResult]:
         """Handle a new block. Blocks that arrive while an iteration runs (Silverback runs
-        handlers concurrently) are not dropped: the running call loops once more for them."""
+        handlers concurrently, in one process or several) are not dropped: the running call
+        loops once more for them, and the call handed such a block returns []."""
         if block_number is None:
             block_number = self.chain.blocks.head.number or 0
-        with self._mutex:
-            self._wanted = max(self._wanted, block_number)
-            if self._busy:
-                return []
-            self._busy = True
-        results: list[IterationResult] = []
-        try:
-            while True:
-                with self._mutex:
-                    target = self._wanted
-                    if target <= self._done:
-                        self._busy = False
-                        return results
-                results.append(self.step(target))
-                self._done = target
-        except BaseException:
-            with self._mutex:
-                self._busy = False
-            raise
+        return self.gate.run(block_number, lambda target: self.step(target))
 
     def step(self, block_number: int) -> IterationResult:
         """One full pass at `block_number`: index, read, rank, check profit, send."""
@@ -286,12 +268,17 @@ class Keeper:
         without waiting for each receipt, so that under interval mining all of an iteration's
         batches can land in the same block. A batch whose gas estimate reverts is logged,
         counted and skipped (its nonce is reused); nothing here raises. Accounts another keeper
-        liquidated first are skipped by the contract and counted as lost races."""
+        liquidated first are skipped by the contract and counted as lost races. Before each
+        batch the gate is asked whether this pass still holds the signer (a distributed lease
+        renews here); if not, the rest is left to the next pass."""
         provider = self.chain.provider
         sent: list[tuple[list[str], str]] = []
         nonce: int | None = None
-        for batch in batches:
+        for i, batch in enumerate(batches):
             accounts = list(batch)
+            if not self.gate.holding():  # another worker's pass may be sending: stop here
+                log.warning("lease lost: %d batch(es) left to the next pass", len(batches) - i)
+                break
             try:
                 if nonce is None:  # "pending": a tx of ours still in the pool keeps its nonce
                     nonce = int(
@@ -418,6 +405,7 @@ def build_keeper(
     settings: KeeperSettings | None = None,
     signer: Any | None = None,
     db_path: str | Path | None = None,
+    gate: Gate | None = None,
 ) -> Keeper:
     """A keeper for the connected network, from `MM_*` settings (see `settings.py`)."""
     from ape import chain, project
@@ -436,6 +424,6 @@ def build_keeper(
         watch.start_block,
         scope=index_scope(chain_id, str(ch.address), watch.start_block),
     )
-    keeper = Keeper(ch, index, settings, signer)
+    keeper = Keeper(ch, index, settings, signer, gate=gate)
     keeper.catch_up()
     return keeper

@@ -54,6 +54,10 @@ class KeeperSettings(BaseSettings):
     eth_usd: float | None = Field(default=None, ge=0)  # USD per ETH; None: read from a market
     eth_market_id: int = Field(default=0, ge=0)  # market whose feed prices ETH (ETH-USD)
 
+    # Distributed runner (`silverback worker` processes): the lease that serialises passes
+    redis_url: str | None = None  # lease store; default: the Silverback broker's Redis url
+    lease_ttl: float = Field(default=120.0, gt=0)  # seconds a dead worker can hold the lease
+
     # Fallback loop runner only (Silverback reacts to blocks itself)
     poll_interval: float = Field(default=1.0, gt=0)  # seconds between head checks
 

@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup test test-unit test-anvil compile bench demo demo-quick lint fmt clean lock
+.PHONY: setup test test-unit test-anvil compile bench bench-quick demo demo-quick lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -58,10 +58,18 @@ demo-quick: setup
 	ape compile
 	DEMO_TRADERS=40 DEMO_SKIP=44 DEMO_STEPS=30 bash scripts/demo.sh
 
-# Gas table (docs/gas.md); keeper scale figures join it as they land.
-bench: setup
+# Gas table (docs/gas.md); keeper scale on anvil at 1,000 and 10,000 accounts, the test-suite
+# and demo-quick wall times (docs/bench.md, raw figures in out/bench/). Figures, not asserts.
+bench: setup $(STAMPS)/redis
 	ape compile
 	ape run gas
+	ape run scale --accounts 1000,10000 --suite --demo
+
+# CI check that the bench still runs: the gas table and a 200-account scale run (out/bench/).
+bench-quick: setup
+	ape compile
+	ape run gas
+	ape run scale --quick
 
 lint: setup
 	ruff check .

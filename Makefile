@@ -16,10 +16,11 @@ ARGS ?=
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
-$(STAMPS)/venv: requirements.txt
+$(STAMPS)/venv: requirements.txt pyproject.toml
 	@mkdir -p $(STAMPS)
 	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch $@
 
 # redis-server (Debian's) for the distributed keeper test: its taskiq broker runs on Redis.

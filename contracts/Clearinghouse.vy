@@ -837,8 +837,13 @@ def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_PO
     """
     # Requirements and fees round up leg by leg; two units of slack per leg make sure the
     # remainder really does meet its initial requirement after the rounding.
-    fraction: uint256 = mm._liquidation_fraction(
-        st.equity - convert(2 * len(st.legs), int256), st.initial, st.liq_fee
+    slack_equity: int256 = st.equity - convert(2 * len(st.legs), int256)
+    fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
+    # The fee is at least the minimum keeper reward: close enough that paying it as a flat
+    # amount still leaves the initial requirement of the remainder covered.
+    fraction = max(
+        fraction,
+        mm._liquidation_fraction(slack_equity - convert(lcfg >> 32, int256), st.initial, 0),
     )
     full: bool = fraction > (((lcfg >> 16) & MASK16) * WAD) // BPS
     closes: DynArray[uint256, MAX_POSITIONS] = []

@@ -12,6 +12,7 @@ names the defect and the fix.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import ape
@@ -96,11 +97,16 @@ def liquidation_fraction(equity: int, initial: int, fee_total: int) -> int:
     return min(WAD, ceil_div((initial - equity) * WAD, initial - fee_total))
 
 
-def planned_fraction(m: Margin, n_legs: int) -> int:
+def planned_fraction(m: Margin, n_legs: int, min_reward: int = MIN_KEEPER_REWARD) -> int:
     """The fraction a liquidation closes before the bound and dust rules: two units of slack
     per leg in the numerator, so that the per-leg rounding up of requirements and fees still
-    leaves the remainder at or above its initial requirement."""
-    return liquidation_fraction(m.equity - 2 * n_legs, m.initial, m.liq_fee)
+    leaves the remainder at or above its initial requirement; and at least enough that paying
+    the minimum keeper reward as a flat fee still leaves it covered."""
+    slack_equity = m.equity - 2 * n_legs
+    return max(
+        liquidation_fraction(slack_equity, m.initial, m.liq_fee),
+        liquidation_fraction(slack_equity - min_reward, m.initial, 0),
+    )
 
 
 def partial_reachable(
@@ -772,11 +778,17 @@ def test_liquidate__only_leg_remainder_below_min_notional__full_close(
     trader,
     liquidator,
     conserved,
+    deployer,
+    monkeypatch,
 ):
+    # No minimum reward here: on a 24 USDC position a 1 USDC minimum alone pushes the fraction
+    # past the bound, and this test is about the dust rule.
+    ch.set_liquidation_params(KEEPER_SHARE_BPS, partial_bound, 0, sender=deployer)
+    monkeypatch.setattr(sys.modules[__name__], "MIN_KEEPER_REWARD", 0)
     open_eth_long(deposit, open_position, trader, 3.2, 0.012)  # 24 USDC notional
     set_price(ETH, 1_820)
     m = margin(ch.collateral(trader), legs_of(ch, system, trader))
-    fraction = planned_fraction(m, 1)
+    fraction = planned_fraction(m, 1, min_reward=0)
     assert fraction <= partial_bound * WAD // BPS  # would be partial but for the dust rule
     o = model_now(ch, system, trader, max_partial_bps=partial_bound)
     assert o.full and o.fraction == WAD

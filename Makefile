@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup test test-unit test-anvil compile bench bench-quick demo demo-quick lint fmt clean lock
+.PHONY: setup test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -58,6 +58,15 @@ demo: setup
 demo-quick: setup
 	ape compile
 	DEMO_TRADERS=40 DEMO_SKIP=44 DEMO_STEPS=30 bash scripts/demo.sh
+
+# Every crash file through the real contracts, swept over mm, fee, insurance and keeper latency.
+simulate: setup
+	ape compile
+	ape run simulate $(ARGS)
+
+simulate-quick: setup
+	ape compile
+	ape run simulate --quick --out out/sim-quick
 
 # Gas table (docs/gas.md); keeper scale on anvil at 1,000 and 10,000 accounts, the test-suite
 # and demo-quick wall times (docs/bench.md, raw figures in out/bench/). Figures, not asserts.

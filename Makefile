@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick lint fmt clean lock
+.PHONY: setup test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick fuzz lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -58,6 +58,13 @@ demo: setup
 demo-quick: setup
 	ape compile
 	DEMO_TRADERS=40 DEMO_SKIP=44 DEMO_STEPS=30 bash scripts/demo.sh
+
+# The invariant state machine with many more examples than CI (MM_FUZZ_EXAMPLES, default 500);
+# prints the examples and steps run and how often each action happened.
+FUZZ_EXAMPLES ?= 500
+fuzz: setup
+	ape compile
+	MM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ape test tests/test_invariants.py -q -s
 
 # Every crash file through the real contracts, swept over mm, fee, insurance and keeper latency.
 simulate: setup

@@ -1,0 +1,420 @@
+"""Access-control matrix: every state-changing function of every deployable, called by every
+role, with the outcome each cell must have.
+
+Roles: the owner (deployer), a pending owner (ownership offered, not yet accepted), the guardian,
+a trader with collateral and an open position, and a stranger holding tokens but no account.
+Each cell runs on a fresh copy of one world (Ape reverts the chain after every test), so a cell
+that transfers ownership or pauses cannot leak into the next.
+
+Allowed cells assert the effect the call must have (not only that it did not revert); denied
+cells assert the exact revert string. Permissionless functions are allowed for every role and
+act on the caller's own account only: nobody can move another account's collateral or shares.
+`test_matrix__covers_every_state_changing_function` reads the compiled ABIs, so a new external
+function without a row here fails the suite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import ape
+import pytest
+from conftest import ETH, USDC, WAD
+
+from margin_maintenance.system import SystemParams, deploy_system
+
+ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
+NOT_OWNER = "ownable: caller is not the owner"
+NOT_PENDING = "ownable_2step: caller is not the new owner"
+NOT_GUARDIAN = "clearinghouse: not guardian"
+NOT_MINTER = "erc20: access is denied"
+NO_ALLOWANCE = "erc20: insufficient allowance"
+MAX_UINT = 2**256 - 1
+IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5
+CRASH_PRICE = 1_850  # USD: the victim (9 ETH long on 2,000 USDC) is liquidatable here
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- The world every cell starts from ----
+
+
+@pytest.fixture(scope="module")
+def world(project, accounts):
+    """A deployed system with one actor per role, an LP-seeded pool and a victim account
+    one price move away from liquidation."""
+    owner, guardian, trader, victim, lp, _, stranger, pending = (accounts[i] for i in range(8))
+    system = deploy_system(project, owner, guardian, SystemParams())
+    ch, token = system.clearinghouse, system.token
+    for who in (owner, guardian, trader, victim, lp, stranger, pending):
+        token.mint(who, 1_000_000 * USDC, sender=owner)
+        token.approve(ch, MAX_UINT, sender=who)
+    ch.add_liquidity(500_000 * USDC, 0, sender=lp)
+    ch.deposit(5_000 * USDC, sender=trader)
+    ch.trade(ETH, WAD, MAX_UINT, sender=trader)
+    ch.deposit(2_000 * USDC, sender=victim)
+    ch.trade(ETH, 9 * WAD, MAX_UINT, sender=victim)
+    ch.transfer_ownership(pending, sender=owner)
+    roles = dict(
+        owner=owner, pending_owner=pending, guardian=guardian, trader=trader, stranger=stranger
+    )
+    return SimpleNamespace(system=system, ch=ch, token=token, lp=lp, victim=victim, **roles)
+
+
+def crash(w) -> None:
+    """Drop ETH so the victim (and only the victim) is liquidatable."""
+    w.system.aggregators[ETH].set_price(CRASH_PRICE * 10**8, sender=w.owner)
+    assert w.ch.is_liquidatable(w.victim)
+    assert not w.ch.is_liquidatable(w.trader)
+
+
+def ledgers(w, who) -> tuple[int, int, int, int]:
+    """(collateral, LP shares, wallet tokens, insurance fund) as seen from `who`."""
+    return (
+        w.ch.collateral(who),
+        w.system.lp_token.balanceOf(who),
+        w.token.balanceOf(who),
+        w.ch.insurance_fund(),
+    )
+
+
+# ---- Rows: one per state-changing function ----
+
+Args = Callable[[Any, Any], tuple]
+Hook = Callable[[Any, Any], Any]
+
+
+def _nothing(w, who) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Row:
+    contract: str  # "ch" or "lp_token"
+    args: Args
+    allowed: frozenset[str]
+    denied: str  # revert string for every role not allowed
+    arrange: Hook = _nothing  # runs before the call, as the caller where it matters
+    check: Callable[[Any, Any, Any, Any], None] = field(default=lambda w, who, tx, before: None)
+
+
+def everyone() -> frozenset[str]:
+    return frozenset(ROLES)
+
+
+def only(*roles: str) -> frozenset[str]:
+    return frozenset(roles)
+
+
+# Owner setters: the change is visible in a view afterwards.
+
+
+def _check_market_added(w, who, tx, before):
+    assert w.ch.market_count() == 3
+    assert w.ch.market(2).maintenance_margin_bps == MM_BPS
+
+
+def _check_risk(w, who, tx, before):
+    assert w.ch.market(ETH).initial_margin_bps == 2_000
+
+
+def _check_limits(w, who, tx, before):
+    assert w.ch.market(ETH).max_open_interest == 2_000_000 * WAD
+
+
+def _check_feed(w, who, tx, before):
+    assert w.ch.market(ETH).feed == w.system.feeds[1].address
+
+
+def _check_liq_params(w, who, tx, before):
+    assert tuple(w.ch.liquidation_params()) == (4_000, 8_000, 2 * USDC)
+
+
+def _check_reserve(w, who, tx, before):
+    assert w.ch.pool_reserve_bps() == 2_500
+
+
+def _check_guardian(w, who, tx, before):
+    assert w.ch.guardian() == w.stranger.address
+
+
+def _check_paused(w, who, tx, before):
+    assert w.ch.paused()
+
+
+def _check_unpaused(w, who, tx, before):
+    assert not w.ch.paused()
+
+
+def _check_transfer(w, who, tx, before):
+    assert w.ch.pending_owner() == w.trader.address
+    assert w.ch.owner() == w.owner.address
+
+
+def _check_accept(w, who, tx, before):
+    assert w.ch.owner() == who.address
+    assert w.ch.pending_owner() == "0x" + "00" * 20
+
+
+# Permissionless calls: they move the caller's own ledgers by exactly the amount asked.
+
+
+def _give_collateral(w, who):
+    w.ch.deposit(1_000 * USDC, sender=who)
+
+
+def _give_shares(w, who):
+    w.ch.add_liquidity(1_000 * USDC, 0, sender=who)
+
+
+def _check_deposit(w, who, tx, before):
+    after = ledgers(w, who)
+    assert after[0] - before[0] == 100 * USDC and before[2] - after[2] == 100 * USDC
+
+
+def _check_withdraw(w, who, tx, before):
+    after = ledgers(w, who)
+    assert before[0] - after[0] == 100 * USDC and after[2] - before[2] == 100 * USDC
+
+
+def _check_trade(w, who, tx, before):
+    size, _ = w.ch.position(who, ETH)
+    had = WAD if who == w.trader else 0
+    assert size == had + WAD // 10
+
+
+def _check_liquidated(w, who, tx, before):
+    [log] = tx.decode_logs(w.ch.Liquidated)
+    assert (log.account, log.liquidator) == (w.victim.address, who.address)
+    assert ledgers(w, who)[0] - before[0] == log.keeper_reward > 0
+    assert not w.ch.is_liquidatable(w.victim)
+
+
+def _check_add_liquidity(w, who, tx, before):
+    [log] = tx.decode_logs(w.ch.LiquidityAdded)
+    after = ledgers(w, who)
+    assert log["provider"] == who.address  # log.provider is Ape's own attribute
+    assert after[1] - before[1] == log.shares > 0
+    assert before[2] - after[2] == 100 * USDC
+
+
+def _check_remove_liquidity(w, who, tx, before):
+    [log] = tx.decode_logs(w.ch.LiquidityRemoved)
+    after = ledgers(w, who)
+    assert log["provider"] == who.address
+    assert before[1] - after[1] == log.shares > 0
+    assert after[2] - before[2] == log.assets > 0
+
+
+def _check_insurance(w, who, tx, before):
+    after = ledgers(w, who)
+    assert after[3] - before[3] == 100 * USDC and before[2] - after[2] == 100 * USDC
+
+
+def _check_share_transfer(w, who, tx, before):
+    assert before[1] - ledgers(w, who)[1] == 10**6
+    assert w.system.lp_token.balanceOf(w.stranger if who != w.stranger else w.trader) >= 10**6
+
+
+def _check_approve(w, who, tx, before):
+    assert w.system.lp_token.allowance(who, w.lp) == 123
+
+
+def _half_shares(w, who) -> tuple:
+    return (w.system.lp_token.balanceOf(who) // 2 or 1, 0)
+
+
+ROWS: dict[str, Row] = {
+    # -- Clearinghouse: owner --
+    "add_market": Row(
+        "ch",
+        lambda w, who: (w.system.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_market_added,
+    ),
+    "set_market_risk": Row(
+        "ch",
+        lambda w, who: (ETH, 2_000, MM_BPS, LIQ_BPS, FEE_BPS),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_risk,
+    ),
+    "set_market_limits": Row(
+        "ch",
+        lambda w, who: (ETH, 2_000_000 * WAD, 10 * USDC),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_limits,
+    ),
+    "set_market_feed": Row(
+        "ch",
+        lambda w, who: (ETH, w.system.feeds[1]),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_feed,
+    ),
+    "set_liquidation_params": Row(
+        "ch",
+        lambda w, who: (4_000, 8_000, 2 * USDC),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_liq_params,
+    ),
+    "set_pool_reserve": Row(
+        "ch", lambda w, who: (2_500,), only("owner"), NOT_OWNER, check=_check_reserve
+    ),
+    "set_guardian": Row(
+        "ch", lambda w, who: (w.stranger,), only("owner"), NOT_OWNER, check=_check_guardian
+    ),
+    "unpause": Row(
+        "ch",
+        lambda w, who: (),
+        only("owner"),
+        NOT_OWNER,
+        arrange=lambda w, who: w.ch.pause(sender=w.guardian),
+        check=_check_unpaused,
+    ),
+    "transfer_ownership": Row(
+        "ch", lambda w, who: (w.trader,), only("owner"), NOT_OWNER, check=_check_transfer
+    ),
+    # -- Clearinghouse: guardian or owner; pending owner --
+    "pause": Row(
+        "ch", lambda w, who: (), only("owner", "guardian"), NOT_GUARDIAN, check=_check_paused
+    ),
+    "accept_ownership": Row(
+        "ch", lambda w, who: (), only("pending_owner"), NOT_PENDING, check=_check_accept
+    ),
+    # -- Clearinghouse: permissionless, on the caller's own account --
+    "deposit": Row("ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_deposit),
+    "withdraw": Row(
+        "ch",
+        lambda w, who: (100 * USDC,),
+        everyone(),
+        "",
+        arrange=_give_collateral,
+        check=_check_withdraw,
+    ),
+    "trade": Row(
+        "ch",
+        lambda w, who: (ETH, WAD // 10, MAX_UINT),
+        everyone(),
+        "",
+        arrange=_give_collateral,
+        check=_check_trade,
+    ),
+    "liquidate": Row(
+        "ch",
+        lambda w, who: (w.victim,),
+        everyone(),
+        "",
+        arrange=lambda w, who: crash(w),
+        check=_check_liquidated,
+    ),
+    "liquidate_many": Row(
+        "ch",
+        lambda w, who: ([w.trader, w.victim, w.stranger],),
+        everyone(),
+        "",
+        arrange=lambda w, who: crash(w),
+        check=_check_liquidated,
+    ),
+    "add_liquidity": Row(
+        "ch", lambda w, who: (100 * USDC, 0), everyone(), "", check=_check_add_liquidity
+    ),
+    "remove_liquidity": Row(
+        "ch",
+        _half_shares,
+        everyone(),
+        "",
+        arrange=_give_shares,
+        check=_check_remove_liquidity,
+    ),
+    "fund_insurance": Row(
+        "ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_insurance
+    ),
+    # -- LP token: minting and burning belong to the clearinghouse alone; its owner renounced --
+    "mint": Row("lp_token", lambda w, who: (who, 10**18), only(), NOT_MINTER),
+    "burn_shares": Row("lp_token", lambda w, who: (w.lp, 1), only(), NOT_MINTER),
+    "set_minter": Row("lp_token", lambda w, who: (who, True), only(), NOT_OWNER),
+    "renounce_ownership": Row("lp_token", lambda w, who: (), only(), NOT_OWNER),
+    # -- LP token: holders move their own shares; nobody moves another's without allowance --
+    "transfer": Row(
+        "lp_token",
+        lambda w, who: (w.stranger if who != w.stranger else w.trader, 10**6),
+        everyone(),
+        "",
+        arrange=_give_shares,
+        check=_check_share_transfer,
+    ),
+    "transferFrom": Row("lp_token", lambda w, who: (w.lp, who, 1), only(), NO_ALLOWANCE),
+    "approve": Row("lp_token", lambda w, who: (w.lp, 123), everyone(), "", check=_check_approve),
+}
+
+CELLS = [(fn, role) for fn in ROWS for role in ROLES]
+
+
+# ---- Tests ----
+
+
+def test_matrix__covers_every_state_changing_function():
+    manifest = json.loads((ROOT / ".build" / "__local__.json").read_text())
+    deployables = {"ch": "Clearinghouse", "lp_token": "LPToken", "feed": "PriceFeed"}
+    for key, name in deployables.items():
+        abi = manifest["contractTypes"][name]["abi"]
+        mutating = {
+            item["name"]
+            for item in abi
+            if item["type"] == "function" and item["stateMutability"] in ("nonpayable", "payable")
+        }
+        rows = {fn for fn, row in ROWS.items() if row.contract == key}
+        assert mutating == rows, f"{name}: rows missing {mutating - rows}, extra {rows - mutating}"
+
+
+@pytest.mark.parametrize(("fn", "role"), CELLS, ids=[f"{fn}-{role}" for fn, role in CELLS])
+def test_matrix__role_calls_function__expected_outcome(world, fn, role):
+    row = ROWS[fn]
+    caller = getattr(world, role)
+    target = world.ch if row.contract == "ch" else world.system.lp_token
+    row.arrange(world, caller)
+    args = row.args(world, caller)
+    before = ledgers(world, caller)
+
+    if role in row.allowed:
+        tx = getattr(target, fn)(*args, sender=caller)
+        row.check(world, caller, tx, before)
+    else:
+        with ape.reverts(row.denied):
+            getattr(target, fn)(*args, sender=caller)
+        assert ledgers(world, caller) == before
+
+
+def test_matrix__pending_owner_after_accepting__is_the_owner_in_every_owner_row(world):
+    """The pending owner has no power until it accepts; then it holds every owner cell and the
+    previous owner holds none (spot-checked on a setter that changes nothing else)."""
+    world.ch.accept_ownership(sender=world.pending_owner)
+    world.ch.set_pool_reserve(2_500, sender=world.pending_owner)
+    assert world.ch.pool_reserve_bps() == 2_500
+    with ape.reverts(NOT_OWNER):
+        world.ch.set_pool_reserve(1_000, sender=world.owner)
+    with ape.reverts(NOT_GUARDIAN):
+        world.ch.pause(sender=world.owner)  # the old owner is now a stranger to pause too
+    world.ch.pause(sender=world.guardian)
+    assert world.ch.paused()
+
+
+def test_matrix__world__every_role_distinct_and_set_up(world):
+    """Guard against a fixture change that silently merges two roles (which would hollow out
+    half the matrix)."""
+    addresses = {getattr(world, role).address for role in ROLES}
+    assert len(addresses) == len(ROLES)
+    assert world.ch.owner() == world.owner.address
+    assert world.ch.pending_owner() == world.pending_owner.address
+    assert world.ch.guardian() == world.guardian.address
+    assert world.ch.position(world.trader, ETH)[0] == WAD
+    assert world.ch.collateral(world.stranger) == 0
+    assert world.ch.account_market_ids(world.stranger) == []

@@ -224,9 +224,7 @@ def deposit(amount: uint256):
     """
     @notice Deposit `amount` of the collateral token; the credit is what actually arrives.
     """
-    assert amount > 0, "clearinghouse: zero amount"
     received: uint256 = self._pull(msg.sender, amount)
-    assert received > 0, "clearinghouse: nothing received"
     c: int256 = self.collateral[msg.sender]
     self._set_collateral(msg.sender, c, c + convert(received, int256))
     log IClearinghouse.Deposited(account=msg.sender, amount=received)
@@ -240,7 +238,8 @@ def withdraw(amount: uint256):
     """
     assert amount > 0, "clearinghouse: zero amount"
     c: int256 = self.collateral[msg.sender]
-    assert c >= convert(amount, int256), "clearinghouse: insufficient collateral"
+    # Compared as uint256 so that amounts above max int256 get this message, not an overflow.
+    assert convert(max(c, 0), uint256) >= amount, "clearinghouse: insufficient collateral"
     c_after: int256 = c - convert(amount, int256)
     if self.account_markets[msg.sender] & 255 != 0:
         st: AccountState = self._load(msg.sender)
@@ -476,9 +475,7 @@ def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
     """
     @notice Deposit `assets` into the counterparty pool for LP shares.
     """
-    assert assets > 0, "clearinghouse: zero amount"
     received: uint256 = self._pull(msg.sender, assets)
-    assert received > 0, "clearinghouse: nothing received"
     shares: uint256 = self._to_shares(received, staticcall ILPToken(lp_token).totalSupply())
     assert shares > 0, "clearinghouse: zero shares"
     assert shares >= min_shares, "clearinghouse: slippage"
@@ -495,7 +492,10 @@ def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
     """
     assert shares > 0, "clearinghouse: zero amount"
     assert not self.paused, "clearinghouse: paused"
-    assets: uint256 = self._to_assets(shares, staticcall ILPToken(lp_token).totalSupply())
+    supply: uint256 = staticcall ILPToken(lp_token).totalSupply()
+    # No one holds more than the supply; the bound also keeps shares * nav from overflowing.
+    assert shares <= supply, "clearinghouse: insufficient shares"
+    assets: uint256 = self._to_assets(shares, supply)
     assert assets > 0, "clearinghouse: zero assets"
     assert assets >= min_assets, "clearinghouse: slippage"
     assert assets <= self._free_liquidity(), "clearinghouse: insufficient free liquidity"
@@ -533,7 +533,6 @@ def fund_insurance(amount: uint256):
     """
     @notice Add to the insurance fund (anyone; the credit is what arrives).
     """
-    assert amount > 0, "clearinghouse: zero amount"
     received: uint256 = self._pull(msg.sender, amount)
     self.insurance_fund += received
     log IClearinghouse.InsuranceFunded(funder=msg.sender, amount=received)
@@ -1154,6 +1153,7 @@ def _listed(market_id: uint256) -> uint256:
 @internal
 def _check_feed(feed: address):
     assert feed != empty(address), "clearinghouse: zero feed"
+    assert feed.is_contract, "clearinghouse: feed is not a contract"
     price: uint256 = staticcall IPriceFeed(feed).latest_price()
     assert price > 0 and price <= mm.MAX_PRICE, "clearinghouse: bad feed price"
 
@@ -1249,13 +1249,17 @@ def _set_pool_reserve(reserve_bps: uint256):
 @internal
 def _pull(sender: address, amount: uint256) -> uint256:
     """
-    @dev Transfer in and return what actually arrived (fee-on-transfer safe).
+    @dev Transfer in and return what actually arrived (fee-on-transfer safe); reverts on a
+         zero amount or when nothing arrives.
     """
+    assert amount > 0, "clearinghouse: zero amount"
     before: uint256 = staticcall IERC20(collateral_token).balanceOf(self)
     assert extcall IERC20(collateral_token).transferFrom(
         sender, self, amount, default_return_value=True
     ), "clearinghouse: transfer failed"
-    return staticcall IERC20(collateral_token).balanceOf(self) - before
+    received: uint256 = staticcall IERC20(collateral_token).balanceOf(self) - before
+    assert received > 0, "clearinghouse: nothing received"
+    return received
 
 
 @internal

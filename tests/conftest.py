@@ -201,3 +201,41 @@ def open_position(ch):
 def engine_ledger_total(ch, accounts) -> int:
     """Sum of every ledger the engine's token balance must equal."""
     return sum(ch.collateral(a) for a in accounts) + ch.pool_assets() + ch.insurance_fund()
+
+
+# ---- One world per module, for the access and bad-input matrices ----
+
+CRASH_PRICE = 1_850  # USD: the world's victim (9 ETH long on 2,000 USDC) is liquidatable here
+
+
+@pytest.fixture(scope="module")
+def world(project, accounts):
+    """A deployed system with one actor per role (owner, pending owner, guardian, trader with a
+    1 ETH long on 5,000 USDC, stranger with tokens only), a 500,000 USDC pool and a victim one
+    price move (`crash`) away from liquidation. Module-scoped: Ape reverts the chain to this
+    state after every test."""
+    from types import SimpleNamespace
+
+    owner, guardian, trader, victim, lp, _, stranger, pending = (accounts[i] for i in range(8))
+    system = deploy_system(project, owner, guardian, SystemParams())
+    ch, token = system.clearinghouse, system.token
+    for who in (owner, guardian, trader, victim, lp, stranger, pending):
+        token.mint(who, 1_000_000 * USDC, sender=owner)
+        token.approve(ch, 2**256 - 1, sender=who)
+    ch.add_liquidity(500_000 * USDC, 0, sender=lp)
+    ch.deposit(5_000 * USDC, sender=trader)
+    ch.trade(ETH, WAD, 2**256 - 1, sender=trader)
+    ch.deposit(2_000 * USDC, sender=victim)
+    ch.trade(ETH, 9 * WAD, 2**256 - 1, sender=victim)
+    ch.transfer_ownership(pending, sender=owner)
+    roles = dict(
+        owner=owner, pending_owner=pending, guardian=guardian, trader=trader, stranger=stranger
+    )
+    return SimpleNamespace(system=system, ch=ch, token=token, lp=lp, victim=victim, **roles)
+
+
+def crash(w) -> None:
+    """Drop ETH so the world's victim (and only the victim) is liquidatable."""
+    w.system.aggregators[ETH].set_price(CRASH_PRICE * 10**FEED_DECIMALS, sender=w.owner)
+    assert w.ch.is_liquidatable(w.victim)
+    assert not w.ch.is_liquidatable(w.trader)

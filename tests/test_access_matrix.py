@@ -19,14 +19,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import ape
 import pytest
-from conftest import ETH, USDC, WAD
-
-from margin_maintenance.system import SystemParams, deploy_system
+from conftest import ETH, USDC, WAD, crash
 
 ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
 NOT_OWNER = "ownable: caller is not the owner"
@@ -36,40 +33,7 @@ NOT_MINTER = "erc20: access is denied"
 NO_ALLOWANCE = "erc20: insufficient allowance"
 MAX_UINT = 2**256 - 1
 IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5
-CRASH_PRICE = 1_850  # USD: the victim (9 ETH long on 2,000 USDC) is liquidatable here
 ROOT = Path(__file__).resolve().parent.parent
-
-
-# ---- The world every cell starts from ----
-
-
-@pytest.fixture(scope="module")
-def world(project, accounts):
-    """A deployed system with one actor per role, an LP-seeded pool and a victim account
-    one price move away from liquidation."""
-    owner, guardian, trader, victim, lp, _, stranger, pending = (accounts[i] for i in range(8))
-    system = deploy_system(project, owner, guardian, SystemParams())
-    ch, token = system.clearinghouse, system.token
-    for who in (owner, guardian, trader, victim, lp, stranger, pending):
-        token.mint(who, 1_000_000 * USDC, sender=owner)
-        token.approve(ch, MAX_UINT, sender=who)
-    ch.add_liquidity(500_000 * USDC, 0, sender=lp)
-    ch.deposit(5_000 * USDC, sender=trader)
-    ch.trade(ETH, WAD, MAX_UINT, sender=trader)
-    ch.deposit(2_000 * USDC, sender=victim)
-    ch.trade(ETH, 9 * WAD, MAX_UINT, sender=victim)
-    ch.transfer_ownership(pending, sender=owner)
-    roles = dict(
-        owner=owner, pending_owner=pending, guardian=guardian, trader=trader, stranger=stranger
-    )
-    return SimpleNamespace(system=system, ch=ch, token=token, lp=lp, victim=victim, **roles)
-
-
-def crash(w) -> None:
-    """Drop ETH so the victim (and only the victim) is liquidatable."""
-    w.system.aggregators[ETH].set_price(CRASH_PRICE * 10**8, sender=w.owner)
-    assert w.ch.is_liquidatable(w.victim)
-    assert not w.ch.is_liquidatable(w.trader)
 
 
 def ledgers(w, who) -> tuple[int, int, int, int]:

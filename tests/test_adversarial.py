@@ -238,6 +238,28 @@ def test_fund_insurance__fee_on_transfer__credited_what_arrived(make_system, fot
     assert fot.balanceOf(ch) == ch.insurance_fund()
 
 
+def test_pull__token_delivers_nothing__every_entry_point_reverts_and_nothing_moves(
+    make_system, fot, deployer, trader
+):
+    """A token that reports success but delivers nothing (here: a 100% transfer fee) must not
+    credit anything: deposit, add_liquidity and fund_insurance all revert."""
+    system = make_system(fot)
+    ch = system.clearinghouse
+    fot.mint(trader, 1_000 * USDC, sender=deployer)
+    fot.approve(ch, MAX_UINT, sender=trader)
+    fot.set_fee_bps(10_000, sender=deployer)
+    calls = (
+        lambda: ch.deposit(100 * USDC, sender=trader),
+        lambda: ch.add_liquidity(100 * USDC, 0, sender=trader),
+        lambda: ch.fund_insurance(100 * USDC, sender=trader),
+    )
+    for call in calls:
+        with ape.reverts("clearinghouse: nothing received"):
+            call()
+    assert fot.balanceOf(trader) == 1_000 * USDC
+    assert (ch.collateral(trader), ch.pool_assets(), ch.insurance_fund()) == (0, 0, 0)
+
+
 # ---- Tokens without return values ----
 
 

@@ -3,9 +3,10 @@
 """
 @title Fee-on-transfer ERC20 (test double)
 @license MIT
-@notice A 6-decimal ERC20 that burns 1% (rounded down) of every `transfer` and
-        `transferFrom`: the recipient gets `amount - amount // 100`, as with
-        deflationary or fee-charging tokens.
+@notice A 6-decimal ERC20 that burns `fee_bps` (1% unless the owner changes it,
+        rounded down) of every `transfer` and `transferFrom`: the recipient gets
+        `amount - amount * fee_bps // 10_000`, as with deflationary or fee-charging
+        tokens. At 10_000 bps nothing arrives at all.
 @custom:security Test double only.
 """
 
@@ -30,14 +31,22 @@ exports: (
     ownable.owner,
 )
 
-FEE_BPS: constant(uint256) = 100  # 1% of every transfer is burnt
 BPS: constant(uint256) = 10_000  # basis points in one
+fee_bps: public(uint256)  # share of every transfer that is burnt
 
 
 @deploy
 def __init__(name_: String[25], symbol_: String[5]):
     ownable.__init__()
     erc20.__init__(name_, symbol_, 6, name_, "1")
+    self.fee_bps = 100
+
+
+@external
+def set_fee_bps(fee_bps: uint256):
+    ownable._check_owner()
+    assert fee_bps <= BPS, "fee token: fee above 100%"
+    self.fee_bps = fee_bps
 
 
 @external
@@ -61,7 +70,7 @@ def mint(to: address, amount: uint256):
 
 @internal
 def _move(owner: address, to: address, amount: uint256):
-    fee: uint256 = amount * FEE_BPS // BPS
+    fee: uint256 = amount * self.fee_bps // BPS
     erc20._transfer(owner, to, amount)
     if fee > 0:
         erc20._burn(to, fee)

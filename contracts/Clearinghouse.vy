@@ -834,9 +834,13 @@ def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_PO
          everything when the fraction exceeds the partial bound, and a whole leg when
          its remainder would be below the market's minimum notional.
     """
-    # Requirements and fees round up leg by leg; two units of slack per leg make sure the
-    # remainder really does meet its initial requirement after the rounding.
-    slack_equity: int256 = st.equity - convert(2 * len(st.legs), int256)
+    # Plan on the equity the close can realise: every touched leg settles its PnL against the
+    # pool, which pays net profit only up to its assets (the rest is haircut), so equity
+    # above collateral + pool assets is paper. Requirements and fees round up leg by leg; two
+    # units of slack per leg make sure the remainder really does meet its initial
+    # requirement after the rounding.
+    realisable: int256 = min(st.equity, st.collateral + convert(self.pool_assets, int256))
+    slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
     fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
     # The fee is at least the minimum keeper reward: close enough that paying it as a flat
     # amount still leaves the initial requirement of the remainder covered.

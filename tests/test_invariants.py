@@ -19,8 +19,8 @@ steps per example), MM_FUZZ_SHRINK=0 to skip shrinking. A long run:
     MM_FUZZ_EXAMPLES=500 ape test tests/test_invariants.py
 
 The examples and steps run, and how often each action and outcome occurred, are printed at
-the end of the module. Known contract defect D2 is pinned by a strict xfail test at
-the end of this file; the machine tolerates exactly those and counts them.
+the end of the module. Defects the machine found (D1, D2) have example tests at the end of
+this file that failed before their fix.
 """
 
 from __future__ import annotations
@@ -362,12 +362,13 @@ class Mirror:
 
     def plan(self, view: AccountView) -> tuple[int, list[int], bool]:
         """`_plan`: (fraction, size to close per leg, full)."""
+        # Planned on realisable equity: net profit beyond the pool's assets would be haircut.
         # Two units of slack per leg absorb the per-leg rounding of requirements and fees.
-        slack = 2 * len(view.legs)
+        equity = min(view.equity, view.collateral + self.pool) - 2 * len(view.legs)
         fraction = max(
-            liquidation_fraction(view.equity - slack, view.initial, view.liq_fee),
+            liquidation_fraction(equity, view.initial, view.liq_fee),
             # The fee is at least the minimum reward: cover it as a flat amount too.
-            liquidation_fraction(view.equity - slack - self.min_reward, view.initial, 0),
+            liquidation_fraction(equity - self.min_reward, view.initial, 0),
         )
         full = fraction > self.max_partial * WAD // BPS
         if full:
@@ -1097,17 +1098,18 @@ class MarginMachine(RuleBasedStateMachine):
         else:
             STATS["liquidations_partial"] += 1
             # A partial liquidation never lowers the margin ratio equity / maintenance and
-            # restores the initial requirement of what remains (SPEC section 3), except for
-            # known defect D2: the fraction is planned on equity that counts unrealised profit
-            # in full, which a thin pool pays only in part (see the xfail test below the
-            # machine). D1 (the minimum reward ignored by the fraction) is fixed.
+            # restores the initial requirement of what remains (SPEC section 3), also when
+            # a thin pool haircuts the profit it realises (defect D2, fixed: the fraction is
+            # planned on realisable equity).
             assert after.maintenance > 0
-            if after.equity * before.maintenance < before.equity * after.maintenance:
-                assert facts["haircut"], ("partial lowered the ratio", before, after)
-                STATS["known_defect_D2"] += 1
-            if after.equity < after.initial:
-                assert facts["haircut"], ("partial left equity < initial", before, after)
-                STATS["known_defect_D2"] += 1
+            assert after.equity * before.maintenance >= before.equity * after.maintenance, (
+                "partial lowered the ratio",
+                before,
+                after,
+            )
+            assert after.equity >= after.initial, ("partial left equity < initial", before, after)
+            if facts["haircut"]:
+                STATS["partial_with_haircut"] += 1
         # No open position below the market's minimum notional right after a liquidation.
         for leg in after.legs:
             floor = self.m.markets[leg.market].min_notional
@@ -1474,18 +1476,17 @@ def test_partial_liquidation__minimum_reward_binds__remainder_meets_initial(
         assert ch.equity(trader) >= ch.initial_requirement(trader)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known defect D2: partial liquidation planned on equity the pool cannot pay",
-)
+@pytest.mark.parametrize(("pool_usd", "expect_full"), [(5_000, True), (12_000, False)])
 def test_partial_liquidation__profit_haircut__margin_ratio_not_lowered(
-    ch, deposit, fund, set_price, trader, liquidator, lp
+    ch, deposit, fund, set_price, trader, liquidator, lp, pool_usd, expect_full
 ):
-    """A partial liquidation must not lower the margin ratio (SPEC section 3). Here the
-    account's equity is mostly unrealised ETH profit that a thin pool cannot pay in full:
-    the liquidation realises it with a haircut after planning on the full amount."""
-    ch.add_liquidity(fund(lp, 5_000), 0, sender=lp)  # a thin pool
+    """A partial liquidation must not lower the margin ratio (SPEC section 3), also when the
+    account's equity is mostly unrealised ETH profit that a thin pool cannot pay in full.
+    Defect D2 (found by the machine): the fraction was planned on the full paper equity, the
+    close then realised it with a haircut, and the ratio fell from 0.91 to 0.62 with the
+    account still liquidatable (5,000 pool). Fixed: the plan uses min(equity, collateral +
+    pool assets), since net profit beyond the pool's assets is haircut when realised."""
+    ch.add_liquidity(fund(lp, pool_usd), 0, sender=lp)  # a thin pool
     deposit(trader, 1_000)
     ch.trade(0, 4 * WAD, MAX_UINT, sender=trader)  # 4 ETH long at $2,000
     set_price(0, 10_000)  # +32,000 unrealised: more than the pool holds
@@ -1493,13 +1494,23 @@ def test_partial_liquidation__profit_haircut__margin_ratio_not_lowered(
     set_price(1, 64_000)  # BTC leg loses 18,000
     ratio_before = Fraction(ch.equity(trader), ch.maintenance_requirement(trader))
     assert ch.is_liquidatable(trader)
+    planned = ch.liquidation_preview(trader)
 
     tx = ch.liquidate(trader, sender=liquidator)
 
-    assert tx.decode_logs(ch.ProfitHaircut)  # 32,000 owed, 23,139 paid
-    assert not tx.decode_logs(ch.Liquidated)[0].full
-    # Found: the ratio falls from 0.91 to 0.62 and the account is still liquidatable.
-    assert Fraction(ch.equity(trader), ch.maintenance_requirement(trader)) >= ratio_before
+    [haircut] = tx.decode_logs(ch.ProfitHaircut)
+    assert haircut.paid < haircut.owed  # the pool still could not pay the ETH profit in full
+    [log] = tx.decode_logs(ch.Liquidated)
+    assert log.fraction == planned[0]  # the preview keepers read plans the same close
+    # 5,000 pool: realisable equity is so low that the fraction passes the partial bound;
+    # 12,000 pool: a partial close (fraction ~0.67) that restores the initial requirement.
+    assert log.full == expect_full
+    if log.full:
+        assert ch.account_market_ids(trader) == []
+    else:
+        assert not ch.is_liquidatable(trader)
+        assert Fraction(ch.equity(trader), ch.maintenance_requirement(trader)) >= ratio_before
+        assert ch.equity(trader) >= ch.initial_requirement(trader)
 
 
 @pytest.mark.slow

@@ -264,41 +264,51 @@ class Keeper:
     # ---- Sending ----
 
     def send_batches(self, batches: Sequence[Sequence[str]], result: IterationResult) -> None:
-        """Send every batch, then wait for them: signed with consecutive nonces and sent
-        without waiting for each receipt, so that under interval mining all of an iteration's
-        batches can land in the same block. A batch whose gas estimate reverts is logged,
-        counted and skipped (its nonce is reused); nothing here raises. Accounts another keeper
-        liquidated first are skipped by the contract and counted as lost races. Before each
-        batch the gate is asked whether this pass still holds the signer (a distributed lease
-        renews here); if not, the rest is left to the next pass."""
+        """Send every batch, then wait for them. All batches are estimated and signed first,
+        with consecutive nonces, and only then broadcast back to back, so that under interval
+        mining an iteration's batches land in the same block even when preparing them takes
+        longer than a block. The nonce, chain id and fees are read once per pass
+        (`_tx_fields`); each batch then costs one `eth_estimateGas` and one
+        `eth_sendRawTransaction`. A batch whose gas estimate reverts is logged, counted and
+        skipped (its nonce goes to the next batch); a broadcast that fails stops the pass
+        before any later nonce is sent, so no transaction waits behind a gap. Nothing here
+        raises. Accounts another keeper liquidated first are skipped by the contract and
+        counted as lost races. Before each batch the gate is asked whether this pass still
+        holds the signer (a distributed lease renews here); if not, the rest is left to the
+        next pass."""
         provider = self.chain.provider
-        sent: list[tuple[list[str], str]] = []
-        nonce: int | None = None
+        signed: list[tuple[list[str], Any]] = []
+        fields: dict[str, Any] | None = None
         for i, batch in enumerate(batches):
             accounts = list(batch)
             if not self.gate.holding():  # another worker's pass may be sending: stop here
                 log.warning("lease lost: %d batch(es) left to the next pass", len(batches) - i)
                 break
             try:
-                if nonce is None:  # "pending": a tx of ours still in the pool keeps its nonce
-                    nonce = int(
-                        provider.web3.eth.get_transaction_count(self.signer.address, "pending")
-                    )
-                # Estimate first: a batch that would revert is never sent (Ape's local
-                # networks otherwise send with the block's whole gas limit, unestimated).
-                gas = self.ch.liquidate_many.estimate_gas_cost(accounts, sender=self.signer)
-                txn = self.ch.liquidate_many.as_transaction(
-                    accounts,
-                    sender=self.signer,
-                    gas=int(gas * GAS_LIMIT_MARGIN),
-                    nonce=nonce,
-                    sign=True,
+                if fields is None:
+                    fields = self._tx_fields()
+                txn = provider.network.ecosystem.create_transaction(
+                    data=bytes(self.ch.liquidate_many.encode_input(accounts)), **fields
                 )
-                txn_hash = provider.web3.eth.send_raw_transaction(txn.serialize_transaction())
+                # Estimate first: a batch that would revert is never sent (Ape's provider turns
+                # the node's revert, whichever node, into a ContractLogicError with its reason).
+                txn.gas_limit = int(provider.estimate_gas_cost(txn) * GAS_LIMIT_MARGIN)
+                ready = self.signer.sign_transaction(txn)
+                if ready is None:
+                    raise ValueError(f"signer {self.signer.address} declined to sign")
             except SEND_FAILURES as err:
                 self._reverted(accounts, _reason(err), result)
                 continue
-            nonce += 1
+            fields["nonce"] += 1
+            signed.append((accounts, ready))
+        sent: list[tuple[list[str], str]] = []
+        for k, (accounts, ready) in enumerate(signed):
+            try:
+                txn_hash = provider.web3.eth.send_raw_transaction(ready.serialize_transaction())
+            except SEND_FAILURES as err:
+                self._reverted(accounts, _reason(err), result)
+                log.warning("broadcast failed: %d later batch(es) left unsent", len(signed) - k - 1)
+                break
             sent.append((accounts, _hexstr(txn_hash)))
         for accounts, txn_hash in sent:
             try:
@@ -310,6 +320,29 @@ class Keeper:
                 self._reverted(accounts, f"{txn_hash} reverted on chain", result)
                 continue
             self._landed(accounts, receipt, result)
+
+    def _tx_fields(self) -> dict[str, Any]:
+        """Everything but data and gas for this pass's transactions, read once: the signer's
+        "pending" nonce (a transaction of ours still in the pool keeps its nonce), the chain id,
+        and EIP-1559 fees as Ape would set them (max fee = base fee x the network's multiplier
+        + tip), or a legacy gas price where the chain has no base fee."""
+        provider = self.chain.provider
+        sender = str(self.signer.address)
+        fields: dict[str, Any] = {
+            "sender": sender,
+            "receiver": str(self.ch.address),
+            "chain_id": int(self.chain.chain_id),
+            "nonce": int(provider.web3.eth.get_transaction_count(sender, "pending")),
+            "value": 0,
+        }
+        base_fee = getattr(self.chain.blocks.head, "base_fee", None)
+        if base_fee is None:
+            fields.update(type=0, gas_price=int(provider.gas_price))
+        else:
+            tip = int(provider.priority_fee)
+            multiplier = provider.network.base_fee_multiplier
+            fields.update(type=2, max_priority_fee=tip, max_fee=int(base_fee * multiplier + tip))
+        return fields
 
     def send_batch(self, accounts: Sequence[str], result: IterationResult) -> None:
         """One liquidate_many (see `send_batches`)."""

@@ -181,10 +181,7 @@ class SingleLiquidate:
     @property
     def liquidate_many(self):
         single = self._ch.liquidate
-        return SimpleNamespace(
-            estimate_gas_cost=lambda accts, **kw: single.estimate_gas_cost(accts[0], **kw),
-            as_transaction=lambda accts, **kw: single.as_transaction(accts[0], **kw),
-        )
+        return SimpleNamespace(encode_input=lambda accts: single.encode_input(accts[0]))
 
 
 def test_competitor__account_healthy_revert__logged_and_counted(
@@ -292,3 +289,54 @@ def test_on_block__block_arriving_mid_iteration__folded_into_another_pass(
     results = keeper.on_block(head)
     assert calls == [head, head + 1] and [r.block for r in results] == calls
     assert keeper.on_block(head) == []  # an old block again: nothing new to do
+
+
+def test_send_batches__two_batches__signed_first_with_consecutive_nonces(
+    ch, book, set_price, make_keeper, liquidator
+):
+    keeper = make_keeper(liquidator, batch_cap=1)
+    set_price(ETH, CRASH_PRICE)
+    nonce = liquidator.nonce
+
+    (result,) = keeper.on_block(chain.blocks.head.number)
+
+    assert len(result.planned) == 2 and len(result.tx_hashes) == 2
+    assert set(result.liquidated) == addresses(book["doomed"]) and result.reverts == 0
+    sent = [chain.provider.web3.eth.get_transaction(h) for h in result.tx_hashes]
+    assert [int(t["nonce"]) for t in sent] == [nonce, nonce + 1]
+    assert liquidator.nonce == nonce + 2
+
+
+def test_send_batches__broadcast_fails__later_batches_not_sent_then_retried(
+    ch, book, set_price, make_keeper, liquidator, monkeypatch, caplog
+):
+    """A failed broadcast must not leave a signed later nonce in the pool behind a gap: the
+    pass stops, and the next one re-plans from the signer's pending nonce."""
+    from web3.exceptions import Web3Exception
+
+    keeper = make_keeper(liquidator, batch_cap=1)
+    set_price(ETH, CRASH_PRICE)
+    nonce = liquidator.nonce
+    eth = chain.provider.web3.eth
+    real_send = eth.send_raw_transaction
+    calls: list[bytes] = []
+
+    def refuse(raw):
+        calls.append(raw)
+        raise Web3Exception("node refused the transaction")
+
+    monkeypatch.setattr(eth, "send_raw_transaction", refuse)
+    with caplog.at_level(logging.WARNING, logger="margin_maintenance.keeper"):
+        (failed,) = keeper.on_block(chain.blocks.head.number)
+
+    assert len(failed.planned) == 2 and len(calls) == 1  # the second batch was never broadcast
+    assert failed.tx_hashes == [] and failed.reverts == 1 and failed.liquidated == []
+    assert "1 later batch(es) left unsent" in caplog.text
+    assert liquidator.nonce == nonce
+
+    monkeypatch.setattr(eth, "send_raw_transaction", real_send)
+    chain.mine()
+    (retried,) = keeper.on_block(chain.blocks.head.number)
+
+    assert set(retried.liquidated) == addresses(book["doomed"])
+    assert liquidator.nonce == nonce + 2

@@ -64,7 +64,7 @@ demo-quick: setup
 FUZZ_EXAMPLES ?= 500
 fuzz: setup
 	ape compile
-	MM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ape test tests/test_invariants.py -q -s
+	MM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MM_FUZZ_PROGRESS=1 ape test tests/test_invariants.py -q -s
 
 # Every crash file through the real contracts, swept over mm, fee, insurance and keeper latency.
 simulate: setup

@@ -44,6 +44,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from tqdm import tqdm
 
 from margin_maintenance.system import SystemParams, deploy_system
 
@@ -66,6 +67,7 @@ SHARE_PROBE = 10**12  # shares priced by convert_to_assets for the LP share pric
 
 EXAMPLES = int(os.environ.get("MM_FUZZ_EXAMPLES", "25"))
 STEPS = int(os.environ.get("MM_FUZZ_STEPS", "30"))
+PROGRESS = os.environ.get("MM_FUZZ_PROGRESS") == "1"
 # MM_FUZZ_SHRINK=0 reports the first failing sequence as found (shrinking a long EVM
 # sequence can take Hypothesis's full five minutes).
 PHASES = [p for p in Phase if os.environ.get("MM_FUZZ_SHRINK", "1") != "0" or p != Phase.shrink]
@@ -633,6 +635,7 @@ def addr(account: Any) -> str:
 
 class MarginMachine(RuleBasedStateMachine):
     w: World  # set by the test before running
+    progress: Any = None  # a tqdm bar while `make fuzz` runs
 
     def __init__(self) -> None:
         super().__init__()
@@ -797,6 +800,9 @@ class MarginMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         chain.provider.restore(self.w.snapshot)
+        if self.progress is not None:
+            self.progress.set_postfix(steps=STATS["steps"], refresh=False)
+            self.progress.update(1)
 
     def run(self, name: str, data: st.DataObject) -> None:
         fn = getattr(self, name)
@@ -1516,4 +1522,11 @@ def test_partial_liquidation__profit_haircut__margin_ratio_not_lowered(
 @pytest.mark.slow
 def test_state_machine__random_actions__invariants_hold(world):
     MarginMachine.w = world
-    run_state_machine_as_test(MarginMachine, settings=FUZZ_SETTINGS)
+    # `make fuzz` sets MM_FUZZ_PROGRESS=1: a bar per example (Hypothesis may run a few more
+    # than max_examples while it explores or shrinks), with the steps run so far.
+    with tqdm(total=EXAMPLES, desc="state machine", unit="example", disable=not PROGRESS) as bar:
+        MarginMachine.progress = bar
+        try:
+            run_state_machine_as_test(MarginMachine, settings=FUZZ_SETTINGS)
+        finally:
+            MarginMachine.progress = None

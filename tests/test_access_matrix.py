@@ -181,7 +181,8 @@ def _check_insurance(w, who, tx, before):
 
 def _check_share_transfer(w, who, tx, before):
     assert before[1] - ledgers(w, who)[1] == 10**6
-    assert w.system.lp_token.balanceOf(w.stranger if who != w.stranger else w.trader) >= 10**6
+    # The recipient held no shares in the world (only the LP does): it now holds exactly these.
+    assert w.system.lp_token.balanceOf(w.stranger if who != w.stranger else w.trader) == 10**6
 
 
 def _check_approve(w, who, tx, before):

@@ -619,6 +619,35 @@ def test_trade__close_at_loss_beyond_collateral__reverts_bad_debt(
     assert_conserved(ch, token, everyone)
 
 
+def test_trade__close_losing_leg_while_other_carries_account__negative_collateral_allowed(
+    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
+):
+    """Closing a losing position may realise more loss than the collateral holds while another
+    position's profit keeps the account healthy: collateral goes negative (tracked in
+    `total_debt`) and the trade succeeds; only closing the *last* position must not leave
+    negative collateral. (`make fuzz` found the state machine's mirror wrongly rejecting this.)"""
+    deposit(trader, 1_500)
+    buy(ch, trader, ETH, 4 * WAD)  # 8,000 notional
+    buy(ch, trader, BTC, WAD // 10)  # 6,000 notional
+    eth = move(system, deployer, ETH, 1_600 * FEED_UNIT)  # ETH leg -1,600
+    move(system, deployer, BTC, 80_000 * FEED_UNIT)  # BTC leg +2,000
+    collateral = ch.collateral(trader)
+
+    sell(ch, trader, ETH, 4 * WAD)
+
+    after = collateral + pnl(4 * WAD, ETH_WAD, eth) - trading_fee(4 * WAD, eth)
+    assert after < 0 and ch.collateral(trader) == after
+    assert ch.total_debt() == -after
+    assert ch.account_market_ids(trader) == [BTC] and not ch.is_liquidatable(trader)
+    with ape.reverts("clearinghouse: insufficient collateral"):
+        ch.withdraw(1, sender=trader)  # nothing realised to take out
+
+    sell(ch, trader, BTC, WAD // 10)  # realising the profit pays the debt back
+
+    assert ch.collateral(trader) > 0 and ch.total_debt() == 0
+    assert_conserved(ch, token, everyone)
+
+
 def test_trade__ninth_market__reverts_too_many_positions(
     ch, token, deployer, deposit, seeded_pool, trader, make_aggregator, make_feed, everyone
 ):

@@ -665,6 +665,7 @@ class MarginMachine(RuleBasedStateMachine):
         self.holders = [addr(a) for a in w.holders]
         self.step_logs: list[tuple[str, dict[str, Any]]] = []
         self.realised_price = self.nav_price = 0  # LP share prices after the last step
+        self.redeem_nav = self.debt = 0  # the pool's redemption value and account debt, likewise
         self.price_moved = False  # an oracle answer changed during this step
         self.stranger = False  # the current admin action comes from a non-owner
 
@@ -812,6 +813,8 @@ class MarginMachine(RuleBasedStateMachine):
                 t, m = self.traders[i // 2], i % 2
                 self.do_trade(t, m, self.leveraged_size(t, m, lev_bps))
         self.nav_price = self.ch.convert_to_assets(SHARE_PROBE)
+        self.redeem_nav = self.m.redeem_nav()
+        self.debt = self.ch.total_debt()
         self.realised_price = self.m.realised_share_price()
 
     def teardown(self) -> None:
@@ -1439,16 +1442,26 @@ class MarginMachine(RuleBasedStateMachine):
         self.realised_price = realised
         nav_price = snap.share_price
         assert nav_price == m.to_assets(SHARE_PROBE)
+        # The redemption value subtracts account debt in full (a redeemer leaves it behind),
+        # so a trade that realises a loss beyond the account's collateral while another
+        # position carries the account lowers it by at most the new debt (found by
+        # `make fuzz`: the debt is backed only by paper profit the conservative value ignores).
+        redeem_nav = m.redeem_nav()
         if nav_price < self.nav_price:
             uncovered = any(n == "BadDebtSettled" and e["uncovered"] > 0 for n, e in self.step_logs)
-            assert socialised or profit or uncovered or self.price_moved, (
-                "LP redemption price fell",
-                self.nav_price,
-                nav_price,
-                self.step_logs,
-            )
+            if not (socialised or profit or uncovered or self.price_moved):
+                debt_rise = snap.total_debt - self.debt
+                assert 0 < self.redeem_nav - redeem_nav <= debt_rise, (
+                    "LP redemption price fell",
+                    self.nav_price,
+                    nav_price,
+                    self.step_logs,
+                )
+                STATS["nav_price_drops_on_new_debt"] += 1
             STATS["nav_price_drops"] += 1
         self.nav_price = nav_price
+        self.redeem_nav = redeem_nav
+        self.debt = snap.total_debt
         self.price_moved = False
         self.step_logs = []
 

@@ -332,6 +332,41 @@ def test_remove_liquidity__traders_in_profit__redeemer_bears_share_of_loss(
     assert_conserved(ch, token, everyone)
 
 
+def test_redemption_value__trade_realises_loss_into_debt__falls_by_debt_less_fee_then_recovers(
+    ch, token, lp_token, system, deployer, seeded_pool, deposit, trader, trader2, everyone
+):
+    """A trade may realise a loss beyond the account's collateral while another position
+    carries the account (cross margin): the loss becomes account debt. The redemption value
+    subtracts account debt in full while the market that owes the other position's profit is
+    also counted, so it falls by the new debt less the fee, and recovers when the profit is
+    realised. The realised share price (pool assets per share) never falls. Found by
+    `make fuzz`: the state machine's rule now bounds such a fall by the new debt."""
+    deposit(trader2, 5_000)
+    buy(ch, trader2, ETH, 10 * WAD)  # keeps the ETH market's traders net in profit
+    deposit(trader, 1_100)
+    sell(ch, trader, ETH, 2 * WAD)
+    buy(ch, trader, BTC, WAD // 10)
+    eth = move(system, deployer, ETH, 2_700 * FEED_UNIT)  # the short loses 1,400
+    move(system, deployer, BTC, 80_000 * FEED_UNIT)  # the BTC long gains 2,000
+    probe = 10**12
+    supply = lp_token.totalSupply()
+    value_before, realised_before = ch.convert_to_assets(probe), ch.pool_assets()
+
+    tx = buy(ch, trader, ETH, 2 * WAD)  # close the losing leg; the BTC leg carries the account
+
+    fee = tx.decode_logs(ch.PositionChanged)[0].fee
+    debt = -ch.collateral(trader)
+    assert debt > fee > 0 and ch.total_debt() == debt and not ch.is_liquidatable(trader)
+    assert ch.pool_assets() == realised_before - pnl(-2 * WAD, ETH_WAD, eth) + fee  # grew
+    fall = (debt - fee) * probe // (supply + VIRTUAL_SHARES)
+    assert value_before - ch.convert_to_assets(probe) in (fall, fall + 1)  # rounding
+
+    sell(ch, trader, BTC, WAD // 10)  # the BTC profit is realised and repays the debt
+
+    assert ch.total_debt() == 0 and ch.convert_to_assets(probe) >= value_before
+    assert_conserved(ch, token, everyone)
+
+
 def test_add_liquidity__traders_losing__newcomer_pays_for_paper_gains(
     ch, token, lp_token, system, deployer, fund, deposit, trader, lp, lp2, everyone
 ):

@@ -17,7 +17,7 @@ from typing import Any
 
 import ape
 import pytest
-from conftest import BTC, ETH, USDC, WAD, crash
+from conftest import BTC, ETH, USDC, WAD, crash, engine_ledger_total
 
 MAX_UINT = 2**256 - 1
 MAX_INT = 2**255 - 1
@@ -36,8 +36,7 @@ def conserved(w) -> None:
     """The engine's token balance equals every ledger it keeps (no account outside the world
     ever touches it)."""
     holders = (w.owner, w.pending_owner, w.guardian, w.trader, w.stranger, w.lp, w.victim)
-    booked = sum(w.ch.collateral(a) for a in holders) + w.ch.pool_assets() + w.ch.insurance_fund()
-    assert w.token.balanceOf(w.ch) == booked
+    assert w.token.balanceOf(w.ch) == engine_ledger_total(w.ch, holders)
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,14 @@ def _self_liquidation(w, tx) -> None:
     assert log.account == log.liquidator == w.victim.address
     assert log.keeper_reward == 0 and log.fee > 0
     assert log.insurance_delta == log.fee
+
+
+def unknown_market_cases(name: str, call: Callable[[Any, int], Any]) -> dict[str, Case]:
+    """`call(world, market_id)` with every unknown id: each reverts "unknown market"."""
+    return {
+        f"{name}-unknown-{label}": Case(lambda w, i=i: call(w, i), "clearinghouse: unknown market")
+        for label, i in UNKNOWN_IDS.items()
+    }
 
 
 CASES: dict[str, Case] = {
@@ -148,13 +155,7 @@ CASES: dict[str, Case] = {
         lambda w: w.ch.trade(ETH, -WAD // 2, MAX_UINT, sender=w.trader), "clearinghouse: slippage"
     ),
     # -- trade: markets --
-    **{
-        f"trade-unknown-market-{name}": Case(
-            lambda w, i=i: w.ch.trade(i, WAD, MAX_UINT, sender=w.trader),
-            "clearinghouse: unknown market",
-        )
-        for name, i in UNKNOWN_IDS.items()
-    },
+    **unknown_market_cases("trade", lambda w, i: w.ch.trade(i, WAD, MAX_UINT, sender=w.trader)),
     # -- liquidate: the account argument --
     "liquidate-zero-address": Case(
         lambda w: w.ch.liquidate(ZERO_ADDRESS, sender=w.stranger), "clearinghouse: account healthy"
@@ -239,27 +240,16 @@ CASES: dict[str, Case] = {
         lambda w: w.ch.fund_insurance(MAX_UINT, sender=w.stranger), SHORTFALL
     ),
     # -- owner setters: unknown markets and out-of-range values --
-    **{
-        f"set-market-risk-unknown-{name}": Case(
-            lambda w, i=i: w.ch.set_market_risk(i, *RATES, sender=w.owner),
-            "clearinghouse: unknown market",
-        )
-        for name, i in UNKNOWN_IDS.items()
-    },
-    **{
-        f"set-market-limits-unknown-{name}": Case(
-            lambda w, i=i: w.ch.set_market_limits(i, WAD, USDC, sender=w.owner),
-            "clearinghouse: unknown market",
-        )
-        for name, i in UNKNOWN_IDS.items()
-    },
-    **{
-        f"set-market-feed-unknown-{name}": Case(
-            lambda w, i=i: w.ch.set_market_feed(i, w.system.feeds[0], sender=w.owner),
-            "clearinghouse: unknown market",
-        )
-        for name, i in UNKNOWN_IDS.items()
-    },
+    **unknown_market_cases(
+        "set-market-risk", lambda w, i: w.ch.set_market_risk(i, *RATES, sender=w.owner)
+    ),
+    **unknown_market_cases(
+        "set-market-limits", lambda w, i: w.ch.set_market_limits(i, WAD, USDC, sender=w.owner)
+    ),
+    **unknown_market_cases(
+        "set-market-feed",
+        lambda w, i: w.ch.set_market_feed(i, w.system.feeds[0], sender=w.owner),
+    ),
     "set-market-risk-max-uint": Case(
         lambda w: w.ch.set_market_risk(ETH, MAX_UINT, MM_BPS, LIQ_BPS, FEE_BPS, sender=w.owner),
         "clearinghouse: bad margin rates",

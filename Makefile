@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick fuzz lint fmt clean lock
+.PHONY: setup preflight abi test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick fuzz lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -34,12 +34,26 @@ $(STAMPS)/node: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-compile: setup
+# Compile, then refresh the plain ABIs in abi/ (tracked, for bots that do not use Ape). On CI
+# (CI=true, set by .ci/run) abi/ is only checked: a commit whose abi/ is stale fails there.
+ABI_FLAGS := $(if $(filter true 1,$(CI)),--check,)
+define compile_all
 	ape compile
+	python -m margin_maintenance.abi $(ABI_FLAGS)
+endef
+
+# What make demo needs from the machine itself, checked before the install (a few seconds).
+preflight:
+	@bash scripts/preflight.sh host
+
+compile: setup
+	$(compile_all)
+
+abi: compile
 
 # The whole suite: in-process py-evm chain, then the integration tests on a real anvil.
 test: setup $(STAMPS)/redis
-	ape compile
+	$(compile_all)
 	ape test tests -q -n 2 $(ARGS)
 	ape test tests -q -m integration --network ethereum:local:foundry $(ARGS)
 
@@ -50,41 +64,41 @@ test-anvil: setup
 	ape test tests -q --network ethereum:local:foundry $(ARGS)
 
 # Local anvil, deploy, 200 traders, the keeper as its own process, two real crashes, report.
-demo: setup
-	ape compile
+demo: preflight setup
+	$(compile_all)
 	bash scripts/demo.sh
 
 # The same with 40 traders and the 30 hours around each crash.
-demo-quick: setup
-	ape compile
+demo-quick: preflight setup
+	$(compile_all)
 	DEMO_TRADERS=40 DEMO_SKIP=44 DEMO_STEPS=30 bash scripts/demo.sh
 
 # The invariant state machine with many more examples than CI (MM_FUZZ_EXAMPLES, default 500);
 # prints the examples and steps run and how often each action happened.
 FUZZ_EXAMPLES ?= 500
 fuzz: setup
-	ape compile
+	$(compile_all)
 	MM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MM_FUZZ_PROGRESS=1 ape test tests/test_invariants.py -q -s
 
 # Every crash file through the real contracts, swept over mm, fee, insurance and keeper latency.
 simulate: setup
-	ape compile
+	$(compile_all)
 	ape run simulate $(ARGS)
 
 simulate-quick: setup
-	ape compile
+	$(compile_all)
 	ape run simulate --quick --out out/sim-quick
 
 # Gas table (docs/gas.md); keeper scale on anvil at 1,000 and 10,000 accounts, the test-suite
 # and demo-quick wall times (docs/bench.md, raw figures in out/bench/). Figures, not asserts.
 bench: setup $(STAMPS)/redis
-	ape compile
+	$(compile_all)
 	ape run gas
 	ape run scale --accounts 1000,10000 --suite --demo
 
 # CI check that the bench still runs: the gas table and a 200-account scale run (out/bench/).
 bench-quick: setup
-	ape compile
+	$(compile_all)
 	ape run gas
 	ape run scale --quick
 

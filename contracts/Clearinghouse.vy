@@ -432,14 +432,14 @@ def margin_status(
 
 @view
 @external
-def liquidation_preview(account: address) -> (uint256, uint256, uint256):
+def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     """
-    @notice What `liquidate(account)` would do now, called by a third party.
-    @return (fraction closed in WAD (0 = healthy), keeper reward, bad debt).
+    @notice What `liquidate(account)` would do now, called by a third party: the fraction
+            closed (WAD, 0 = healthy), the keeper reward and the bad debt, token units.
     """
     st: AccountState = self._load(account)
     if len(st.legs) == 0 or st.equity >= convert(st.maintenance, int256):
-        return 0, 0, 0
+        return empty(IClearinghouse.LiquidationPreview)
     lcfg: uint256 = self.liquidation_config
     fraction: uint256 = 0
     closes: DynArray[uint256, MAX_POSITIONS] = []
@@ -464,7 +464,7 @@ def liquidation_preview(account: address) -> (uint256, uint256, uint256):
     bad: uint256 = 0
     if full and st.equity < 0:
         bad = convert(-st.equity, uint256)
-    return fraction, reward, bad
+    return IClearinghouse.LiquidationPreview(fraction=fraction, reward=reward, bad_debt=bad)
 
 
 # ---- Liquidity pool (the counterparty) ----
@@ -543,11 +543,23 @@ def fund_insurance(amount: uint256):
 
 @view
 @external
-def position(account: address, market_id: uint256) -> (int256, uint256):
+def position(account: address, market_id: uint256) -> IClearinghouse.Position:
     """
-    @return (size in WAD base units, entry price in WAD).
+    @notice Size (signed WAD base units) and entry price (WAD) of one position.
     """
-    return mm._unpack_position(self.positions[account][market_id])
+    size: int256 = 0
+    entry: uint256 = 0
+    size, entry = mm._unpack_position(self.positions[account][market_id])
+    return IClearinghouse.Position(size=size, entry_price=entry)
+
+
+@view
+@external
+def mark_price(market_id: uint256) -> uint256:
+    """
+    @notice The validated oracle price (WAD) the engine marks market `market_id` at now.
+    """
+    return self._mark(market_id)
 
 
 @view
@@ -592,8 +604,7 @@ def trader_unrealized_pnl(market_id: uint256) -> int256:
     """
     @notice Aggregate unrealised PnL of all traders in a market (pool's exposure), token units.
     """
-    price: uint256 = staticcall IPriceFeed(self._feed(self._listed(market_id))).latest_price()
-    return self._market_trader_pnl(market_id, price)
+    return self._market_trader_pnl(market_id, self._mark(market_id))
 
 
 # ---- Administration ----
@@ -1151,6 +1162,12 @@ def _listed(market_id: uint256) -> uint256:
     cfg: uint256 = self.market_config[market_id]
     assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
     return cfg
+
+
+@view
+@internal
+def _mark(market_id: uint256) -> uint256:
+    return staticcall IPriceFeed(self._feed(self._listed(market_id))).latest_price()
 
 
 @view

@@ -1,4 +1,4 @@
-"""Real crash-window price series (`../shared/data/crashes/*.csv`) and replay schedules.
+"""Real crash-window price series (`data/crashes/*.csv` in this repository) and replay schedules.
 
 Every file has two columns, `timestamp,price`: the unix second at which a candle closed and its
 close price (see SOURCES.md in the data folder). Candle wicks are not in the files, so a
@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "MM_DATA_DIR"  # overrides where the crash CSVs are read from
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "crashes"
+DEFAULT_DATA_DIR = REPO_ROOT / "data" / "crashes"  # shipped with the repository
 TIMESTAMP_COLUMNS = ("timestamp", "timestamp_s", "time", "unix")
 PRICE_COLUMNS = ("price", "close", "price_usd")
 INTERVAL_RE = re.compile(r"^\d+[smhd]$")
@@ -59,7 +59,7 @@ class Scenario:
 
 
 def data_dir(directory: str | Path | None = None) -> Path:
-    """`directory`, else $MM_DATA_DIR, else `<repo>/../shared/data/crashes`."""
+    """`directory`, else $MM_DATA_DIR, else the repository's own `data/crashes`."""
     if directory is not None:
         return Path(directory)
     if env := os.environ.get(DATA_ENV):

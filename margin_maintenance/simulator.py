@@ -1,6 +1,6 @@
 """Crash simulator: margin-call cascades and solvency thresholds from real crash data.
 
-Every crash window in `../shared/data/crashes/` is replayed through the mock oracle of the real
+Every crash window in `data/crashes/` is replayed through the mock oracle of the real
 contracts on a local chain, against a deterministic trader population (population.py), one LP
 and the reference keeper's own decision functions (keeper/decisions.py, keeper/reads.py), run
 in-process. Sweeps over the maintenance margin, the liquidation fee, the insurance fund and the

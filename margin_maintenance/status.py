@@ -111,6 +111,11 @@ def read_pool(ch: Any, token: Any, lp_token: Any) -> PoolRow:
     )
 
 
+def short_address(address: str) -> str:
+    """`0x1234..abcd`: enough to tell accounts apart in a table that fits 100 columns."""
+    return f"{address[:6]}..{address[-4:]}"
+
+
 def fmt_units(amount: int, decimals: int) -> str:
     """Token units as whole tokens with two decimals and thousands separators."""
     return f"{amount / 10**decimals:,.2f}"
@@ -126,6 +131,7 @@ __all__ = [
     "rank_by_risk",
     "read_margin_status",
     "read_pool",
+    "short_address",
     "summarize",
     "unique",
 ]

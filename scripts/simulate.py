@@ -93,7 +93,7 @@ def cli(
     no_screen: bool,
     data_dir: str | None,
 ) -> None:
-    """Replay the crash windows in ../shared/data/crashes (MM_DATA_DIR) through the mock
+    """Replay the crash windows in data/crashes (override: MM_DATA_DIR) through the mock
     oracle against a deterministic trader population, with the reference keeper's decision
     functions liquidating in-process. Sweeps maintenance margin, liquidation fee, insurance
     fund and keeper latency one axis at a time around a base point, and reports, per crash,

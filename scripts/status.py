@@ -17,6 +17,7 @@ from margin_maintenance.status import (
     rank_by_risk,
     read_margin_status,
     read_pool,
+    short_address,
     summarize,
     unique,
 )
@@ -52,7 +53,22 @@ from margin_maintenance.system import WAD
     show_default=True,
     help="Show each shown account's positions (two calls per row).",
 )
-def cli(source: str, limit: int, batch: int, positions: bool) -> None:
+@click.option(
+    "--full-addresses/--short-addresses",
+    default=False,
+    show_default=True,
+    help="Print whole account addresses (short: 0x1234..abcd, so a row fits 100 columns).",
+)
+@click.option(
+    "--width",
+    type=click.IntRange(min=40),
+    default=100,
+    show_default=True,
+    help="Table width when the output is not a terminal (a pipe or a file).",
+)
+def cli(
+    source: str, limit: int, batch: int, positions: bool, full_addresses: bool, width: int
+) -> None:
     """Status of the recorded deployment (deployments/<network>.json; env MM_DEPLOYMENTS_DIR)."""
     try:
         dep, system = load_connected(project)
@@ -83,7 +99,7 @@ def cli(source: str, limit: int, batch: int, positions: bool) -> None:
         table.add_column("positions (size @ entry)", no_wrap=True)
     for r in shown:
         cells = [
-            r.account,
+            r.account if full_addresses else short_address(r.account),
             fmt_units(r.equity, dec),
             fmt_units(r.maintenance, dec),
             fmt_units(r.initial, dec),
@@ -95,7 +111,7 @@ def cli(source: str, limit: int, batch: int, positions: bool) -> None:
             for m in ch.account_market_ids(r.account):
                 size, entry = ch.position(r.account, m)
                 name = symbol.get(int(m), str(m)).split("-")[0]
-                legs.append(f"{name} {size / WAD:+,.4f} @ {entry / WAD:,.2f}")
+                legs.append(f"{name} {size / WAD:+,.3f} @ {entry / WAD:,.0f}")
             cells.append("; ".join(legs))
         table.add_row(*cells)
 
@@ -103,7 +119,7 @@ def cli(source: str, limit: int, batch: int, positions: bool) -> None:
     pool = read_pool(ch, system.token, system.lp_token)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=max(console.width, 160))  # a pipe or file: do not wrap rows
+        console = Console(width=width)  # a pipe or file: a fixed width, rows not wrapped
     console.print(table)
     summary = Table(title="pool and totals", show_header=False)
     summary.add_column("item")

@@ -1248,7 +1248,9 @@ def test_liquidation_preview__before_liquidate__matches_outcome(
         fund_insurance(insurance_usd)
     open_eth_long(deposit, open_position, trader, 1_000, 4)
     set_price(ETH, eth_usd)
-    fraction, reward, bad_debt = ch.liquidation_preview(trader)
+    preview = ch.liquidation_preview(trader)  # the named struct LiquidationPreview
+    fraction, reward, bad_debt = preview.fraction, preview.reward, preview.bad_debt
+    assert tuple(preview) == (fraction, reward, bad_debt)  # same bytes as three plain values
     o = model_now(ch, system, trader, max_partial_bps=bound)
     assert (fraction, reward, bad_debt) == (o.fraction, o.reward, o.bad_debt)
 

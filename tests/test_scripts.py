@@ -22,6 +22,7 @@ from margin_maintenance.audit import (
     run_audit,
 )
 from margin_maintenance.crashdata import (
+    REPO_ROOT,
     CrashDataError,
     PricePoint,
     compress,
@@ -74,11 +75,6 @@ BOB = "0x" + "b0" * 20
 KEEPER = "0x" + "c3" * 20
 LP = "0x" + "d4" * 20
 
-needs_data = pytest.mark.skipif(
-    not (data_dir() / f"{BLACK_THURSDAY}.csv").is_file(),
-    reason="crash data folder not present (set MM_DATA_DIR)",
-)
-
 
 def write_csv(path: Path, text: str) -> Path:
     path.write_text(text)
@@ -88,7 +84,6 @@ def write_csv(path: Path, text: str) -> Path:
 # ---- Crash data ----
 
 
-@needs_data
 def test_load_prices__black_thursday_file__close_series_in_order():
     points = load_prices(resolve_scenario(BLACK_THURSDAY).path)
     assert len(points) == 120
@@ -100,7 +95,6 @@ def test_load_prices__black_thursday_file__close_series_in_order():
     assert max_drawdown(points) == pytest.approx(0.5297, abs=1e-4)  # SOURCES.md: 52.97%
 
 
-@needs_data
 def test_list_scenarios__data_folder__every_csv_described():
     scenarios = list_scenarios()
     names = {s.name for s in scenarios}
@@ -139,7 +133,19 @@ def test_data_dir__env_override__used(tmp_path, monkeypatch):
     monkeypatch.setenv("MM_DATA_DIR", str(tmp_path))
     assert data_dir() == tmp_path
     monkeypatch.delenv("MM_DATA_DIR")
-    assert data_dir().parts[-3:] == ("shared", "data", "crashes")
+    assert data_dir() == REPO_ROOT / "data" / "crashes"
+
+
+def test_data_dir__fresh_clone__every_shipped_file_listed_in_sources():
+    """The crash data ships with the repository, so a lone clone replays it; SOURCES.md names
+    every file (where it came from, its window and its drawdown)."""
+    folder = data_dir()
+    assert folder == REPO_ROOT / "data" / "crashes"
+    sources = (folder / "SOURCES.md").read_text()
+    files = sorted(folder.glob("*.csv"))
+    assert len(files) == 21
+    for f in files:
+        assert f.name in sources or f.stem in sources, f"{f.name} not described in SOURCES.md"
 
 
 def test_load_prices__close_column_alias__accepted(tmp_path):
@@ -593,7 +599,6 @@ def test_save_traders__round_trip__and_extension(tmp_path):
 # ---- Integration: deploy, seed, replay a real crash, audit ----
 
 
-@needs_data
 @pytest.mark.integration
 def test_deploy_seed_replay_audit__black_thursday__books_balance(
     project, chain, deployer, guardian, liquidator, tmp_path

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from margin_maintenance.audit import rebuild, run_audit
-from margin_maintenance.crashdata import PricePoint, Scenario, data_dir, resolve_scenario
+from margin_maintenance.crashdata import PricePoint, Scenario, resolve_scenario
 from margin_maintenance.events import fetch_events
 from margin_maintenance.keeper import decisions
 from margin_maintenance.population import PopulationParams, generate_population
@@ -51,10 +51,6 @@ USDC = 10**6
 WAD = 10**18
 TOKEN_SCALE = 10**12  # WAD -> 6-decimal token units
 BLACK_THURSDAY = "eth_usdt_binance_1h_2020-03-12_black_thursday"
-
-needs_data = pytest.mark.skipif(
-    not (data_dir() / f"{BLACK_THURSDAY}.csv").is_file(), reason="crash data folder missing"
-)
 
 
 # ---- Sweeps and configuration ----
@@ -450,7 +446,6 @@ def _run(project, accounts, tmp_path, name, cfg, check=None):
     return res, ledgers, out
 
 
-@needs_data
 @pytest.mark.integration
 def test_simulate__tiny_run__report_matches_chain_events_and_is_reproducible(
     project, accounts, tmp_path
@@ -517,13 +512,11 @@ def test_simulate__tiny_run__report_matches_chain_events_and_is_reproducible(
         assert quick_run.liquidations == slow_run.liquidations
 
 
-@needs_data
 def test_quick_config__crash_file__resolves():
     (spec,) = quick_config().crashes
     assert resolve_scenario(spec.name).name == BLACK_THURSDAY
 
 
-@needs_data
 def test_simulate__latency_and_impact__batches_land_later_and_cascades_counted(project, accounts):
     cfg = _tiny_config(
         sweep=Sweep(SweepPoint(500, 100, 10_000.0, 1), (), (), (), ()),

@@ -823,3 +823,33 @@ def test_equity__one_tick_loss__rounds_towards_minus_infinity(
     price = move(system, deployer, ETH, ETH_PRICE * FEED_UNIT + 1)
     assert pnl(size, ETH_WAD, price) == 0  # a fractional profit rounds down to nothing
     assert ch.equity(trader) == collateral
+
+
+# ---- Client views: named position, mark price ----
+
+
+def test_position__open_long__named_fields(ch, deposit, seeded_pool, trader):
+    deposit(trader, 1_000)
+    buy(ch, trader, ETH, 2 * WAD)
+    pos = ch.position(trader, ETH)
+    assert (pos.size, pos.entry_price) == (2 * WAD, ETH_WAD)
+    assert ch.position(trader, BTC) == (0, 0)  # no position: both zero
+
+
+def test_mark_price__listed_market__oracle_price_in_wad(ch, set_price):
+    assert ch.mark_price(ETH) == ETH_WAD
+    assert ch.mark_price(BTC) == BTC_WAD
+    set_price(ETH, 1_850)
+    assert ch.mark_price(ETH) == 1_850 * WAD
+
+
+def test_mark_price__unknown_market__reverts(ch):
+    with ape.reverts("clearinghouse: unknown market"):
+        ch.mark_price(ch.market_count())
+
+
+def test_mark_price__stale_feed__reverts(ch, chain):
+    chain.pending_timestamp = chain.pending_timestamp + HEARTBEAT + 10
+    chain.mine()
+    with ape.reverts("oracle: stale price"):
+        ch.mark_price(ETH)

@@ -40,6 +40,14 @@ class Method:
     def result(self, raw: bytes) -> tuple[Any, ...]:
         return tuple(decode(self.outputs, raw))
 
+    def fields(self, raw: bytes) -> tuple[Any, ...]:
+        """The output values, a single returned struct unpacked into its fields (a named
+        struct and a plain tuple of the same static types encode to the same bytes)."""
+        values = self.result(raw)
+        if len(values) == 1 and isinstance(values[0], tuple):
+            return tuple(values[0])
+        return values
+
 
 class ChainReader:
     """Batched view calls against one contract."""
@@ -184,7 +192,7 @@ class ClearinghouseReader(ChainReader):
             if isinstance(r, ReadError):
                 failed[a] = str(r)
                 continue
-            fraction, reward, bad_debt = self.preview_method.result(r)
+            fraction, reward, bad_debt = self.preview_method.fields(r)
             ok[a] = Preview(int(fraction), int(reward), int(bad_debt))
         return ok, failed
 

@@ -117,3 +117,24 @@ def test_call_many__no_http__web3_one_at_a_time_errors_captured(contract):
     reader = ClearinghouseReader(Web3, contract)
     out = reader.call_many(["0x01", "0xbad"])
     assert out[0] == b"\x01" and isinstance(out[1], ReadError)
+
+
+def test_preview_fields__named_struct_and_plain_tuple_abis__same_values(contract):
+    """`liquidation_preview` returns the struct `LiquidationPreview`; an ABI from before it was
+    named (three plain outputs) decodes the same bytes to the same fields."""
+    from ethpm_types.abi import MethodABI
+
+    from margin_maintenance.keeper.reads import Method
+
+    named = Method(contract.liquidation_preview.abis[0])
+    assert named.outputs == ["(uint256,uint256,uint256)"]
+    plain = Method(
+        MethodABI(
+            name="liquidation_preview",
+            stateMutability="view",
+            inputs=[{"name": "account", "type": "address"}],
+            outputs=[{"name": "", "type": "uint256"}] * 3,
+        )
+    )
+    raw = encode(["uint256", "uint256", "uint256"], [10**17, 7, 3])
+    assert named.fields(raw) == plain.fields(raw) == (10**17, 7, 3)

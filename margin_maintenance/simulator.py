@@ -747,6 +747,7 @@ class SimulationResults:
         cfg = self.config
         return {
             "seed": cfg.seed,
+            "token_decimals": TOKEN_DECIMALS,  # every *_units figure is in these token units
             "config": _plain(asdict(cfg)),
             "crashes": [
                 {

@@ -5,6 +5,8 @@ grows it shows here first, with the figure)."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +77,45 @@ def test_size_budget__every_deployable__within_eip170(manifest):
     over = {n: s for n, s in sizes.items() if s > EIP170_LIMIT}
     assert over == {}, f"over the EIP-170 limit of {EIP170_LIMIT:,} bytes: {over}"
     assert sizes["Clearinghouse"] > 0 and sizes["PriceFeed"] > 0
+
+
+# ---- The bot-facing interface never changes under a bot's feet ----
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "IClearinghouse.json"
+INTERFACE = Path(__file__).parent.parent / "contracts" / "interfaces" / "IClearinghouse.vyi"
+
+
+def _interface_abi() -> list[dict]:
+    """The ABI of `IClearinghouse.vyi` as Vyper compiles it (functions with their structs,
+    events with their fields and indexing), sorted by kind and name."""
+    out = subprocess.run(
+        ["vyper", "-f", "abi", "-p", str(INTERFACE.parent.parent), str(INTERFACE)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(json.loads(out), key=lambda e: (e["type"], e.get("name", "")))
+
+
+def _by_name(abi: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(e["type"], e.get("name", "")): e for e in abi}
+
+
+def test_interface__compiled_iclearinghouse__equals_snapshot():
+    """A removed or changed function, struct or event breaks every bot that decodes it (an event
+    that gains a field changes its topic): never. An addition is recorded on purpose, by writing
+    the new snapshot (`vyper -f abi` of the interface, sorted, into tests/snapshots/)."""
+    now, then = _by_name(_interface_abi()), _by_name(json.loads(SNAPSHOT.read_text()))
+    removed = sorted(set(then) - set(now))
+    changed = sorted(k for k in set(then) & set(now) if then[k] != now[k])
+    added = sorted(set(now) - set(then))
+    assert removed == [] and changed == [], f"breaking change: removed {removed}, changed {changed}"
+    assert added == [], f"new in IClearinghouse: {added}; record them in {SNAPSHOT.name}"
+
+
+def test_interface__engine_abi__holds_every_interface_entry(manifest):
+    engine = _by_name(manifest["contractTypes"]["Clearinghouse"]["abi"])
+    for k, entry in _by_name(json.loads(SNAPSHOT.read_text())).items():
+        assert k in engine, f"the engine lacks {k}"
+        got = engine[k]
+        assert got["inputs"] == entry["inputs"] and got.get("outputs") == entry.get("outputs"), k

@@ -87,7 +87,8 @@ def cli(
 
     Prices are RESCALED so the first replayed row equals the market's current on-chain price:
     the percentage moves are the real ones, the level is the market's. Time is compressed by
-    --compress (60 turns one hour into one minute). Data: data/crashes in this repository (override: MM_DATA_DIR).
+    --compress (60 turns one hour into one minute). Data: data/crashes in this repository
+    (override: MM_DATA_DIR).
     """
     try:
         if list_only or name is None:

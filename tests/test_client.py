@@ -1,11 +1,14 @@
-"""The plain-web3.py client (`margin_maintenance/client.py`): no Ape, only the ABI and the
-deployment record.
+"""The plain-web3.py client (`margin_maintenance/client.py`, `bin/mm-client`): no Ape, only the
+ABIs and the deployment record.
 
 The first group deploys the system with plain web3.py on web3's own `EthereumTesterProvider`
 (eth-tester's py-evm backend, a chain separate from Ape's), from the bytecode `ape compile`
 wrote to `.build/`. The integration group sets the book up with the Ape fixtures on the
 connected node and liquidates through a `Web3(HTTPProvider)` pointed at it; it runs on anvil
 (`--network ethereum:local:foundry`) and skips on the in-process chain, which has no URI.
+
+The command line runs in-process through `main(argv, w3=...)` against the eth-tester chain, or
+as a subprocess through `bin/mm-client` where the wrapper itself is under test.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections import namedtuple
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,24 +31,39 @@ from web3 import EthereumTesterProvider, Web3
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
+from margin_maintenance import client as client_module
 from margin_maintenance.client import (
+    KEEPER_BATCH_BASE_GAS,
+    KEEPER_BLOCK_GAS_FILL_BPS,
+    KEEPER_ETH_MARKET_ID,
+    KEEPER_GAS_PER_ACCOUNT,
     MAX_BATCH,
+    AccountStatus,
     Artifact,
     ClientError,
     DeploymentRecord,
     MarginClient,
+    Preview,
+    ProfitCheck,
     batched,
+    default_abi_dir,
     gas_limit_for,
     load_abi,
     load_artifact,
     main,
+    output_fields,
+    plan_liquidations,
+    safe_url,
     unique_addresses,
 )
 from margin_maintenance.deployment import deployment_from_system, save_deployment
+from margin_maintenance.keeper import decisions
+from margin_maintenance.keeper.settings import KeeperSettings
 from margin_maintenance.system import SystemParams
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_SRC = REPO / "margin_maintenance" / "client.py"
+WRAPPER = REPO / "bin" / "mm-client"
 CRASH_PRICE = 1_800  # ETH -10%: the 4 ETH and 3.5 ETH longs on 1,000 USDC fall below maintenance
 # Six accounts on 1,000 USDC each: two ETH longs a 10% drop makes liquidatable, four that stay
 # healthy (a 1 ETH long, a short, a BTC long, a deposit with no position).
@@ -93,6 +115,16 @@ def build_dir(project, tmp_path_factory) -> Path:
     for name in CONTRACTS:
         contract_type = getattr(project, name).contract_type
         (out / f"{name}.json").write_text(contract_type.model_dump_json(by_alias=True))
+    return out
+
+
+@pytest.fixture(scope="module")
+def abi_dir(build_dir, tmp_path_factory) -> Path:
+    """An `abi/` folder as the repository tracks it: one plain ABI list per deployable, and no
+    bytecode (what a bot writer without a compiler has)."""
+    out = tmp_path_factory.mktemp("abi")
+    for name in CONTRACTS:
+        (out / f"{name}.json").write_text(json.dumps(load_abi(build_dir=build_dir, name=name)))
     return out
 
 
@@ -348,6 +380,10 @@ def test_liquidate__dry_run__sends_nothing(client, book, crash, tester):
     report = client.liquidate_report(book.traders, tester.roles.liquidator, dry_run=True)
     assert report.tx_hashes == () and report.reward == 0
     assert set(report.skipped) == set(book.healthy)
+    assert set(report.plan.to_send) == set(book.doomed)
+    # No sender, no key: a dry run needs neither.
+    keyless = client.liquidate_report(book.traders, None, dry_run=True, profit=ProfitCheck())
+    assert set(keyless.plan.to_send) == set(book.doomed) and keyless.plan.cost is not None
     assert tester.w3.eth.block_number == head
 
 
@@ -499,26 +535,438 @@ except SystemExit as e:
     assert "liquidate" in out.stdout
 
 
-def test_cli__no_node__exit_one_with_message(tester, capsys):
-    rc = main(
-        [
-            "--rpc",
-            "http://127.0.0.1:9",
-            "--deployment",
-            str(tester.record_path),
-            "--build-dir",
-            str(tester.build_dir),
-            "status",
-        ]
-    )
-    assert rc == 1
-    assert "mm-client:" in capsys.readouterr().err
-
-
 def test_cli__missing_record__exit_one(tmp_path, capsys):
     rc = main(["--deployment", str(tmp_path / "none.json"), "status"])
     assert rc == 1
     assert "no deployment record" in capsys.readouterr().err
+
+
+# ---- Reach: bin/mm-client ----
+
+
+def run_wrapper(*args: str, cwd: Path = REPO, wrapper: Path = WRAPPER, env=None):
+    return subprocess.run(
+        [str(wrapper), *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_wrapper__help_from_another_directory__runs_the_venv_client(tmp_path):
+    out = run_wrapper("--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: mm-client")
+    assert "liquidate" in out.stdout and "--abi-dir" in out.stdout
+
+
+def test_wrapper__symlinked__finds_the_checkout(tmp_path):
+    link = tmp_path / "mm-client"
+    link.symlink_to(WRAPPER)
+    out = run_wrapper("liquidate", "--help", cwd=tmp_path, wrapper=link)
+    assert out.returncode == 0, out.stderr
+    assert "--min-profit USD" in out.stdout
+
+
+def test_wrapper__no_venv__one_line_hint_exit_two(tmp_path):
+    (tmp_path / "bin").mkdir()
+    copy = tmp_path / "bin" / "mm-client"
+    shutil.copy2(WRAPPER, copy)
+    out = run_wrapper("status", cwd=tmp_path, wrapper=copy)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and "run `make setup` first" in lines[0], out.stderr
+
+
+# ---- Node down ----
+
+
+def test_cli__node_down__one_line_exit_two_no_traceback(tester, abi_dir):
+    out = run_wrapper(
+        "--rpc",
+        "http://127.0.0.1:1",
+        "--deployment",
+        str(tester.record_path),
+        "--abi-dir",
+        str(abi_dir),
+        "status",
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert out.stderr == (
+        "mm-client: cannot reach the node at http://127.0.0.1:1 (connection refused); "
+        "start anvil (see README)\n"
+    )
+
+
+def test_unreachable_message__remote_url__credentials_and_path_hidden():
+    assert safe_url("https://user:pw@mainnet.infura.io/v3/SECRET?x=1") == (
+        "https://mainnet.infura.io/..."
+    )
+    assert safe_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert safe_url("http://[::1]:8545/") == "http://[::1]:8545"
+    err = OSError("boom")
+    msg = client_module.unreachable_message("https://node.example/v3/SECRET", err)
+    assert msg == (
+        "mm-client: cannot reach the node at https://node.example/... (connection failed); "
+        "check --rpc or MM_RPC_URL"
+    )
+
+
+# ---- ABIs: abi/ folder, --abi, .build ----
+
+
+def test_load_artifact__abi_dir__plain_lists_and_mocks(abi_dir, build_dir, tmp_path):
+    art = load_artifact("Clearinghouse", abi_dir=abi_dir)
+    assert art.abi == load_abi(build_dir=build_dir) and art.bytecode is None
+    mocks = tmp_path / "abi" / "mocks"
+    mocks.mkdir(parents=True)
+    (mocks / "ReentrantToken.json").write_text(json.dumps([{"type": "fallback"}]))
+    assert load_abi(abi_dir=tmp_path / "abi", name="ReentrantToken") == [{"type": "fallback"}]
+    with pytest.raises(ClientError, match="no PriceFeed.json in"):
+        load_abi(abi_dir=tmp_path / "abi", name="PriceFeed")
+
+
+def test_default_abi_dir__cwd_abi_first_else_the_checkouts(abi_dir, tmp_path, monkeypatch):
+    checkout, work = tmp_path / "checkout", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(client_module, "REPO_ROOT", checkout)
+    monkeypatch.chdir(work)
+    assert default_abi_dir() is None
+    shutil.copytree(abi_dir, checkout / "abi")
+    assert default_abi_dir() == checkout / "abi"
+    assert load_abi() == load_abi(abi_dir=abi_dir)  # no --abi-dir, no --build-dir: abi/
+    (work / "abi").mkdir()
+    assert default_abi_dir() == work / "abi"
+
+
+def test_load_artifact__default_abi_dir_without_the_file__falls_back_to_build(
+    build_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(client_module, "REPO_ROOT", tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "abi").mkdir()  # an abi/ without Clearinghouse.json
+    shutil.copytree(build_dir, tmp_path / ".build")
+    assert load_abi() == load_abi(build_dir=build_dir)
+
+
+def test_repo_abi_folder__plain_lists_matching_the_compiled_contracts(project):
+    """The tracked `abi/` (written by the project's generator) against what compiles now."""
+    folder = REPO / "abi"
+    if not folder.is_dir():
+        pytest.skip("no abi/ folder in this checkout yet")
+    for name in CONTRACTS:
+        abi = load_abi(abi_dir=folder, name=name)  # abi/<Name>.json or abi/mocks/<Name>.json
+        assert isinstance(abi, list), name
+        compiled = json.loads(getattr(project, name).contract_type.model_dump_json(by_alias=True))
+        assert {(e["type"], e.get("name")) for e in abi} == {
+            (e["type"], e.get("name")) for e in compiled["abi"]
+        }, f"abi/{name}.json is stale"
+
+
+def test_cli__only_record_and_abi_dir__status_preview_liquidate(
+    tester, abi_dir, book, crash, capsys, monkeypatch
+):
+    """What a bot writer has: the deployment record and abi/, nothing compiled."""
+    crash()
+    base = ["--deployment", str(tester.record_path), "--abi-dir", str(abi_dir)]
+    assert main([*base, "status"], w3=tester.w3) == 0
+    assert "6 accounts, 2 liquidatable" in capsys.readouterr().out
+    assert main([*base, "preview", book.doomed[0]], w3=tester.w3) == 0
+    assert f"{book.doomed[0]}: fraction" in capsys.readouterr().out
+    monkeypatch.setenv("MM_TEST_KEY", tester.keys[9].to_hex())
+    assert main([*base, "liquidate", "--private-key-env", "MM_TEST_KEY"], w3=tester.w3) == 0
+    assert "liquidated 2 of 6 accounts in 1 tx" in capsys.readouterr().out
+    assert (
+        MarginClient.from_files(tester.w3, tester.record_path, abi_dir=abi_dir).liquidatable(
+            book.traders
+        )
+        == []
+    )
+
+
+# ---- Output shapes: flat outputs (old ABIs) and named structs (new) ----
+
+
+def reshaped(abi: list[dict], shape: str) -> list[dict]:
+    """The ABI with `liquidation_preview` and `position` declared as several unnamed outputs
+    ("flat", the old ABI) or as one named struct ("struct"); same encoded bytes either way."""
+    structs = {
+        "liquidation_preview": [
+            ("fraction", "uint256"),
+            ("reward", "uint256"),
+            ("bad_debt", "uint256"),
+        ],
+        "position": [("size", "int256"), ("entry_price", "uint256")],
+    }
+    out = []
+    for entry in abi:
+        fields = structs.get(entry.get("name", "")) if entry.get("type") == "function" else None
+        if fields is not None:
+            if shape == "struct":
+                comps = [{"name": n, "type": t} for n, t in fields]
+                outputs = [{"name": "", "type": "tuple", "components": comps}]
+            else:
+                outputs = [{"name": "", "type": t} for _, t in fields]
+            entry = {**entry, "outputs": outputs}
+        out.append(entry)
+    return out
+
+
+def test_output_fields__flat_outputs__values_in_order():
+    assert output_fields([10, 20, 30], ("fraction", "reward", "bad_debt")) == (10, 20, 30)
+    assert output_fields((-5, 7), ("size", "entry_price")) == (-5, 7)
+
+
+def test_output_fields__one_struct__every_decoded_form():
+    names = ("fraction", "reward", "bad_debt")
+    struct = namedtuple("LiquidationPreview", names)(10, 20, 30)
+    assert output_fields((10, 20, 30), names) == (10, 20, 30)  # web3 call(): the tuple
+    assert output_fields(((10, 20, 30),), names) == (10, 20, 30)  # w3.codec.decode: (tuple,)
+    assert output_fields(struct, names) == (10, 20, 30)  # decode_tuples=True
+    assert output_fields({"bad_debt": 30, "reward": 20, "fraction": 10}, names) == (10, 20, 30)
+    with pytest.raises(ClientError, match="expected 3 values"):
+        output_fields([1, 2], names)
+
+
+def test_client__struct_shaped_abi__same_preview_and_position(tester, book, crash, build_dir):
+    crash()
+    abi = load_abi(build_dir=build_dir)
+    flat = MarginClient(
+        tester.w3, json.loads(tester.record_path.read_text()), reshaped(abi, "flat")
+    )
+    new = MarginClient(
+        tester.w3, json.loads(tester.record_path.read_text()), reshaped(abi, "struct")
+    )
+    who = book.doomed[0]
+    raw_flat = flat.contract.functions.liquidation_preview(who).call()
+    raw_struct = new.contract.functions.liquidation_preview(who).call()
+    assert isinstance(raw_flat, list) and isinstance(raw_struct, tuple)  # the two shapes
+    for account in book.traders:
+        assert flat.preview(account) == new.preview(account)
+        assert flat.position(account, ETH) == new.position(account, ETH)
+    assert new.preview(who).liquidatable
+    assert new.position(who, ETH)[0] == 4 * WAD
+
+
+# ---- Profit: the keeper's own decisions ----
+
+
+def test_keeper_defaults__client_figures__agree_with_keeper_settings():
+    fields = KeeperSettings.model_fields
+    assert fields["gas_per_account"].default == KEEPER_GAS_PER_ACCOUNT
+    assert fields["batch_base_gas"].default == KEEPER_BATCH_BASE_GAS
+    assert fields["block_gas_fill_bps"].default == KEEPER_BLOCK_GAS_FILL_BPS
+    assert fields["eth_market_id"].default == KEEPER_ETH_MARKET_ID
+    assert fields["min_profit"].default == float(ProfitCheck().min_profit_usd)
+    assert fields["token_usd"].default == float(ProfitCheck().token_usd)
+
+
+A, B, C = ("0x" + c * 40 for c in "abc")
+
+
+def book_rows(reward_a: int, reward_b: int) -> tuple[list[AccountStatus], dict[str, Preview]]:
+    """A and B liquidatable (B the deeper shortfall), C healthy."""
+    rows = [
+        AccountStatus(A, 900 * USDC, 1_000 * USDC, 2_000 * USDC, True),
+        AccountStatus(B, 800 * USDC, 1_000 * USDC, 2_000 * USDC, True),
+        AccountStatus(C, 5_000 * USDC, 1_000 * USDC, 2_000 * USDC, False),
+    ]
+    previews = {A: Preview(A, WAD // 2, reward_a, 0), B: Preview(B, WAD, reward_b, 0)}
+    return rows, previews
+
+
+def cost(min_profit: int = 0, gas_price_gwei: int = 1) -> decisions.CostModel:
+    return decisions.CostModel(
+        gas_price_wei=gas_price_gwei * 10**9,
+        eth_usd=Decimal(2_000),
+        token_usd=Decimal(1),
+        token_decimals=6,
+        per_account_gas=KEEPER_GAS_PER_ACCOUNT,
+        base_gas=KEEPER_BATCH_BASE_GAS,
+        min_profit_usd=Decimal(min_profit),
+    )
+
+
+def test_plan_liquidations__min_profit__one_target_kept_one_filtered_out():
+    rows, previews = book_rows(10 * USDC, 3 * USDC)  # one account's batch: 0.19 USD of gas
+    plan = plan_liquidations(rows, previews, batch_size=1, cost=cost(min_profit=5))
+    assert plan.liquidatable == [A, B]  # ranked by reward
+    assert plan.batches == ((A,),)
+    kept, dropped = plan.targets
+    assert kept.send and kept.batch == 0 and kept.reason == ""
+    assert not dropped.send and dropped.reason == "its batch nets under the minimum profit"
+    assert kept.reward_usd == Fraction(10) and kept.gas_cost_usd == Fraction(35_000 * 2_000, 10**9)
+    assert plan.not_liquidatable == (C,)
+    assert plan.unprofitable == [B]
+    # Without the threshold both clear their gas.
+    assert plan_liquidations(rows, previews, batch_size=1, cost=cost()).to_send == [A, B]
+
+
+def test_plan_liquidations__reward_below_its_gas__filtered_out():
+    rows, previews = book_rows(10 * USDC, 300 * USDC)
+    # 1,000 gwei: an account's marginal gas costs 35,000 x 1e-6 ETH x 2,000 = 70 USD, a
+    # batch of one 190 USD.
+    plan = plan_liquidations(rows, previews, batch_size=64, cost=cost(gas_price_gwei=1_000))
+    assert plan.to_send == [B]
+    (dropped,) = [t for t in plan.targets if not t.send]
+    assert dropped.account == A and dropped.reason == "reward does not pay its gas"
+
+
+def test_plan_liquidations__no_profit_check__every_target_sent_by_reward():
+    rows, previews = book_rows(0, 3 * USDC)  # a bankrupt account's zero reward too
+    plan = plan_liquidations(rows, previews, batch_size=1)
+    assert plan.batches == ((B,), (A,))
+    assert all(t.send and t.reward_usd is None for t in plan.targets)
+    assert plan.batch_gas(0) == KEEPER_BATCH_BASE_GAS + KEEPER_GAS_PER_ACCOUNT
+
+
+def test_plan_liquidations__previewed_as_healthy__not_a_target():
+    rows, previews = book_rows(10 * USDC, 3 * USDC)
+    previews[B] = Preview(B, 0, 0, 0)  # healthy again between the two reads
+    plan = plan_liquidations(rows, previews, cost=cost())
+    assert plan.liquidatable == [A] and set(plan.not_liquidatable) == {B, C}
+
+
+def test_cost_model__no_mark_price_in_abi__eth_price_from_the_feed(tester, build_dir):
+    abi = [e for e in load_abi(build_dir=build_dir) if e.get("name") != "mark_price"]
+    feed_abi = load_abi(build_dir=build_dir, name="PriceFeed")
+    record = json.loads(tester.record_path.read_text())
+    client = MarginClient(tester.w3, record, abi, feed_abi=feed_abi)
+    assert client.mark_price(ETH) == 2_000 * WAD
+    model = client.cost_model(ProfitCheck(min_profit_usd=Decimal(3)))
+    assert model.eth_usd == 2_000 and model.gas_price_wei == tester.w3.eth.gas_price
+    assert model.min_profit_usd == 3 and model.token_decimals == 6
+    assert client.cost_model(ProfitCheck(eth_usd=Decimal(5))).eth_usd == 5
+    with pytest.raises(ClientError, match="pass --eth-usd"):
+        MarginClient(tester.w3, record, abi).mark_price(ETH)
+
+
+def test_mark_price__clearinghouse_view_in_abi__used(tester, build_dir):
+    abi = load_abi(build_dir=build_dir)
+    if not any(e.get("name") == "mark_price" for e in abi):
+        pytest.skip("the compiled Clearinghouse has no mark_price view yet")
+    client = MarginClient(tester.w3, json.loads(tester.record_path.read_text()), abi)
+    assert client.feed_abi is None  # so the price can only come from the clearinghouse
+    assert client.mark_price(ETH) == 2_000 * WAD
+    assert client.mark_price(BTC) == 60_000 * WAD
+
+
+# ---- Command line: liquidate, --dry-run, --min-profit, --json ----
+
+
+def cli(tester, abi_dir, *args: str) -> list[str]:
+    return ["--deployment", str(tester.record_path), "--abi-dir", str(abi_dir), *args]
+
+
+def test_cli_liquidate__dry_run_without_key__lists_targets_sends_nothing(
+    tester, abi_dir, book, crash, capsys, monkeypatch
+):
+    crash()
+    monkeypatch.delenv("MM_PRIVATE_KEY", raising=False)
+    head = tester.w3.eth.block_number
+    assert main(cli(tester, abi_dir, "liquidate", "--dry-run"), w3=tester.w3) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: 2 liquidatable of 6 accounts, 2 would be sent in 1 tx")
+    assert "gas price 1.000 gwei, ETH 1,800.00 USD" in out
+    for who in book.doomed:
+        (line,) = [x for x in out.splitlines() if who in x]
+        assert "reward" in line and "gas 0.0630 USD" in line and "send (batch 1)" in line
+    assert "batch 1: liquidate_many(2 accounts)" in out
+    assert tester.w3.eth.block_number == head
+    assert set(
+        MarginClient.from_files(tester.w3, tester.record_path, abi_dir=abi_dir).liquidatable(
+            book.traders
+        )
+    ) == set(book.doomed)
+
+
+def test_cli_liquidate__no_key_without_dry_run__clear_error(
+    tester, abi_dir, book, crash, capsys, monkeypatch
+):
+    crash()
+    monkeypatch.delenv("MM_PRIVATE_KEY", raising=False)
+    head = tester.w3.eth.block_number
+    assert main(cli(tester, abi_dir, "liquidate"), w3=tester.w3) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mm-client: $MM_PRIVATE_KEY is not set") and "--dry-run" in err
+    assert tester.w3.eth.block_number == head
+
+
+def test_cli_liquidate__min_profit__only_the_target_that_clears_it_is_sent(
+    tester, abi_dir, book, crash, capsys, monkeypatch
+):
+    crash()
+    client = MarginClient.from_files(tester.w3, tester.record_path, abi_dir=abi_dir)
+    rewards = {who: client.preview(who).reward for who in book.doomed}
+    rich, poor = sorted(rewards, key=rewards.__getitem__, reverse=True)
+    assert rewards[rich] - rewards[poor] > USDC  # far more than a batch's gas (0.17 USD)
+    threshold = f"{(rewards[rich] + rewards[poor]) / 2 / USDC:.6f}"
+    args = cli(tester, abi_dir, "liquidate", "--min-profit", threshold, "--batch-size", "1")
+
+    assert main([*args, "--dry-run"], w3=tester.w3) == 0
+    out = capsys.readouterr().out
+    assert "2 liquidatable of 6 accounts, 1 would be sent in 1 tx" in out
+    assert "send (batch 1)" in next(x for x in out.splitlines() if rich in x)
+    assert "skip: its batch nets under the minimum profit" in next(
+        x for x in out.splitlines() if poor in x
+    )
+
+    monkeypatch.setenv("MM_PRIVATE_KEY", tester.keys[9].to_hex())
+    assert main(args, w3=tester.w3) == 0
+    out = capsys.readouterr().out
+    assert "liquidated 1 of 6 accounts in 1 tx" in out and "1 not worth it" in out
+    assert client.liquidatable(book.traders) == [poor]
+
+
+def test_cli_json__every_document__token_decimals_and_integer_token_units(
+    tester, abi_dir, book, crash, capsys
+):
+    crash()
+    client = MarginClient.from_files(tester.w3, tester.record_path, abi_dir=abi_dir)
+    record = client.record
+
+    def doc(*args: str) -> dict:
+        assert main(cli(tester, abi_dir, *args), w3=tester.w3) == 0
+        d = json.loads(capsys.readouterr().out)
+        assert d["token"] == record.collateral.address and d["decimals"] == 6
+        assert d["chain_id"] == record.chain_id and "10**decimals" in d["units"]
+        return d
+
+    status = doc("status", "--all", "--json")
+    assert status["accounts"] == 6 and set(status["liquidatable"]) == set(book.doomed)
+    by_account = {r["account"]: r for r in status["rows"]}
+    assert by_account == {r.account: {**r.__dict__} for r in client.status(book.traders)}
+    assert all(isinstance(r["equity"], int) for r in status["rows"])
+
+    preview = doc("preview", book.doomed[0], "--json")
+    expected = client.preview(book.doomed[0])
+    assert preview["reward"] == expected.reward and preview["fraction_wad"] == expected.fraction_wad
+    assert preview["bad_debt"] == expected.bad_debt and preview["liquidatable"] is True
+
+    dry = doc("liquidate", "--dry-run", "--json")
+    assert dry["dry_run"] is True and set(dry["to_send"]) == set(book.doomed)
+    check = dry["profit_check"]
+    assert check["gas_price_wei"] == 10**9 and check["eth_usd"] == 1_800.0
+    assert check["gas_per_account"] == KEEPER_GAS_PER_ACCOUNT
+    for t in dry["targets"]:
+        assert t["reward"] == client.preview(t["account"]).reward
+        assert t["reward_usd"] == t["reward"] / USDC and t["gas_cost_usd"] == 0.063
+        assert t["send"] is True and t["batch"] == 0
+    (batch,) = dry["batches"]
+    assert batch["reward"] == sum(t["reward"] for t in dry["targets"])
+    assert batch["gas"] == KEEPER_BATCH_BASE_GAS + 2 * KEEPER_GAS_PER_ACCOUNT
+
+
+def test_cli_liquidate__json_live__reward_in_token_units(
+    tester, abi_dir, book, crash, capsys, monkeypatch
+):
+    crash()
+    monkeypatch.setenv("MM_PRIVATE_KEY", tester.keys[9].to_hex())
+    before = collateral(tester, tester.roles.liquidator)
+    assert main(cli(tester, abi_dir, "liquidate", "--json"), w3=tester.w3) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["dry_run"] is False and d["decimals"] == 6
+    assert set(d["liquidated"]) == set(book.doomed) and len(d["tx_hashes"]) == 1
+    assert d["reward"] == collateral(tester, tester.roles.liquidator) - before > 0
 
 
 # ---- On a real node (anvil): set up with Ape, liquidate with plain web3.py ----
@@ -542,7 +990,7 @@ def node_uri(chain) -> str:
 
 
 @pytest.fixture
-def node(node_uri, chain, system, deployer, guardian, tmp_path, build_dir):
+def node(node_uri, chain, system, deployer, guardian, tmp_path, build_dir, abi_dir):
     """The system deployed by the Ape fixtures, its record, and a plain web3 handle on the
     same node."""
     uri = node_uri
@@ -553,6 +1001,7 @@ def node(node_uri, chain, system, deployer, guardian, tmp_path, build_dir):
         w3=Web3(Web3.HTTPProvider(uri)),
         record_path=record_path,
         build_dir=build_dir,
+        abi_dir=abi_dir,
     )
 
 
@@ -598,17 +1047,16 @@ def test_node__cli_status_and_liquidate__exactly_the_liquidatable(
 ):
     set_price(ETH, CRASH_PRICE)
     base = [
-        sys.executable,
-        "-m",
-        "margin_maintenance.client",
+        str(WRAPPER),
         "--rpc",
         node.uri,
         "--deployment",
         str(node.record_path),
-        "--build-dir",
-        str(node.build_dir),
+        "--abi-dir",
+        str(node.abi_dir),
     ]
     env = {**os.environ, "MM_TEST_LIQUIDATOR_KEY": liquidator.private_key}
+    keyless = {k: v for k, v in os.environ.items() if k != "MM_PRIVATE_KEY"}
 
     status = subprocess.run(
         [*base, "status", "--json"], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -617,16 +1065,30 @@ def test_node__cli_status_and_liquidate__exactly_the_liquidatable(
     doc = json.loads(status.stdout)
     assert doc["accounts"] == len(node_book.traders)
     assert set(doc["liquidatable"]) == node_book.doomed
+    assert doc["token"] == str(ch.collateral_token()) and doc["decimals"] == 6
 
+    n = len(node_book.doomed)
     dry = subprocess.run(
-        [*base, "liquidate", "--dry-run", "--unlocked-sender", str(liquidator.address)],
+        [*base, "liquidate", "--dry-run"],
         cwd=REPO,
+        env=keyless,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert dry.returncode == 0, dry.stderr
-    assert f"dry run: {len(node_book.doomed)} liquidatable" in dry.stdout
+    assert f"dry run: {n} liquidatable of 6 accounts, {n} would be sent in 1 tx" in dry.stdout
+    greedy = subprocess.run(
+        [*base, "liquidate", "--dry-run", "--min-profit", "1000000"],
+        cwd=REPO,
+        env=keyless,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert greedy.returncode == 0, greedy.stderr
+    assert f"dry run: {n} liquidatable of 6 accounts, 0 would be sent in 0 tx" in greedy.stdout
+    assert greedy.stdout.count("skip: its batch nets under the minimum profit") == n
     assert all(ch.is_liquidatable(who) for who in node_book.doomed)
 
     liq = subprocess.run(

@@ -1,20 +1,18 @@
 """`ape run report`: per crash window, liquidations, keeper rewards, the insurance fund, bad debt
-and LP PnL, as a table, `<out>/report.md`, `<out>/report.json` and `<out>/demo.png`."""
+and LP PnL, as a table, `<out>/report.md`, `<out>/report.json` and `<out>/demo.png`.
+
+The console output (table, windows, notes) fits 100 columns; report.md keeps one wide table."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from ape import chain, project
 from ape.cli import ConnectedProviderCommand
-from rich.console import Console
-from rich.table import Table
 
 from margin_maintenance.deployment import (
     Deployment,
@@ -25,14 +23,18 @@ from margin_maintenance.deployment import (
     load_deployment,
 )
 from margin_maintenance.report import (
+    CONSOLE_WIDTH,
     MIN_WINDOW_STEPS,
-    NOTES,
     RunReport,
+    console_report,
     plot_data,
     plot_report,
     read_report,
     render_markdown,
+    report_json,
+    report_notes,
     table_rows,
+    window_lines,
 )
 from margin_maintenance.system import System
 
@@ -47,45 +49,18 @@ def _load() -> tuple[Deployment, System]:
     return load_connected(project)
 
 
-def _utc(ts: int | None) -> str:
-    return "?" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _intro(dep: Deployment, rep: RunReport) -> list[str]:
-    t = rep.block_times
-    lines = [
+def _summary(dep: Deployment, rep: RunReport) -> str:
+    return (
         f"Network `{dep.network}` (chain {dep.chain_id}), clearinghouse `{dep.clearinghouse}`, "
         f"blocks {rep.start_block}..{rep.end_block}, {len(rep.events)} clearinghouse events, "
-        f"{len(rep.updates)} oracle updates.",
-        "",
-    ]
+        f"{len(rep.updates)} oracle updates."
+    )
+
+
+def _windows(rep: RunReport) -> list[str]:
     if not rep.windows:
-        lines.append("No crash window found in the oracle updates: whole-run figures only.")
-    for w in rep.windows:
-        lines.append(
-            f"- **{w.label}**: {w.market}, blocks {w.start_block}..{w.end_block}, chain time "
-            f"{_utc(t.get(w.start_block))} .. {_utc(t.get(w.end_block))} UTC"
-        )
-    return lines
-
-
-def _json(dep: Deployment, rep: RunReport) -> dict:
-    cols = []
-    for f in rep.figures:
-        d = asdict(f)
-        d["lp_pnl"] = f.lp_pnl
-        d["share_price_change"] = f.share_price_change
-        cols.append(d)
-    return {
-        "network": dep.network,
-        "chain_id": dep.chain_id,
-        "clearinghouse": dep.clearinghouse,
-        "collateral_decimals": dep.collateral.decimals,
-        "start_block": rep.start_block,
-        "end_block": rep.end_block,
-        "price_decimals": rep.price_decimals,
-        "columns": cols,
-    }
+        return ["No crash window found in the oracle updates: whole-run figures only."]
+    return [f"- {x}" for x in window_lines(rep.windows, rep.clocks, rep.block_times, True)]
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Per-crash figures, report.md and a PNG")
@@ -107,7 +82,8 @@ def _json(dep: Deployment, rep: RunReport) -> dict:
     "--name",
     "names",
     multiple=True,
-    help="Label of the crash windows, in chain order (repeat; default '<market> crash').",
+    help="Label of the crash windows, in chain order (repeat; default: '<date> <base> crash' "
+    "from the matched crash file, else '<market> crash').",
 )
 @click.option(
     "--min-steps",
@@ -117,56 +93,50 @@ def _json(dep: Deployment, rep: RunReport) -> dict:
     help="Answer changes in a row on one market that make a crash window.",
 )
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write demo.png.")
-def cli(out_dir: Path, block: int | None, names: tuple[str, ...], min_steps: int, plot: bool):
+@click.option(
+    "--data-dir",
+    default=None,
+    envvar="MM_DATA_DIR",
+    help="Crash data folder the windows are matched against (default: data/crashes).",
+)
+def cli(
+    out_dir: Path,
+    block: int | None,
+    names: tuple[str, ...],
+    min_steps: int,
+    plot: bool,
+    data_dir: str | None,
+):
     """Report on the recorded deployment ($MM_DEPLOYMENT, else deployments/<network>.json in
-    $MM_DEPLOYMENTS_DIR): crash windows found from the aggregators' AnswerUpdated events, then
-    per window and for the whole run: liquidations (partial / full), accounts, keeper rewards
-    and the insurance top-up, insurance fund start / end / min, bad debt and who bore it, LP PnL
-    and share price, profit haircuts, traders' realised PnL and fees."""
+    $MM_DEPLOYMENTS_DIR): crash windows found from the aggregators' AnswerUpdated events and
+    matched to their crash files (market time, rescale factor), then per window and for the
+    whole run: liquidations (partial / full), accounts, keeper rewards and the insurance
+    top-up, insurance fund start / end / min, bad debt and who bore it, LP PnL realised and
+    unrealised, the share price, profit haircuts, traders' realised PnL and fees. The console
+    table fits 100 columns."""
     try:
         dep, system = _load()
     except DeploymentError as err:
         raise click.ClickException(str(err)) from err
     t0 = time.perf_counter()
-    rep = read_report(system, dep.start_block, block, names, min_steps)
-    dec = dep.collateral.decimals
-    header, rows = table_rows(rep.figures, dec, rep.price_decimals)
-
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 200))  # a pipe or file: do not wrap rows
-    table = Table(title=f"{dep.network}: run report (blocks {rep.start_block}..{rep.end_block})")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i > 0)
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
-    for w in rep.windows:
-        click.echo(
-            f"  {w.label}: {w.market} blocks {w.start_block}..{w.end_block} "
-            f"({_utc(rep.block_times.get(w.start_block))} .. "
-            f"{_utc(rep.block_times.get(w.end_block))} chain time)"
-        )
+    rep = read_report(system, dep.start_block, block, names, min_steps, data_dir)
+    title = f"{dep.network}: run report (blocks {rep.start_block}..{rep.end_block})"
+    click.echo(console_report(rep, title, CONSOLE_WIDTH))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     image = None
     if plot:
-        data = plot_data(
-            rep.updates,
-            rep.price_decimals,
-            rep.events,
-            rep.path,
-            rep.block_times,
-            rep.symbols,
-            dec,
-            rep.windows,
-            rep.end_block,
-        )
-        png = plot_report(data, out_dir / "demo.png", f"{dep.network}: oracle prices, liquidations")
+        png = plot_report(plot_data(rep), out_dir / "demo.png", f"{dep.network}: {_PLOT_TITLE}")
         image = png.name
         click.echo(f"wrote {png}")
-    md = render_markdown(header, rows, intro=_intro(dep, rep), image=image, notes=NOTES)
+    intro = [_summary(dep, rep), "", *_windows(rep)]
+    header, rows = table_rows(rep.figures, rep.decimals, rep.price_decimals)
+    md = render_markdown(header, rows, intro=intro, image=image, notes=report_notes(rep))
     (out_dir / "report.md").write_text(md)
-    (out_dir / "report.json").write_text(json.dumps(_json(dep, rep), indent=2) + "\n")
+    doc = report_json(rep, dep.network, dep.chain_id, dep.clearinghouse)
+    (out_dir / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     click.echo(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}")
     click.echo(f"report in {time.perf_counter() - t0:.2f} s")
+
+
+_PLOT_TITLE = "crash replays on market time: oracle price and liquidations, insurance, LP pool"

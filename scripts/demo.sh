@@ -79,7 +79,7 @@ PY
 done
 
 step "deploy"
-ape run deploy "${NET[@]}"
+ape run deploy "${NET[@]}" -v WARNING  # its own summary; not Ape's per-transaction lines
 
 step "seed ${TRADERS} traders and an LP"
 ape run seed "${NET[@]}" --traders "$TRADERS" --seed 7 --insurance-usd 50000

@@ -96,7 +96,7 @@ def cli(
     for col in ("account", "equity", "maintenance", "initial", "equity/mm", "liq."):
         table.add_column(col, justify="left" if col == "account" else "right", no_wrap=True)
     if positions:
-        table.add_column("positions (size @ entry)", no_wrap=True)
+        table.add_column("size @ entry", no_wrap=True)
     for r in shown:
         cells = [
             r.account if full_addresses else short_address(r.account),

@@ -4,9 +4,10 @@
 Ape's own format). A bot written in any language needs only the ABI list, so this module
 writes `abi/<Name>.json` for every deployable under `contracts/` and `abi/mocks/<Name>.json`
 for the local-network mocks (the collateral token and the aggregator a local deployment uses,
-and the adversarial tokens of the tests). Modules (`contracts/modules/`, no ABI of their own)
-and interfaces are skipped. The files are tracked: `make compile`, `make test` and `make demo`
-refresh them, and `tests/test_abi.py` fails when they differ from the compiled contracts.
+and the adversarial tokens of the tests). Modules (`contracts/modules/`, no ABI of their own),
+interfaces and the test harnesses (`contracts/test/`) are skipped. The files are tracked:
+`make compile`, `make test` and `make demo` refresh them, and `tests/test_abi.py` fails when
+they differ from the compiled contracts.
 
     python -m margin_maintenance.abi            # write abi/ from .build/__local__.json
     python -m margin_maintenance.abi --check    # exit 1 and name the stale files
@@ -28,11 +29,12 @@ EIP170_LIMIT = 24_576  # bytes of runtime code a contract may deploy (EIP-170)
 
 
 def deployables(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Contract types that deploy: a non-empty ABI or runtime code, not a module."""
+    """Contract types that deploy, not a module, an interface or a test harness
+    (`contracts/test/`: module internals exposed for the parity tests, never deployed)."""
     out = {}
     for name, ct in manifest.get("contractTypes", {}).items():
         source = str(ct.get("sourceId", ""))
-        if "/modules/" in source or "/interfaces/" in source:
+        if any(f"/{kind}/" in source for kind in ("modules", "interfaces", "test")):
             continue
         out[name] = ct
     return out

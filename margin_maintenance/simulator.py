@@ -56,6 +56,7 @@ from margin_maintenance.crashdata import (
     resolve_scenario,
 )
 from margin_maintenance.keeper import decisions
+from margin_maintenance.model import bps_up, notional_up, pnl
 from margin_maintenance.population import (
     Population,
     PopulationParams,
@@ -391,20 +392,6 @@ class MirrorAccount:
     @property
     def open(self) -> bool:
         return self.size != 0
-
-
-def notional_up(abs_size: int, price_wad: int, token_scale: int) -> int:
-    d = WAD * token_scale
-    return (abs_size * price_wad + d - 1) // d
-
-
-def bps_up(amount: int, rate_bps: int) -> int:
-    return (amount * rate_bps + BPS - 1) // BPS
-
-
-def pnl(size: int, entry: int, price_wad: int, token_scale: int) -> int:
-    """Unrealised PnL in token units, rounded towards minus infinity (margin_math._pnl)."""
-    return (size * (price_wad - entry)) // (WAD * token_scale)
 
 
 def equity(a: MirrorAccount, price_wad: int, token_scale: int) -> int:
@@ -1440,7 +1427,7 @@ class ChainSimulator:
             if isinstance(c_raw, ReadError) or isinstance(p_raw, ReadError):
                 raise SimulationError(f"cannot read {a.address}: {c_raw} {p_raw}")
             a.collateral = int(self._m_collateral.result(c_raw)[0])
-            size, entry = self._m_position.result(p_raw)
+            size, entry = self._m_position.fields(p_raw)  # struct Position(size, entry_price)
             a.size, a.entry = int(size), int(entry)
 
     def _transact(self, to: Any, calldata: str, sender: Any, gas: int) -> list[Any] | None:

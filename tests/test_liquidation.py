@@ -1,9 +1,10 @@
 """Liquidation (SPEC section 3): partial and full closes, keeper reward, bad debt, batches.
 
-Every outcome is checked against an independent Python model of the margin maths (below; it
-imports nothing from `margin_maintenance` or the contracts), and every test that touches the
-chain ends by checking conservation: the engine's token balance equals the sum of all
-collateral, pool assets and insurance fund.
+Every outcome is checked against `margin_maintenance.model`, the one Python mirror of the
+engine (checked bit for bit against the contracts in tests/test_model_parity.py; the worked
+examples below check it against numbers derived by hand), and every test that touches the chain
+ends by checking conservation: the engine's token balance equals the sum of all collateral,
+pool assets and insurance fund.
 
 Prices move only through the mock aggregators (`set_price`), time only through
 `chain.pending_timestamp`. No test here is expected to fail: defects found along the way are
@@ -13,7 +14,6 @@ fixed, and their regression tests are ordinary tests (see README, "Reliability t
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 import ape
 import pytest
@@ -22,8 +22,12 @@ from conftest import BTC, ETH, HEARTBEAT, USDC, WAD, engine_ledger_total
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from margin_maintenance import model
+from margin_maintenance.model import bps_up, ceil_div, closes_at, liquidation_fraction
+
 # --------------------------------------------------------------------------------------------
-# Independent model of the margin maths (token units are USDC micro-units, 1e6 = 1 USDC)
+# The engine's rules from margin_maintenance.model, with the deployed parameters
+# (token units are USDC micro-units, 1e6 = 1 USDC)
 # --------------------------------------------------------------------------------------------
 
 BPS = 10_000
@@ -40,223 +44,72 @@ HALF_BOUND_BPS = 5_000  # the first shipped bound: below the least fraction a li
 MIN_REACHABLE_BOUND_BPS = 5_556  # least bound with 5,556 * (im - fee) > (im - mm) * BPS
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+RATES = model.MarketRates(IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, MIN_NOTIONAL)
+
+
+def Leg(market_id: int, size: int, entry: int, price: int) -> model.Leg:  # noqa: N802
+    """A position in one of the deployed markets (every market has the same rates)."""
+    return model.Leg(market_id, size, entry, price, RATES)
 
 
 def notional_up(abs_size: int, price: int) -> int:
-    """|size| * price in token units, rounded up (requirements and fees)."""
-    return ceil_div(abs_size * price, WAD * TOKEN_SCALE)
+    return model.notional_up(abs_size, price, TOKEN_SCALE)
 
 
 def notional_down(abs_size: int, price: int) -> int:
-    """|size| * price in token units, rounded down (the minimum-notional check)."""
-    return abs_size * price // (WAD * TOKEN_SCALE)
-
-
-def bps_up(amount: int, rate_bps: int) -> int:
-    return ceil_div(amount * rate_bps, BPS)
+    return model.notional_down(abs_size, price, TOKEN_SCALE)
 
 
 def pnl(size: int, entry: int, price: int) -> int:
-    """Unrealised PnL in token units, rounded towards minus infinity."""
-    return size * (price - entry) // (WAD * TOKEN_SCALE)
+    return model.pnl(size, entry, price, TOKEN_SCALE)
 
 
-@dataclass(frozen=True)
-class Leg:
-    market_id: int
-    size: int  # signed WAD base units
-    entry: int  # WAD
-    price: int  # WAD, the oracle price now
+def margin(collateral: int, legs: list[model.Leg]) -> model.Margin:
+    return model.margin(collateral, legs, TOKEN_SCALE)
 
 
-@dataclass(frozen=True)
-class Margin:
-    equity: int
-    initial: int
-    maintenance: int
-    liq_fee: int  # liquidation fee on every position's full notional
-
-
-def margin(collateral: int, legs: list[Leg]) -> Margin:
-    equity, initial, maintenance, liq_fee = collateral, 0, 0, 0
-    for leg in legs:
-        n = notional_up(abs(leg.size), leg.price)
-        equity += pnl(leg.size, leg.entry, leg.price)
-        initial += bps_up(n, IM_BPS)
-        maintenance += bps_up(n, MM_BPS)
-        liq_fee += bps_up(n, LIQ_FEE_BPS)
-    return Margin(equity, initial, maintenance, liq_fee)
-
-
-def liquidation_fraction(equity: int, initial: int, fee_total: int) -> int:
-    """f = (IMR - E) / (IMR - FEE) in WAD, rounded up, clamped to [0, WAD]."""
-    if equity >= initial:
-        return 0
-    return min(WAD, ceil_div((initial - equity) * WAD, initial - fee_total))
+def figures(m: model.Margin) -> tuple[int, int, int, int]:
+    """(equity, initial, maintenance, liquidation fee on the full notional)."""
+    return m.equity, m.initial, m.maintenance, m.liq_fee
 
 
 def planned_fraction(
-    m: Margin, n_legs: int, min_reward: int = MIN_KEEPER_REWARD, realisable: int | None = None
+    m: model.Margin, min_reward: int = MIN_KEEPER_REWARD, realisable: int | None = None
 ) -> int:
-    """The fraction a liquidation closes before the bound and dust rules, planned on the
-    equity the close can realise (`realisable` = collateral + pool assets: the pool pays net
-    profit only up to its assets): two units of slack per leg in the numerator, so that the
-    per-leg rounding up of requirements and fees still leaves the remainder at or above its
-    initial requirement; and at least enough that paying the minimum keeper reward as a flat
-    fee still leaves it covered."""
-    equity = m.equity if realisable is None else min(m.equity, realisable)
-    slack_equity = equity - 2 * n_legs
-    return max(
-        liquidation_fraction(slack_equity, m.initial, m.liq_fee),
-        liquidation_fraction(slack_equity - min_reward, m.initial, 0),
-    )
+    return model.planned_fraction(m, min_reward, realisable)
 
 
 def partial_reachable(
     max_partial_bps: int, im_bps: int = IM_BPS, mm_bps: int = MM_BPS, fee_bps: int = LIQ_FEE_BPS
 ) -> bool:
-    """The setters' rule: the bound exceeds (im - mm) / (im - fee), the least fraction an
-    account that just crossed maintenance needs closed."""
-    return max_partial_bps * (im_bps - fee_bps) > (im_bps - mm_bps) * BPS
+    return model.partial_reachable(max_partial_bps, im_bps, mm_bps, fee_bps)
 
 
-def plan_closes(
-    legs: list[Leg],
-    m: Margin,
-    max_partial_bps: int,
-    min_notional: int = MIN_NOTIONAL,
-    realisable: int | None = None,
-) -> tuple[int, list[int], bool]:
-    """(fraction, size to close per leg, full) as SPEC section 3 describes it."""
-    fraction = planned_fraction(m, len(legs), realisable=realisable)
-    if fraction > max_partial_bps * WAD // BPS:
-        return WAD, [abs(leg.size) for leg in legs], True
-    closes = []
-    for leg in legs:
-        close = min(abs(leg.size), ceil_div(abs(leg.size) * fraction, WAD))
-        if notional_down(abs(leg.size) - close, leg.price) < min_notional:
-            close = abs(leg.size)  # no dust: the whole leg goes
-        closes.append(close)
-    if all(c == abs(leg.size) for c, leg in zip(closes, legs, strict=True)):
-        return WAD, closes, True
-    return fraction, closes, False
-
-
-def closes_at(legs: list[Leg], fraction: int) -> list[int]:
-    """Per-leg sizes closed at `fraction`, without the dust rule (for the minimality check)."""
-    return [min(abs(leg.size), ceil_div(abs(leg.size) * fraction, WAD)) for leg in legs]
-
-
-def after_closes(collateral: int, legs: list[Leg], closes: list[int]) -> tuple[int, list[Leg]]:
-    """(equity after closing `closes` and paying the full fee, the legs that remain)."""
+def after_closes(
+    collateral: int, legs: list[model.Leg], closes: list[int]
+) -> tuple[int, list[model.Leg]]:
+    """(equity after closing `closes` and paying the full fee, the legs that remain): the
+    minimality check's yardstick."""
     fee = sum(
         bps_up(notional_up(c, leg.price), LIQ_FEE_BPS) for c, leg in zip(closes, legs, strict=True)
     )
-    equity = margin(collateral, legs).equity - fee
-    remaining = []
-    for c, leg in zip(closes, legs, strict=True):
-        left = abs(leg.size) - c
-        if left:
-            remaining.append(
-                Leg(leg.market_id, left if leg.size > 0 else -left, leg.price, leg.price)
-            )
-    return equity, remaining
-
-
-def keeper_reward(fee_paid: int, insurance: int) -> tuple[int, int]:
-    """(reward, insurance after it); `insurance` already holds `fee_paid`, so the fund itself
-    only tops up what the account could not pay of the minimum."""
-    reward = fee_paid * KEEPER_SHARE_BPS // BPS
-    if reward < MIN_KEEPER_REWARD:
-        reward = min(MIN_KEEPER_REWARD, insurance)
-    return reward, insurance - reward
-
-
-@dataclass(frozen=True)
-class Outcome:
-    fraction: int
-    full: bool
-    closes: tuple[int, ...]
-    closed_notional: int
-    fee: int  # fee due: on the closed notional, at least the minimum reward (third party)
-    fee_paid: int  # what the account could pay of it
-    reward: int
-    collateral: int  # the account's, afterwards
-    insurance: int
-    pool: int
-    bad_debt: int
-    insurance_covered: int
-    socialised: int
-    uncovered: int
-    remaining: tuple[Leg, ...]
+    return margin(collateral, legs).equity - fee, model.remaining_legs(legs, closes)
 
 
 def liquidate_model(
     collateral: int,
-    legs: list[Leg],
+    legs: list[model.Leg],
     insurance: int,
     pool: int,
     *,
     self_liquidation: bool = False,
     max_partial_bps: int = MAX_PARTIAL_BPS,
-) -> Outcome:
-    """What a liquidation should do. Losing legs are settled into the pool before profitable
-    legs are paid out of it, so the pool pays the profits from the same liquidation's losses;
-    a third party charges at least the minimum keeper reward as the fee."""
-    m = margin(collateral, legs)
-    assert legs and m.equity < m.maintenance, "model: account healthy"
-    fraction, closes, full = plan_closes(legs, m, max_partial_bps, realisable=collateral + pool)
-    notionals = [notional_up(c, leg.price) for c, leg in zip(closes, legs, strict=True)]
-    fee = sum(bps_up(n, LIQ_FEE_BPS) for n in notionals)
-    if not self_liquidation:
-        fee = max(fee, MIN_KEEPER_REWARD)
-
-    pnls = [pnl(leg.size, leg.entry, leg.price) for leg in legs]
-    c = collateral
-    for p in pnls:  # losses first ...
-        if p < 0:
-            pool -= p
-            c += p
-    for p in pnls:  # ... then profits, each capped by what the pool holds
-        if p > 0:
-            paid = min(p, pool)
-            pool -= paid
-            c += paid
-    fee_paid = min(fee, max(c, 0))
-    c -= fee_paid
-    insurance += fee_paid
-    reward = 0
-    if not self_liquidation:
-        reward, insurance = keeper_reward(fee_paid, insurance)
-
-    bad = covered = socialised = uncovered = 0
-    if full and c < 0:
-        bad = -c
-        covered = min(bad, insurance)
-        insurance -= covered
-        socialised = min(bad - covered, pool)
-        pool -= socialised
-        uncovered = bad - covered - socialised
-        c = -uncovered
-    _, remaining = after_closes(collateral, legs, closes)
-    return Outcome(
-        fraction,
-        full,
-        tuple(closes),
-        sum(notionals),
-        fee,
-        fee_paid,
-        reward,
-        c,
-        insurance,
-        pool,
-        bad,
-        covered,
-        socialised,
-        uncovered,
-        tuple(remaining),
+) -> model.Outcome:
+    """What a liquidation should do (`model.liquidate` with the deployed parameters)."""
+    # Read at call time: a test may monkeypatch MIN_KEEPER_REWARD after setting it on chain.
+    params = model.LiquidationParams(KEEPER_SHARE_BPS, max_partial_bps, MIN_KEEPER_REWARD)
+    return model.liquidate(
+        collateral, legs, insurance, pool, params, TOKEN_SCALE, self_liquidation=self_liquidation
     )
 
 
@@ -273,7 +126,7 @@ def test_model__one_market_full__matches_hand_computation():
     # 1,000 USDC, 4 ETH long at 2,000 (trading fee 4), ETH to 1,800: E = 996 - 800 = 196,
     # N = 7,200, IMR = 720, MMR = 360, FEE = 72; f = 524 / 648 = 0.8086 > 0.5: full.
     legs = [Leg(ETH, 4 * WAD, 2_000 * WAD, 1_800 * WAD)]
-    assert margin(usd(996), legs) == Margin(usd(196), usd(720), usd(360), usd(72))
+    assert figures(margin(usd(996), legs)) == (usd(196), usd(720), usd(360), usd(72))
     o = liquidate_model(usd(996), legs, insurance=0, pool=usd(1_000_000))
     assert o.fraction == WAD and o.full
     assert o.closed_notional == usd(7_200)
@@ -290,7 +143,7 @@ def test_model__one_market_partial__matches_hand_computation():
     # up), fee 50.222223, E' = 225.777777; remainder 1.240537228327228324 ETH, IMR' = 225.777776.
     legs = [Leg(ETH, 4 * WAD, 2_000 * WAD, 1_820 * WAD)]
     m = margin(usd(996), legs)
-    assert m == Margin(usd(276), usd(728), usd(364), usd(72.8))
+    assert figures(m) == (usd(276), usd(728), usd(364), usd(72.8))
     o = liquidate_model(usd(996), legs, 0, usd(1_000_000), max_partial_bps=MAX_PARTIAL_BPS)
     assert (o.fraction, o.full) == (689_865_692_918_192_919, False)
     assert o.closes == (2_759_462_771_672_771_676,)
@@ -311,7 +164,12 @@ def test_model__two_markets_partial__matches_hand_computation():
         Leg(ETH, 4 * WAD, 2_000 * WAD, 1_900 * WAD),
         Leg(BTC, -WAD // 2, 60_000 * WAD, 65_500 * WAD),
     ]
-    assert margin(usd(4_981), legs) == Margin(usd(1_831), usd(4_035), usd(2_017.5), usd(403.5))
+    assert figures(margin(usd(4_981), legs)) == (
+        usd(1_831),
+        usd(4_035),
+        usd(2_017.5),
+        usd(403.5),
+    )
     o = liquidate_model(usd(4_981), legs, 0, usd(1_000_000), max_partial_bps=MAX_PARTIAL_BPS)
     assert (o.fraction, o.full) == (606_911_745_559_686_081, False)
     assert o.closes == (2_427_646_982_238_744_324, 303_455_872_779_843_041)
@@ -406,7 +264,7 @@ def legs_of(ch, system, account) -> list[Leg]:
     return legs
 
 
-def model_now(ch, system, account, **kwargs) -> Outcome:
+def model_now(ch, system, account, **kwargs) -> model.Outcome:
     return liquidate_model(
         ch.collateral(account),
         legs_of(ch, system, account),
@@ -443,7 +301,7 @@ def one_log(tx, event):
     return logs[0]
 
 
-def assert_matches_model(ch, tx, account, keeper, o: Outcome):
+def assert_matches_model(ch, tx, account, keeper, o: model.Outcome):
     """The receipt and the state after it agree with the model's outcome."""
     log = one_log(tx, ch.Liquidated)
     assert log.account == account and log.liquidator == keeper
@@ -703,7 +561,7 @@ def test_liquidate__fraction_above_bound__closes_everything(
     open_eth_long(deposit, open_position, trader, 1_000, 4)
     set_price(ETH, eth_usd)
     m = margin(ch.collateral(trader), legs_of(ch, system, trader))
-    assert planned_fraction(m, 1) > bound * WAD // BPS
+    assert planned_fraction(m) > bound * WAD // BPS
     o = model_now(ch, system, trader, max_partial_bps=bound)
     assert o.full and o.fraction == WAD
 
@@ -770,7 +628,7 @@ def test_liquidate__only_leg_remainder_below_min_notional__full_close(
     open_eth_long(deposit, open_position, trader, 3.2, 0.012)  # 24 USDC notional
     set_price(ETH, 1_820)
     m = margin(ch.collateral(trader), legs_of(ch, system, trader))
-    fraction = planned_fraction(m, 1, min_reward=0)
+    fraction = planned_fraction(m, min_reward=0)
     assert fraction <= partial_bound * WAD // BPS  # would be partial but for the dust rule
     o = model_now(ch, system, trader, max_partial_bps=partial_bound)
     assert o.full and o.fraction == WAD

@@ -1,11 +1,11 @@
 """Collateral and trading (SPEC sections 1-2): deposits, withdrawals, trades, fees, realised PnL,
 cross margin, the pool's profit haircut and every revert of `deposit`, `withdraw` and `trade`.
 
-Expected values come from a small Python model of the margin maths written here, independently
-of the contract: notional = |size| * price / 1e18 / 1e12 rounded up for requirements and fees,
-PnL rounded towards minus infinity. Prices move only through the mock aggregators; time moves
-only through `chain.pending_timestamp`. Every scenario ends with the conservation check: the
-engine's token balance equals the sum of its ledgers.
+Expected values come from `margin_maintenance.model` (checked bit for bit against the contracts
+in tests/test_model_parity.py): notional = |size| * price / 1e18 / 1e12 rounded up for
+requirements and fees, PnL rounded towards minus infinity. Prices move only through the mock
+aggregators; time moves only through `chain.pending_timestamp`. Every scenario ends with the
+conservation check: the engine's token balance equals the sum of its ledgers.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from conftest import (
     engine_ledger_total,
 )
 
+from margin_maintenance import model
+from margin_maintenance.model import bps_up
+
 # ---- Constants of the deployed system (margin_maintenance/system.py defaults) ----
 
 TOKEN_SCALE = 10**12  # WAD -> USDC units (6 decimals)
-DENOM = WAD * TOKEN_SCALE  # |size| * price / DENOM = token units
 BPS = 10_000
 IM_BPS = 1_000  # initial margin, every default market
 MM_BPS = 500  # maintenance margin
@@ -40,25 +42,21 @@ ETH_WAD = ETH_PRICE * WAD
 BTC_WAD = BTC_PRICE * WAD
 
 
-# ---- An independent model of the margin maths ----
+# ---- The margin maths: margin_maintenance.model at the deployed token scale ----
 
 
 def notional_up(size: int, price_wad: int) -> int:
     """|size| * price in token units, rounded up (requirements and fees)."""
-    return -(-abs(size) * price_wad // DENOM)
+    return model.notional_up(abs(size), price_wad, TOKEN_SCALE)
 
 
 def notional_down(size: int, price_wad: int) -> int:
-    return abs(size) * price_wad // DENOM
-
-
-def bps_up(amount: int, rate_bps: int) -> int:
-    return -(-amount * rate_bps // BPS)
+    return model.notional_down(abs(size), price_wad, TOKEN_SCALE)
 
 
 def pnl(size: int, entry_wad: int, price_wad: int) -> int:
-    """Unrealised PnL in token units, rounded towards minus infinity (Python floors)."""
-    return size * (price_wad - entry_wad) // DENOM
+    """Unrealised PnL in token units, rounded towards minus infinity."""
+    return model.pnl(size, entry_wad, price_wad, TOKEN_SCALE)
 
 
 def trading_fee(size_delta: int, price_wad: int) -> int:

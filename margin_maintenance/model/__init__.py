@@ -1,0 +1,62 @@
+"""The one exact Python mirror of the engine's rules (SPEC sections 2-3).
+
+Every function names the contract function it mirrors and matches it bit for bit;
+`tests/test_model_parity.py` drives the model and a harness of the contracts with the same
+random inputs. Constants come from the Vyper sources (`constants.py`), never retyped. Tests,
+the simulator and the audit import this package; none keeps a copy of the maths.
+"""
+
+from .constants import BPS, MAX_POSITIONS, WAD, constant
+from .liquidation import (
+    LiquidationParams,
+    Outcome,
+    closes_at,
+    keeper_reward,
+    liquidate,
+    partial_reachable,
+    plan,
+    planned_fraction,
+    remaining_legs,
+)
+from .margin import (
+    Leg,
+    Margin,
+    MarketRates,
+    bps_up,
+    ceil_div,
+    liquidation_fraction,
+    margin,
+    notional_down,
+    notional_up,
+    pack_position,
+    pnl,
+    unpack_position,
+)
+
+__all__ = [
+    "BPS",
+    "MAX_POSITIONS",
+    "WAD",
+    "Leg",
+    "LiquidationParams",
+    "Margin",
+    "MarketRates",
+    "Outcome",
+    "bps_up",
+    "ceil_div",
+    "closes_at",
+    "constant",
+    "keeper_reward",
+    "liquidate",
+    "liquidation_fraction",
+    "margin",
+    "notional_down",
+    "notional_up",
+    "pack_position",
+    "partial_reachable",
+    "plan",
+    "planned_fraction",
+    "pnl",
+    "remaining_legs",
+    "unpack_position",
+]

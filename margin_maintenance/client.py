@@ -63,12 +63,12 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception, Web3RPCError
 from web3.logs import DISCARD
 
+from margin_maintenance.chain.types import AccountStatus
 from margin_maintenance.keeper import decisions
+from margin_maintenance.model.constants import MAX_BATCH, MAX_STATUS
 
 log = logging.getLogger("margin_maintenance.client")
 
-MAX_STATUS = 512  # accounts per margin_status call (DynArray bound in the contract)
-MAX_BATCH = 64  # accounts per liquidate_many call (DynArray bound in the contract)
 DEFAULT_LOG_CHUNK = 10_000  # blocks per eth_getLogs request (halved on provider errors)
 GAS_HEADROOM_BPS = 12_000  # gas limit sent = estimate * 1.2, capped by the block gas limit
 BPS = 10_000
@@ -311,22 +311,6 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True)
-class AccountStatus:
-    """One row of `margin_status` (amounts in collateral-token units)."""
-
-    account: str
-    equity: int  # collateral + unrealised PnL
-    maintenance: int  # maintenance requirement (rounded up)
-    initial: int  # initial requirement (rounded up)
-    liquidatable: bool  # has a position and equity < maintenance
-
-    @property
-    def margin_ratio(self) -> float:
-        """equity / maintenance: below 1 is liquidatable (inf without a position)."""
-        return self.equity / self.maintenance if self.maintenance else float("inf")
-
-
-@dataclass(frozen=True)
 class Preview:
     """`liquidation_preview(account)`: what a liquidation by a third party would do now."""
 
@@ -478,14 +462,10 @@ def plan_liquidations(
     its own gas, each batch clears `cost.min_profit_usd` after its gas); without `cost` every
     target is sent, `batch_size` per batch."""
     rows = list(statuses)
-    keeper_rows = [
-        decisions.AccountStatus(r.account, r.equity, r.maintenance, r.initial, r.liquidatable)
-        for r in rows
-    ]
     keeper_previews = {
         a: decisions.Preview(p.fraction_wad, p.reward, p.bad_debt) for a, p in previews.items()
     }
-    targets = decisions.select_targets(keeper_rows, keeper_previews, len(keeper_rows))
+    targets = decisions.select_targets(rows, keeper_previews, len(rows))
     if cost is None:
         batches = decisions.chunked(targets, batch_size) if targets else []
     else:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-MAX_STATUS = 512  # accounts per margin_status call (the contract's bound)
+from margin_maintenance.chain.types import AccountStatus
+from margin_maintenance.model.constants import MAX_STATUS
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class AccountRow:
-    account: str
-    equity: int  # token units
-    maintenance: int  # token units
-    initial: int  # token units
-    liquidatable: bool
-
-    @property
-    def has_position(self) -> bool:
-        return self.maintenance > 0
-
-    @property
-    def margin_ratio(self) -> float:
-        """equity / maintenance requirement: below 1 is liquidatable (inf with no position)."""
-        return self.equity / self.maintenance if self.maintenance else math.inf
+AccountRow = AccountStatus  # one row of margin_status (the shared definition)
 
 
 @dataclass(frozen=True)

@@ -15,37 +15,13 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TypeVar
 
+from margin_maintenance.chain.types import AccountStatus, Preview
+from margin_maintenance.model.constants import MAX_BATCH, MAX_STATUS
+
 WAD = 10**18
 WEI_PER_ETH = 10**18
-MAX_BATCH = 64  # accounts per liquidate_many (the contract's MAX_BATCH)
-MAX_STATUS = 512  # accounts per margin_status (the contract's MAX_STATUS)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class AccountStatus:
-    """One row of `margin_status`: token units, as the contract returns them."""
-
-    account: str
-    equity: int
-    maintenance: int
-    initial: int
-    liquidatable: bool
-
-    @property
-    def shortfall(self) -> int:
-        """How far equity is below the maintenance requirement (negative when healthy)."""
-        return self.maintenance - self.equity
-
-
-@dataclass(frozen=True)
-class Preview:
-    """`liquidation_preview(account)`: what liquidating now would do, for a third party."""
-
-    fraction: int  # WAD share of every position closed; 0 = healthy
-    reward: int  # keeper reward, token units
-    bad_debt: int  # token units left uncovered by the account after a full close
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from typing import Any
 import requests
 from eth_utils import keccak, to_checksum_address
 
+from margin_maintenance.chain.rpc import JsonRpc
 from margin_maintenance.system import WAD, SystemParams, deploy_system, feed_answer
 
 MAX_UINT = 2**256 - 1
@@ -400,47 +401,15 @@ def render_markdown(
 # ---- JSON-RPC: plain HTTP, batched ----
 
 
-class RpcError(RuntimeError):
-    pass
-
-
-class Rpc:
-    """Minimal JSON-RPC over HTTP with batches (seeding needs tens of thousands of calls)."""
+class Rpc(JsonRpc):
+    """The bench's endpoint: long timeouts, large batches (seeding needs tens of thousands of
+    calls)."""
 
     def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.session = requests.Session()
-
-    def call(self, method: str, params: list[Any] | None = None) -> Any:
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-        r = self.session.post(self.uri, json=body, timeout=120)
-        r.raise_for_status()
-        data = r.json()
-        if "error" in data:
-            raise RpcError(f"{method}: {data['error']}")
-        return data["result"]
+        super().__init__(uri, timeout=300.0)
 
     def batch(self, calls: Sequence[tuple[str, list[Any]]], chunk: int = RPC_CHUNK) -> list[Any]:
-        """Results in order; raises on the first error."""
-        out: list[Any] = []
-        for start in range(0, len(calls), chunk):
-            part = calls[start : start + chunk]
-            body = [
-                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                for i, (m, p) in enumerate(part)
-            ]
-            r = self.session.post(self.uri, json=body, timeout=300)
-            r.raise_for_status()
-            by_id = {int(x["id"]): x for x in r.json()}
-            for i, (m, _) in enumerate(part):
-                x = by_id[i]
-                if "error" in x:
-                    raise RpcError(f"{m} #{start + i}: {x['error']}")
-                out.append(x["result"])
-        return out
-
-    def block_number(self) -> int:
-        return int(self.call("eth_blockNumber"), 16)
+        return super().batch(calls, chunk)
 
 
 @contextlib.contextmanager

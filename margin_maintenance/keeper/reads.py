@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import requests
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
+
+from margin_maintenance.chain.rpc import JsonRpc, RpcCallError, RpcError
 
 from .decisions import AccountStatus, Preview
 
@@ -56,7 +57,7 @@ class ChainReader:
         self.web3 = web3
         self.address = to_checksum_address(address)
         self.http_uri = http_uri
-        self._session = requests.Session() if http_uri else None
+        self._rpc = JsonRpc(http_uri, timeout=60.0) if http_uri else None
 
     @classmethod
     def for_contract(cls, contract: Any, provider: Any) -> ChainReader:
@@ -64,46 +65,23 @@ class ChainReader:
 
     def call_many(self, calldata: Sequence[str]) -> list[bytes | ReadError]:
         """Results in order; a failed call yields a ReadError in its place."""
-        if self._session is not None and self.http_uri:
-            out: list[bytes | ReadError] = []
-            for start in range(0, len(calldata), MAX_RPC_BATCH):
-                out += self._http_batch(calldata[start : start + MAX_RPC_BATCH])
-            return out
-        return [self._one(d) for d in calldata]
+        if self._rpc is None:
+            return [self._one(d) for d in calldata]
+        calls = [("eth_call", [{"to": self.address, "data": d}, "latest"]) for d in calldata]
+        try:
+            results = self._rpc.batch_results(calls, MAX_RPC_BATCH)
+        except RpcError as err:  # the node refused the batch as a whole
+            raise ReadError(str(err)) from err
+        return [
+            ReadError(r.message) if isinstance(r, RpcCallError) else bytes.fromhex(str(r)[2:])
+            for r in results
+        ]
 
     def _one(self, data: str) -> bytes | ReadError:
         try:
             return bytes(self.web3.eth.call({"to": self.address, "data": data}, "latest"))
         except Exception as err:  # web3 raises several unrelated types for a revert
             return ReadError(_message(err))
-
-    def _http_batch(self, calldata: Sequence[str]) -> list[bytes | ReadError]:
-        assert self._session is not None and self.http_uri
-        payload = [
-            {
-                "jsonrpc": "2.0",
-                "id": i,
-                "method": "eth_call",
-                "params": [{"to": self.address, "data": d}, "latest"],
-            }
-            for i, d in enumerate(calldata)
-        ]
-        response = self._session.post(self.http_uri, json=payload, timeout=60)
-        response.raise_for_status()
-        body = response.json()
-        if not isinstance(body, list):  # the node refused the batch as a whole
-            raise ReadError(str(body.get("error", body)))
-        by_id = {int(r["id"]): r for r in body}
-        out: list[bytes | ReadError] = []
-        for i in range(len(calldata)):
-            r = by_id.get(i)
-            if r is None:
-                out.append(ReadError("no response"))
-            elif "error" in r:
-                out.append(ReadError(str(r["error"].get("message", r["error"]))))
-            else:
-                out.append(bytes.fromhex(str(r["result"])[2:]))
-        return out
 
 
 class ClearinghouseReader(ChainReader):

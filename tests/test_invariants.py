@@ -4,9 +4,10 @@ A Hypothesis state machine drives the deployed contracts on the in-process chain
 three traders, two LPs, two keepers and the owner: deposits, withdrawals (including too
 much), trades in both directions on both markets, LP liquidity, price moves with 30-60%
 jumps, time passing beyond the oracle heartbeat, liquidations by random callers and owner
-parameter changes. A Python mirror of the engine predicts every outcome exactly (which
-revert, which events, which balances); after every step the mirror, an event-only ledger
-(what an auditor can rebuild) and the chain must agree, and the spec's invariants must hold.
+parameter changes. The engine mirror of `margin_maintenance.model.engine` predicts every
+outcome exactly (which revert, which events, which balances); after every step the mirror, an
+event-only ledger (what an auditor can rebuild) and the chain must agree, and the spec's
+invariants must hold.
 
 The system is deployed once per module; each example restores the same snapshot
 (`chain.provider.snapshot/restore`, not `chain.isolate()`, which swallows assertion errors).
@@ -31,7 +32,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from ape import chain
@@ -47,6 +48,8 @@ from hypothesis.stateful import (
 )
 from tqdm import tqdm
 
+from margin_maintenance.model import bps_up, notional_down, notional_up, partial_reachable, pnl
+from margin_maintenance.model.engine import MarketInfo, MarketModel, Mirror
 from margin_maintenance.system import SystemParams, deploy_system
 
 # ---- Constants (mirror the contract's) ----
@@ -88,432 +91,6 @@ E_STALE = "oracle: stale price"
 E_HEALTHY = "clearinghouse: account healthy"
 E_NOT_OWNER = "ownable: caller is not the owner"
 E_UNREACHABLE = "clearinghouse: partial bound unreachable"
-
-
-# ---- Integer maths exactly as the contract does it ----
-
-
-def vdiv(a: int, b: int) -> int:
-    """Vyper's signed `//`: truncates towards zero."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def notional_up(abs_size: int, price: int) -> int:
-    return -(-abs_size * price // (WAD * SCALE))
-
-
-def notional_down(abs_size: int, price: int) -> int:
-    return abs_size * price // (WAD * SCALE)
-
-
-def bps_up(amount: int, rate: int) -> int:
-    return (amount * rate + BPS - 1) // BPS
-
-
-def pnl(size: int, entry: int, price: int) -> int:
-    return size * (price - entry) // (WAD * SCALE)  # Python floors, as the contract does
-
-
-def entry_value(size: int, entry: int) -> int:
-    return vdiv(size * entry, WAD)
-
-
-def liquidation_fraction(equity: int, initial: int, fee_total: int) -> int:
-    if equity >= initial:
-        return 0
-    den = initial - fee_total
-    num = initial - equity
-    if num >= den:
-        return WAD
-    return (num * WAD + den - 1) // den
-
-
-def partial_reachable(im: int, mm: int, liq: int, max_partial: int) -> bool:
-    """An account just past maintenance needs (im - mm) / (im - fee) closed: the partial
-    bound must exceed it, or every liquidation would be full."""
-    return max_partial * (im - liq) > (im - mm) * BPS
-
-
-# ---- The mirror ----
-
-
-class MarketInfo(NamedTuple):
-    """IClearinghouse.MarketInfo, field by field."""
-
-    feed: str
-    initial_margin_bps: int
-    maintenance_margin_bps: int
-    liquidation_fee_bps: int
-    trading_fee_bps: int
-    max_open_interest: int
-    min_position_notional: int
-    open_interest_long: int
-    open_interest_short: int
-
-
-@dataclass
-class MarketModel:
-    im: int
-    mm: int
-    liq: int
-    trade: int
-    max_oi: int
-    min_notional: int
-    base_answer: int  # listing price, aggregator units
-    answer: int  # current price, aggregator units
-    updated_at: int = 0  # block time of the last answer
-    long_oi: int = 0
-    short_oi: int = 0
-    entry_sum: int = 0
-
-    @property
-    def price(self) -> int:
-        return self.answer * PRICE_SCALE
-
-
-@dataclass
-class Leg:
-    market: int
-    size: int
-    entry: int
-    price: int
-    notional: int
-
-
-@dataclass
-class AccountView:
-    collateral: int
-    equity: int
-    initial: int
-    maintenance: int
-    liq_fee: int
-    legs: list[Leg]
-
-    @property
-    def liquidatable(self) -> bool:
-        return bool(self.legs) and self.equity < self.maintenance
-
-
-@dataclass
-class Mirror:
-    markets: list[MarketModel]
-    collateral: dict[str, int]
-    positions: dict[str, dict[int, tuple[int, int]]]  # account -> market -> (size, entry)
-    order: dict[str, list[int]]  # the contract's packed market list, in order
-    shares: dict[str, int]
-    pool: int = 0
-    insurance: int = 0
-    supply: int = 0
-    keeper_share: int = 5_000
-    max_partial: int = 8_000
-    min_reward: int = USDC
-    reserve_bps: int = 1_000
-    paused: bool = False
-
-    def total_debt(self) -> int:
-        return sum(-c for c in self.collateral.values() if c < 0)
-
-    def load(self, a: str) -> AccountView:
-        c = self.collateral[a]
-        eq, initial, maint, fee = c, 0, 0, 0
-        legs = []
-        for m in self.order[a]:
-            size, entry = self.positions[a][m]
-            mk = self.markets[m]
-            n = notional_up(abs(size), mk.price)
-            eq += pnl(size, entry, mk.price)
-            initial += bps_up(n, mk.im)
-            maint += bps_up(n, mk.mm)
-            fee += bps_up(n, mk.liq)
-            legs.append(Leg(m, size, entry, mk.price, n))
-        return AccountView(c, eq, initial, maint, fee, legs)
-
-    def settle(self, a: str, m: int, amount: int, events: list) -> int:
-        """`_settle_pnl`: losses to the pool, profit from it (haircut when short)."""
-        if amount <= 0:
-            self.pool -= amount
-            return amount
-        paid = min(amount, self.pool)
-        self.pool -= paid
-        if paid < amount:
-            events.append(("ProfitHaircut", {"account": a, "market_id": m, "owed": amount}))
-        return paid
-
-    def move_oi(self, m: int, old: int, new: int) -> None:
-        mk = self.markets[m]
-        if old > 0:
-            mk.long_oi -= old
-        elif old < 0:
-            mk.short_oi += old
-        if new > 0:
-            mk.long_oi += new
-        elif new < 0:
-            mk.short_oi -= new
-
-    def set_position(self, a: str, m: int, size: int, entry: int) -> None:
-        if size == 0:
-            self.positions[a].pop(m, None)
-            ids = self.order[a]
-            i = ids.index(m)
-            ids[i] = ids[-1]
-            ids.pop()
-        else:
-            if m not in self.positions[a]:
-                self.order[a].append(m)
-            self.positions[a][m] = (size, entry)
-
-    def market_trader_pnl(self, m: int) -> int:
-        mk = self.markets[m]
-        net = mk.long_oi - mk.short_oi
-        return vdiv(vdiv(net * mk.price, WAD) - mk.entry_sum, SCALE)
-
-    def pool_exposure(self) -> tuple[int, int, int]:
-        """(reserve on open notional, unrealised trader profit, unrealised trader loss),
-        market by market, never netted across markets."""
-        reserve = owed = owing = 0
-        for m, mk in enumerate(self.markets):
-            if mk.long_oi == 0 and mk.short_oi == 0 and mk.entry_sum == 0:
-                continue
-            gross = mk.long_oi + mk.short_oi
-            reserve += bps_up(notional_up(gross, mk.price), self.reserve_bps)
-            trader_pnl = self.market_trader_pnl(m)
-            if trader_pnl > 0:
-                owed += trader_pnl + 1  # the aggregate truncates towards zero
-            else:
-                owing += -trader_pnl
-        return reserve, owed, owing
-
-    def free_liquidity(self) -> int:
-        reserve, owed, _ = self.pool_exposure()
-        return max(0, self.pool - (self.total_debt() + reserve + owed))
-
-    def deposit_nav(self) -> int:
-        return self.pool + self.pool_exposure()[2]
-
-    def redeem_nav(self) -> int:
-        return max(0, self.pool - self.pool_exposure()[1] - self.total_debt())
-
-    def to_shares(self, assets: int) -> int:
-        return assets * (self.supply + VIRTUAL_SHARES) // (self.deposit_nav() + VIRTUAL_ASSETS)
-
-    def to_assets(self, shares: int) -> int:
-        return shares * (self.redeem_nav() + VIRTUAL_ASSETS) // (self.supply + VIRTUAL_SHARES)
-
-    def realised_share_price(self) -> int:
-        """LP share price on realised pool assets only (moves with no oracle update)."""
-        return SHARE_PROBE * (self.pool + VIRTUAL_ASSETS) // (self.supply + VIRTUAL_SHARES)
-
-    # ---- Engine operations: return the revert reason, or None and the expected events ----
-
-    def trade(self, a: str, m: int, delta: int, acceptable: int) -> tuple[str | None, list]:
-        mk = self.markets[m]
-        price = mk.price
-        if delta == 0:
-            return "clearinghouse: zero size", []
-        if (delta > 0 and price > acceptable) or (delta < 0 and price < acceptable):
-            return "clearinghouse: slippage", []
-        old, entry = self.positions[a].get(m, (0, 0))
-        new = old + delta
-        flipped = (old > 0 > new) or (old < 0 < new)
-        adds_risk = abs(new) > abs(old) or flipped
-        if adds_risk and self.paused:
-            return "clearinghouse: paused", []
-        if new != 0 and notional_down(abs(new), price) < mk.min_notional:
-            return "clearinghouse: position too small", []
-        self.move_oi(m, old, new)
-        if (new > 0 and mk.long_oi > mk.max_oi and new > old) or (
-            new < 0 and mk.short_oi > mk.max_oi and new < old
-        ):
-            return "clearinghouse: open interest cap", []
-        mk.entry_sum += entry_value(new, price) - entry_value(old, entry)
-        events: list = []
-        realized = self.settle(a, m, pnl(old, entry, price), events) if old != 0 else 0
-        fee = bps_up(notional_up(abs(delta), price), mk.trade)
-        self.pool += fee
-        self.collateral[a] += realized - fee
-        self.set_position(a, m, new, price)
-        events.append(
-            (
-                "PositionChanged",
-                {
-                    "account": a,
-                    "market_id": m,
-                    "size_delta": delta,
-                    "new_size": new,
-                    "price": price,
-                    "realized_pnl": realized,
-                    "fee": fee,
-                },
-            )
-        )
-        view = self.load(a)
-        if adds_risk:
-            if view.equity < view.initial:
-                return "clearinghouse: insufficient margin", []
-        elif view.legs:
-            # A reduction may leave the account liquidatable only if the maintenance it
-            # frees covers the fee it pays (the shortfall does not deepen). Collateral may
-            # go negative while other positions carry the account (found by `make fuzz`:
-            # the mirror used to demand collateral >= 0 here too).
-            if view.equity < view.maintenance:
-                freed = bps_up(notional_up(abs(old), price), mk.mm) - bps_up(
-                    notional_up(abs(new), price), mk.mm
-                )
-                if freed < fee:
-                    return "clearinghouse: would be liquidatable", []
-        elif view.collateral < 0:
-            return "clearinghouse: close leaves bad debt", []
-        return None, events
-
-    def plan(self, view: AccountView) -> tuple[int, list[int], bool]:
-        """`_plan`: (fraction, size to close per leg, full)."""
-        # Planned on realisable equity: net profit beyond the pool's assets would be haircut.
-        # Two units of slack per leg absorb the per-leg rounding of requirements and fees.
-        equity = min(view.equity, view.collateral + self.pool) - 2 * len(view.legs)
-        fraction = max(
-            liquidation_fraction(equity, view.initial, view.liq_fee),
-            # The fee is at least the minimum reward: cover it as a flat amount too.
-            liquidation_fraction(equity - self.min_reward, view.initial, 0),
-        )
-        full = fraction > self.max_partial * WAD // BPS
-        if full:
-            fraction = WAD
-        closes = []
-        all_closed = True
-        for leg in view.legs:
-            size = abs(leg.size)
-            close = size
-            if not full:
-                close = min(size, (size * fraction + WAD - 1) // WAD)
-                if notional_down(size - close, leg.price) < self.markets[leg.market].min_notional:
-                    close = size
-                else:
-                    all_closed = False
-            closes.append(close)
-        if all_closed:
-            return WAD, closes, True
-        return fraction, closes, full
-
-    def keeper_reward(self, fee_paid: int, insurance: int) -> int:
-        reward = fee_paid * self.keeper_share // BPS
-        if reward < self.min_reward:
-            reward = min(self.min_reward, insurance)
-        return reward
-
-    def liquidate(self, a: str, keeper: str) -> tuple[bool, list, dict]:
-        """`_liquidate`: (liquidated, events, facts for the spec checks)."""
-        view = self.load(a)
-        if not view.liquidatable:
-            return False, [], {}
-        fraction, closes, full = self.plan(view)
-        events: list = []
-        c = view.collateral
-        fee = closed_notional = 0
-        pnls = []
-        # Losses are settled into the pool first, profits after (a thin pool pays a winning
-        # leg out of the same liquidation's losing legs).
-        for leg, close in zip(view.legs, closes, strict=True):
-            mk = self.markets[leg.market]
-            new = leg.size - close if leg.size > 0 else leg.size + close
-            cn = notional_up(close, leg.price)
-            closed_notional += cn
-            fee += bps_up(cn, mk.liq)
-            leg_pnl = pnl(leg.size, leg.entry, leg.price)
-            if leg_pnl < 0:
-                c += self.settle(a, leg.market, leg_pnl, events)
-            pnls.append(leg_pnl)
-            self.move_oi(leg.market, leg.size, new)
-            mk.entry_sum += entry_value(new, leg.price) - entry_value(leg.size, leg.entry)
-            self.set_position(a, leg.market, new, leg.price)
-        for leg, close, realized in zip(view.legs, closes, pnls, strict=True):
-            if realized > 0:
-                realized = self.settle(a, leg.market, realized, events)
-                c += realized
-            new = leg.size - close if leg.size > 0 else leg.size + close
-            events.append(
-                (
-                    "PositionChanged",
-                    {
-                        "account": a,
-                        "market_id": leg.market,
-                        "size_delta": new - leg.size,
-                        "new_size": new,
-                        "price": leg.price,
-                        "realized_pnl": realized,
-                        "fee": 0,
-                    },
-                )
-            )
-        # A third party's liquidation costs the account at least the minimum keeper reward.
-        proportional_fee = fee
-        if keeper != a:
-            fee = max(fee, self.min_reward)
-        fee_paid = min(fee, c) if c > 0 else 0
-        c -= fee_paid
-        insurance = self.insurance + fee_paid
-        reward = 0
-        if keeper != a:
-            reward = self.keeper_reward(fee_paid, insurance)
-            insurance -= reward
-        shortfall = -c if full and c < 0 else 0
-        if shortfall:
-            from_insurance = min(shortfall, insurance)
-            insurance -= from_insurance
-            from_pool = min(shortfall - from_insurance, self.pool)
-            self.pool -= from_pool
-            c += from_insurance + from_pool
-            events.append(
-                (
-                    "BadDebtSettled",
-                    {
-                        "account": a,
-                        "bad_debt": shortfall,
-                        "insurance_covered": from_insurance,
-                        "socialised": from_pool,
-                        "uncovered": shortfall - from_insurance - from_pool,
-                    },
-                )
-            )
-        self.insurance = insurance
-        self.collateral[a] = c
-        self.collateral[keeper] += reward
-        events.append(
-            (
-                "Liquidated",
-                {
-                    "account": a,
-                    "liquidator": keeper,
-                    "fraction": fraction,
-                    "closed_notional": closed_notional,
-                    "fee": fee_paid,
-                    "keeper_reward": reward,
-                    "insurance_delta": fee_paid - reward,
-                    "full": full,
-                },
-            )
-        )
-        facts = {"before": view, "after": self.load(a), "full": full, "fraction": fraction}
-        facts.update(reward=reward, shortfall=shortfall, fee_paid=fee_paid)
-        facts.update(proportional_fee=proportional_fee)
-        facts["haircut"] = any(n == "ProfitHaircut" for n, _ in events)
-        return True, events, facts
-
-    def preview(self, a: str) -> tuple[int, int, int]:
-        """`liquidation_preview`: (fraction, reward of a third-party caller, bad debt)."""
-        view = self.load(a)
-        if not view.liquidatable:
-            return 0, 0, 0
-        fraction, closes, full = self.plan(view)
-        fee = sum(
-            bps_up(notional_up(close, leg.price), self.markets[leg.market].liq)
-            for leg, close in zip(view.legs, closes, strict=True)
-        )
-        fee = max(fee, self.min_reward)
-        fee_paid = min(fee, max(view.equity, 0))
-        reward = self.keeper_reward(fee_paid, self.insurance + fee_paid)
-        bad = -view.equity if full and view.equity < 0 else 0
-        return fraction, reward, bad
 
 
 # ---- Event-only ledger: what an auditor rebuilds from the logs ----
@@ -766,6 +343,7 @@ class MarginMachine(RuleBasedStateMachine):
                     min_notional=mp.min_position_notional_usd * USDC,
                     base_answer=answer,
                     answer=answer,
+                    price_scale=PRICE_SCALE,
                 )
             )
         zero = dict.fromkeys(self.holders, 0)
@@ -779,6 +357,7 @@ class MarginMachine(RuleBasedStateMachine):
             max_partial=params.max_partial_bps,
             min_reward=round(params.min_keeper_reward * USDC),
             reserve_bps=params.pool_reserve_bps,
+            token_scale=SCALE,
         )
         self.ledger = Ledger(collateral=dict(zero), positions={a: {} for a in self.holders})
         # Fresh answers: the snapshot's may be older than the heartbeat by now.
@@ -815,7 +394,7 @@ class MarginMachine(RuleBasedStateMachine):
         self.nav_price = self.ch.convert_to_assets(SHARE_PROBE)
         self.redeem_nav = self.m.redeem_nav()
         self.debt = self.ch.total_debt()
-        self.realised_price = self.m.realised_share_price()
+        self.realised_price = self.m.realised_share_price(SHARE_PROBE)
 
     def teardown(self) -> None:
         chain.provider.restore(self.w.snapshot)
@@ -1074,8 +653,8 @@ class MarginMachine(RuleBasedStateMachine):
         view, mk = self.m.load(a), self.m.markets[m]
         per_price = Fraction(size, WAD * SCALE)  # equity per unit of WAD price
         maint_per_price = Fraction(abs(size) * mk.mm, WAD * SCALE * BPS)
-        own_maint = bps_up(notional_up(abs(size), mk.price), mk.mm)
-        rest = view.equity - pnl(size, entry, mk.price) - per_price * (mk.price - entry)
+        own_maint = bps_up(notional_up(abs(size), mk.price, SCALE), mk.mm)
+        rest = view.equity - pnl(size, entry, mk.price, SCALE) - per_price * (mk.price - entry)
         rest_maint = view.maintenance - own_maint
         t = Fraction(BPS - depth_bps, BPS)
         # equity(P) = rest + per_price * (P - entry) = t * (rest_maint + maint_per_price * P)
@@ -1138,7 +717,7 @@ class MarginMachine(RuleBasedStateMachine):
         # No open position below the market's minimum notional right after a liquidation.
         for leg in after.legs:
             floor = self.m.markets[leg.market].min_notional
-            assert notional_down(abs(leg.size), leg.price) >= floor, ("dust left", leg)
+            assert notional_down(abs(leg.size), leg.price, SCALE) >= floor, ("dust left", leg)
         # Bad debt: logged whenever the full close leaves negative collateral before coverage.
         mine = [e for n, e in logs if e.get("account") == a]
         realized = sum(e["realized_pnl"] for n, e in logs if n == "PositionChanged" and e in mine)
@@ -1254,7 +833,7 @@ class MarginMachine(RuleBasedStateMachine):
             expect = "clearinghouse: trading fee too high"
         elif trade > liq:
             expect = "clearinghouse: trading fee above liquidation fee"
-        elif not partial_reachable(im, mm, liq, self.m.max_partial):
+        elif not partial_reachable(self.m.max_partial, im, mm, liq):
             expect = E_UNREACHABLE
         if self.send(
             self.ch.set_market_risk, m, im, mm, liq, trade, sender=self.admin_sender, expect=expect
@@ -1298,7 +877,7 @@ class MarginMachine(RuleBasedStateMachine):
             expect = "clearinghouse: bad keeper share"
         elif not 0 < partial <= BPS:
             expect = "clearinghouse: bad partial bound"
-        elif not all(partial_reachable(k.im, k.mm, k.liq, partial) for k in self.m.markets):
+        elif not all(partial_reachable(partial, k.im, k.mm, k.liq) for k in self.m.markets):
             expect = E_UNREACHABLE
         elif reward > MAX_MIN_REWARD:
             expect = "clearinghouse: minimum reward too high"
@@ -1395,7 +974,7 @@ class MarginMachine(RuleBasedStateMachine):
             assert ms.trader_pnl == trader_pnl
             # The pool's aggregate view is the sum of the accounts' PnL, to rounding.
             per_account = sum(
-                pnl(p[mid][0], p[mid][1], mk.price) for p in m.positions.values() if mid in p
+                pnl(p[mid][0], p[mid][1], mk.price, SCALE) for p in m.positions.values() if mid in p
             )
             assert abs(ms.trader_pnl - per_account) <= len(self.holders) + 1
 

@@ -1,0 +1,402 @@
+"""A stateful mirror of the whole engine: accounts, markets, open interest, the pool and the
+insurance fund, with every operation returning the revert reason the contract gives or the
+events it logs (`Clearinghouse.trade`, `_liquidate`, `liquidation_preview`, the pool's share
+maths). The invariant state machine (tests/test_invariants.py) runs it beside the deployed
+contracts and requires the same outcome at every step. The arithmetic is `model.margin`'s and
+the liquidation plan and reward are `model.liquidation`'s; only the bookkeeping lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .constants import VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD
+from .liquidation import LiquidationParams, keeper_reward, plan
+from .margin import Leg as ModelLeg
+from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
+
+
+def vdiv(a: int, b: int) -> int:
+    """Vyper's signed `//`: truncates towards zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def entry_value(size: int, entry: int) -> int:
+    """`Clearinghouse._entry_value`: size * entry / WAD, truncated (the market's entry sum)."""
+    return vdiv(size * entry, WAD)
+
+
+# ---- The mirror ----
+
+
+class MarketInfo(NamedTuple):
+    """IClearinghouse.MarketInfo, field by field."""
+
+    feed: str
+    initial_margin_bps: int
+    maintenance_margin_bps: int
+    liquidation_fee_bps: int
+    trading_fee_bps: int
+    max_open_interest: int
+    min_position_notional: int
+    open_interest_long: int
+    open_interest_short: int
+
+
+@dataclass
+class MarketModel:
+    im: int
+    mm: int
+    liq: int
+    trade: int
+    max_oi: int
+    min_notional: int
+    base_answer: int  # listing price, aggregator units
+    answer: int  # current price, aggregator units
+    updated_at: int = 0  # block time of the last answer
+    price_scale: int = 10**10  # aggregator answer -> WAD price (8-decimal feeds)
+    long_oi: int = 0
+    short_oi: int = 0
+    entry_sum: int = 0
+
+    @property
+    def price(self) -> int:
+        return self.answer * self.price_scale
+
+
+@dataclass
+class Leg:
+    market: int
+    size: int
+    entry: int
+    price: int
+    notional: int
+
+
+@dataclass
+class AccountView:
+    collateral: int
+    equity: int
+    initial: int
+    maintenance: int
+    liq_fee: int
+    legs: list[Leg]
+
+    @property
+    def liquidatable(self) -> bool:
+        return bool(self.legs) and self.equity < self.maintenance
+
+
+@dataclass
+class Mirror:
+    markets: list[MarketModel]
+    collateral: dict[str, int]
+    positions: dict[str, dict[int, tuple[int, int]]]  # account -> market -> (size, entry)
+    order: dict[str, list[int]]  # the contract's packed market list, in order
+    shares: dict[str, int]
+    pool: int = 0
+    insurance: int = 0
+    supply: int = 0
+    keeper_share: int = 5_000
+    max_partial: int = 8_000
+    min_reward: int = 10**6  # token units (one 6-decimal token)
+    reserve_bps: int = 1_000
+    paused: bool = False
+    token_scale: int = 10**12  # WAD -> token units (6-decimal token)
+
+    def total_debt(self) -> int:
+        return sum(-c for c in self.collateral.values() if c < 0)
+
+    def load(self, a: str) -> AccountView:
+        c = self.collateral[a]
+        eq, initial, maint, fee = c, 0, 0, 0
+        legs = []
+        for m in self.order[a]:
+            size, entry = self.positions[a][m]
+            mk = self.markets[m]
+            n = notional_up(abs(size), mk.price, self.token_scale)
+            eq += pnl(size, entry, mk.price, self.token_scale)
+            initial += bps_up(n, mk.im)
+            maint += bps_up(n, mk.mm)
+            fee += bps_up(n, mk.liq)
+            legs.append(Leg(m, size, entry, mk.price, n))
+        return AccountView(c, eq, initial, maint, fee, legs)
+
+    def settle(self, a: str, m: int, amount: int, events: list) -> int:
+        """`_settle_pnl`: losses to the pool, profit from it (haircut when short)."""
+        if amount <= 0:
+            self.pool -= amount
+            return amount
+        paid = min(amount, self.pool)
+        self.pool -= paid
+        if paid < amount:
+            events.append(("ProfitHaircut", {"account": a, "market_id": m, "owed": amount}))
+        return paid
+
+    def move_oi(self, m: int, old: int, new: int) -> None:
+        mk = self.markets[m]
+        if old > 0:
+            mk.long_oi -= old
+        elif old < 0:
+            mk.short_oi += old
+        if new > 0:
+            mk.long_oi += new
+        elif new < 0:
+            mk.short_oi -= new
+
+    def set_position(self, a: str, m: int, size: int, entry: int) -> None:
+        if size == 0:
+            self.positions[a].pop(m, None)
+            ids = self.order[a]
+            i = ids.index(m)
+            ids[i] = ids[-1]
+            ids.pop()
+        else:
+            if m not in self.positions[a]:
+                self.order[a].append(m)
+            self.positions[a][m] = (size, entry)
+
+    def market_trader_pnl(self, m: int) -> int:
+        mk = self.markets[m]
+        net = mk.long_oi - mk.short_oi
+        return vdiv(vdiv(net * mk.price, WAD) - mk.entry_sum, self.token_scale)
+
+    def pool_exposure(self) -> tuple[int, int, int]:
+        """(reserve on open notional, unrealised trader profit, unrealised trader loss),
+        market by market, never netted across markets."""
+        reserve = owed = owing = 0
+        for m, mk in enumerate(self.markets):
+            if mk.long_oi == 0 and mk.short_oi == 0 and mk.entry_sum == 0:
+                continue
+            gross = mk.long_oi + mk.short_oi
+            reserve += bps_up(notional_up(gross, mk.price, self.token_scale), self.reserve_bps)
+            trader_pnl = self.market_trader_pnl(m)
+            if trader_pnl > 0:
+                owed += trader_pnl + 1  # the aggregate truncates towards zero
+            else:
+                owing += -trader_pnl
+        return reserve, owed, owing
+
+    def free_liquidity(self) -> int:
+        reserve, owed, _ = self.pool_exposure()
+        return max(0, self.pool - (self.total_debt() + reserve + owed))
+
+    def deposit_nav(self) -> int:
+        return self.pool + self.pool_exposure()[2]
+
+    def redeem_nav(self) -> int:
+        return max(0, self.pool - self.pool_exposure()[1] - self.total_debt())
+
+    def to_shares(self, assets: int) -> int:
+        return assets * (self.supply + VIRTUAL_SHARES) // (self.deposit_nav() + VIRTUAL_ASSETS)
+
+    def to_assets(self, shares: int) -> int:
+        return shares * (self.redeem_nav() + VIRTUAL_ASSETS) // (self.supply + VIRTUAL_SHARES)
+
+    def realised_share_price(self, probe: int) -> int:
+        """LP value of `probe` shares on realised pool assets only (moves with no oracle
+        update)."""
+        return probe * (self.pool + VIRTUAL_ASSETS) // (self.supply + VIRTUAL_SHARES)
+
+    # ---- Engine operations: return the revert reason, or None and the expected events ----
+
+    def trade(self, a: str, m: int, delta: int, acceptable: int) -> tuple[str | None, list]:
+        mk = self.markets[m]
+        price = mk.price
+        if delta == 0:
+            return "clearinghouse: zero size", []
+        if (delta > 0 and price > acceptable) or (delta < 0 and price < acceptable):
+            return "clearinghouse: slippage", []
+        old, entry = self.positions[a].get(m, (0, 0))
+        new = old + delta
+        flipped = (old > 0 > new) or (old < 0 < new)
+        adds_risk = abs(new) > abs(old) or flipped
+        if adds_risk and self.paused:
+            return "clearinghouse: paused", []
+        if new != 0 and notional_down(abs(new), price, self.token_scale) < mk.min_notional:
+            return "clearinghouse: position too small", []
+        self.move_oi(m, old, new)
+        if (new > 0 and mk.long_oi > mk.max_oi and new > old) or (
+            new < 0 and mk.short_oi > mk.max_oi and new < old
+        ):
+            return "clearinghouse: open interest cap", []
+        mk.entry_sum += entry_value(new, price) - entry_value(old, entry)
+        events: list = []
+        realized = (
+            self.settle(a, m, pnl(old, entry, price, self.token_scale), events) if old != 0 else 0
+        )
+        fee = bps_up(notional_up(abs(delta), price, self.token_scale), mk.trade)
+        self.pool += fee
+        self.collateral[a] += realized - fee
+        self.set_position(a, m, new, price)
+        events.append(
+            (
+                "PositionChanged",
+                {
+                    "account": a,
+                    "market_id": m,
+                    "size_delta": delta,
+                    "new_size": new,
+                    "price": price,
+                    "realized_pnl": realized,
+                    "fee": fee,
+                },
+            )
+        )
+        view = self.load(a)
+        if adds_risk:
+            if view.equity < view.initial:
+                return "clearinghouse: insufficient margin", []
+        elif view.legs:
+            # A reduction may leave the account liquidatable only if the maintenance it
+            # frees covers the fee it pays (the shortfall does not deepen). Collateral may
+            # go negative while other positions carry the account (found by `make fuzz`:
+            # the mirror used to demand collateral >= 0 here too).
+            if view.equity < view.maintenance:
+                freed = bps_up(notional_up(abs(old), price, self.token_scale), mk.mm) - bps_up(
+                    notional_up(abs(new), price, self.token_scale), mk.mm
+                )
+                if freed < fee:
+                    return "clearinghouse: would be liquidatable", []
+        elif view.collateral < 0:
+            return "clearinghouse: close leaves bad debt", []
+        return None, events
+
+    def params(self) -> LiquidationParams:
+        return LiquidationParams(self.keeper_share, self.max_partial, self.min_reward)
+
+    def rates(self, m: int) -> MarketRates:
+        mk = self.markets[m]
+        return MarketRates(mk.im, mk.mm, mk.liq, mk.trade, mk.min_notional)
+
+    def plan(self, view: AccountView) -> tuple[int, list[int], bool]:
+        """`_plan`: (fraction, size to close per leg, full), by `model.plan` on realisable
+        equity (collateral + pool assets)."""
+        legs = [
+            ModelLeg(leg.market, leg.size, leg.entry, leg.price, self.rates(leg.market))
+            for leg in view.legs
+        ]
+        m = Margin(
+            view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
+        )
+        return plan(legs, m, self.params(), self.token_scale, view.collateral + self.pool)
+
+    def keeper_reward(self, fee_paid: int, insurance: int) -> int:
+        """`_keeper_reward`: the reward (`insurance` already holds `fee_paid`)."""
+        return keeper_reward(fee_paid, self.params(), insurance)[0]
+
+    def liquidate(self, a: str, keeper: str) -> tuple[bool, list, dict]:
+        """`_liquidate`: (liquidated, events, facts for the spec checks)."""
+        view = self.load(a)
+        if not view.liquidatable:
+            return False, [], {}
+        fraction, closes, full = self.plan(view)
+        events: list = []
+        c = view.collateral
+        fee = closed_notional = 0
+        pnls = []
+        # Losses are settled into the pool first, profits after (a thin pool pays a winning
+        # leg out of the same liquidation's losing legs).
+        for leg, close in zip(view.legs, closes, strict=True):
+            mk = self.markets[leg.market]
+            new = leg.size - close if leg.size > 0 else leg.size + close
+            cn = notional_up(close, leg.price, self.token_scale)
+            closed_notional += cn
+            fee += bps_up(cn, mk.liq)
+            leg_pnl = pnl(leg.size, leg.entry, leg.price, self.token_scale)
+            if leg_pnl < 0:
+                c += self.settle(a, leg.market, leg_pnl, events)
+            pnls.append(leg_pnl)
+            self.move_oi(leg.market, leg.size, new)
+            mk.entry_sum += entry_value(new, leg.price) - entry_value(leg.size, leg.entry)
+            self.set_position(a, leg.market, new, leg.price)
+        for leg, close, realized in zip(view.legs, closes, pnls, strict=True):
+            if realized > 0:
+                realized = self.settle(a, leg.market, realized, events)
+                c += realized
+            new = leg.size - close if leg.size > 0 else leg.size + close
+            events.append(
+                (
+                    "PositionChanged",
+                    {
+                        "account": a,
+                        "market_id": leg.market,
+                        "size_delta": new - leg.size,
+                        "new_size": new,
+                        "price": leg.price,
+                        "realized_pnl": realized,
+                        "fee": 0,
+                    },
+                )
+            )
+        # A third party's liquidation costs the account at least the minimum keeper reward.
+        proportional_fee = fee
+        if keeper != a:
+            fee = max(fee, self.min_reward)
+        fee_paid = min(fee, c) if c > 0 else 0
+        c -= fee_paid
+        insurance = self.insurance + fee_paid
+        reward = 0
+        if keeper != a:
+            reward = self.keeper_reward(fee_paid, insurance)
+            insurance -= reward
+        shortfall = -c if full and c < 0 else 0
+        if shortfall:
+            from_insurance = min(shortfall, insurance)
+            insurance -= from_insurance
+            from_pool = min(shortfall - from_insurance, self.pool)
+            self.pool -= from_pool
+            c += from_insurance + from_pool
+            events.append(
+                (
+                    "BadDebtSettled",
+                    {
+                        "account": a,
+                        "bad_debt": shortfall,
+                        "insurance_covered": from_insurance,
+                        "socialised": from_pool,
+                        "uncovered": shortfall - from_insurance - from_pool,
+                    },
+                )
+            )
+        self.insurance = insurance
+        self.collateral[a] = c
+        self.collateral[keeper] += reward
+        events.append(
+            (
+                "Liquidated",
+                {
+                    "account": a,
+                    "liquidator": keeper,
+                    "fraction": fraction,
+                    "closed_notional": closed_notional,
+                    "fee": fee_paid,
+                    "keeper_reward": reward,
+                    "insurance_delta": fee_paid - reward,
+                    "full": full,
+                },
+            )
+        )
+        facts = {"before": view, "after": self.load(a), "full": full, "fraction": fraction}
+        facts.update(reward=reward, shortfall=shortfall, fee_paid=fee_paid)
+        facts.update(proportional_fee=proportional_fee)
+        facts["haircut"] = any(n == "ProfitHaircut" for n, _ in events)
+        return True, events, facts
+
+    def preview(self, a: str) -> tuple[int, int, int]:
+        """`liquidation_preview`: (fraction, reward of a third-party caller, bad debt)."""
+        view = self.load(a)
+        if not view.liquidatable:
+            return 0, 0, 0
+        fraction, closes, full = self.plan(view)
+        fee = sum(
+            bps_up(notional_up(close, leg.price, self.token_scale), self.markets[leg.market].liq)
+            for leg, close in zip(view.legs, closes, strict=True)
+        )
+        fee = max(fee, self.min_reward)
+        fee_paid = min(fee, max(view.equity, 0))
+        reward = self.keeper_reward(fee_paid, self.insurance + fee_paid)
+        bad = -view.equity if full and view.equity < 0 else 0
+        return fraction, reward, bad

@@ -26,12 +26,12 @@ from conftest import (
     engine_ledger_total,
 )
 
+from margin_maintenance import model
+from margin_maintenance.model import VIRTUAL_ASSETS, VIRTUAL_SHARES, bps_up, to_assets, to_shares
+
 # ---- Constants ----
 
-VIRTUAL_SHARES = 10**6  # the engine's share-price inflation guard
-VIRTUAL_ASSETS = 1
 TOKEN_SCALE = 10**12  # WAD -> USDC units
-DENOM = WAD * TOKEN_SCALE
 BPS = 10_000
 IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5  # every default market
 MAX_SIZE = 2**127 - 1
@@ -43,27 +43,15 @@ NOT_OWNER = "ownable: caller is not the owner"
 ETH_WAD = ETH_PRICE * WAD
 
 
-# ---- Independent models ----
-
-
-def to_shares(assets: int, supply: int, pool: int) -> int:
-    return assets * (supply + VIRTUAL_SHARES) // (pool + VIRTUAL_ASSETS)
-
-
-def to_assets(shares: int, supply: int, pool: int) -> int:
-    return shares * (pool + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
+# ---- The engine's maths (margin_maintenance.model) at the deployed token scale ----
 
 
 def notional_up(size: int, price_wad: int) -> int:
-    return -(-abs(size) * price_wad // DENOM)
-
-
-def bps_up(amount: int, rate_bps: int) -> int:
-    return -(-amount * rate_bps // BPS)
+    return model.notional_up(abs(size), price_wad, TOKEN_SCALE)
 
 
 def pnl(size: int, entry_wad: int, price_wad: int) -> int:
-    return size * (price_wad - entry_wad) // DENOM
+    return model.pnl(size, entry_wad, price_wad, TOKEN_SCALE)
 
 
 def units(amount: float) -> int:

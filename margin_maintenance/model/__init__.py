@@ -6,7 +6,7 @@ random inputs. Constants come from the Vyper sources (`constants.py`), never ret
 the simulator and the audit import this package; none keeps a copy of the maths.
 """
 
-from .constants import BPS, MAX_POSITIONS, WAD, constant
+from .constants import BPS, MAX_POSITIONS, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD, constant
 from .liquidation import (
     LiquidationParams,
     Outcome,
@@ -32,10 +32,13 @@ from .margin import (
     pnl,
     unpack_position,
 )
+from .pool import to_assets, to_shares
 
 __all__ = [
     "BPS",
     "MAX_POSITIONS",
+    "VIRTUAL_ASSETS",
+    "VIRTUAL_SHARES",
     "WAD",
     "Leg",
     "LiquidationParams",
@@ -58,5 +61,7 @@ __all__ = [
     "planned_fraction",
     "pnl",
     "remaining_legs",
+    "to_assets",
+    "to_shares",
     "unpack_position",
 ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .constants import VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD
+from .constants import WAD
 from .liquidation import LiquidationParams, keeper_reward, plan
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
+from .pool import to_assets, to_shares
 
 
 def vdiv(a: int, b: int) -> int:
@@ -190,15 +191,15 @@ class Mirror:
         return max(0, self.pool - self.pool_exposure()[1] - self.total_debt())
 
     def to_shares(self, assets: int) -> int:
-        return assets * (self.supply + VIRTUAL_SHARES) // (self.deposit_nav() + VIRTUAL_ASSETS)
+        return to_shares(assets, self.supply, self.deposit_nav())
 
     def to_assets(self, shares: int) -> int:
-        return shares * (self.redeem_nav() + VIRTUAL_ASSETS) // (self.supply + VIRTUAL_SHARES)
+        return to_assets(shares, self.supply, self.redeem_nav())
 
     def realised_share_price(self, probe: int) -> int:
         """LP value of `probe` shares on realised pool assets only (moves with no oracle
         update)."""
-        return probe * (self.pool + VIRTUAL_ASSETS) // (self.supply + VIRTUAL_SHARES)
+        return to_assets(probe, self.supply, self.pool)
 
     # ---- Engine operations: return the revert reason, or None and the expected events ----
 

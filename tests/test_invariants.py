@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from margin_maintenance.model import bps_up, notional_down, notional_up, partial_reachable, pnl
 from margin_maintenance.model.engine import MarketInfo, MarketModel, Mirror
+from margin_maintenance.model.ledger import Ledger, apply_event
 from margin_maintenance.system import SystemParams, deploy_system
 
 # ---- Constants (mirror the contract's) ----
@@ -91,48 +92,6 @@ E_STALE = "oracle: stale price"
 E_HEALTHY = "clearinghouse: account healthy"
 E_NOT_OWNER = "ownable: caller is not the owner"
 E_UNREACHABLE = "clearinghouse: partial bound unreachable"
-
-
-# ---- Event-only ledger: what an auditor rebuilds from the logs ----
-
-
-@dataclass
-class Ledger:
-    collateral: dict[str, int]
-    positions: dict[str, dict[int, tuple[int, int]]]
-    pool: int = 0
-    insurance: int = 0
-    supply: int = 0
-
-    def apply(self, name: str, ev: dict[str, Any]) -> None:
-        if name == "Deposited":
-            self.collateral[ev["account"]] += ev["amount"]
-        elif name == "Withdrawn":
-            self.collateral[ev["account"]] -= ev["amount"]
-        elif name == "PositionChanged":
-            a, m = ev["account"], ev["market_id"]
-            self.collateral[a] += ev["realized_pnl"] - ev["fee"]
-            self.pool += ev["fee"] - ev["realized_pnl"]
-            if ev["new_size"] == 0:
-                self.positions[a].pop(m, None)
-            else:
-                self.positions[a][m] = (ev["new_size"], ev["price"])
-        elif name == "Liquidated":
-            self.collateral[ev["account"]] -= ev["fee"]
-            self.collateral[ev["liquidator"]] += ev["keeper_reward"]
-            self.insurance += ev["insurance_delta"]
-        elif name == "BadDebtSettled":
-            self.collateral[ev["account"]] += ev["insurance_covered"] + ev["socialised"]
-            self.insurance -= ev["insurance_covered"]
-            self.pool -= ev["socialised"]
-        elif name == "InsuranceFunded":
-            self.insurance += ev["amount"]
-        elif name == "LiquidityAdded":
-            self.pool += ev["assets"]
-            self.supply += ev["shares"]
-        elif name == "LiquidityRemoved":
-            self.pool -= ev["assets"]
-            self.supply -= ev["shares"]
 
 
 # ---- The deployed world (once per module) ----
@@ -274,7 +233,7 @@ class MarginMachine(RuleBasedStateMachine):
         ]
         for name, ev in logs:
             self.step_logs.append((name, ev))
-            self.ledger.apply(name, ev)
+            apply_event(self.ledger, {"event": name, **ev})
         return tx, logs
 
     def check_events(self, logs: list, expected: list) -> None:
@@ -359,7 +318,7 @@ class MarginMachine(RuleBasedStateMachine):
             reserve_bps=params.pool_reserve_bps,
             token_scale=SCALE,
         )
-        self.ledger = Ledger(collateral=dict(zero), positions={a: {} for a in self.holders})
+        self.ledger = Ledger(collateral=dict(zero))  # the auditor's: rebuilt from events alone
         # Fresh answers: the snapshot's may be older than the heartbeat by now.
         for m, mk in enumerate(self.m.markets):
             self.set_answer(m, mk.answer)
@@ -944,8 +903,8 @@ class MarginMachine(RuleBasedStateMachine):
         assert collateral == m.collateral, "collateral differs from the mirror"
         assert collateral == self.ledger.collateral, "events do not rebuild the collateral"
         assert (snap.pool_assets, snap.insurance_fund) == (m.pool, m.insurance)
-        assert (self.ledger.pool, self.ledger.insurance) == (m.pool, m.insurance)
-        assert snap.lp_supply == m.supply == self.ledger.supply
+        assert (self.ledger.pool_assets, self.ledger.insurance_fund) == (m.pool, m.insurance)
+        assert snap.lp_supply == m.supply == self.ledger.lp_shares
         assert snap.free_liquidity == m.free_liquidity()
         assert snap.paused == m.paused
         assert (snap.keeper_share_bps, snap.max_partial_bps, snap.min_keeper_reward) == (
@@ -984,7 +943,7 @@ class MarginMachine(RuleBasedStateMachine):
             for mid in range(len(m.markets)):
                 pos = (acc.sizes[mid], acc.entries[mid])
                 assert pos == m.positions[a].get(mid, (0, 0)), (a, mid, pos)
-                assert pos == self.ledger.positions[a].get(mid, (0, 0)), (a, mid, pos)
+                assert pos == self.ledger.position(a, mid), (a, mid, pos)
             assert acc.lp_shares == m.shares.get(a, 0), a
             # Margin: equity and requirements as the spec defines them; both liquidatable
             # views agree with "has a position and equity < maintenance".

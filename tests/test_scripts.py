@@ -394,6 +394,7 @@ def test_rebuild__block_numbers__applied_in_chain_order():
             "account": ALICE,
             "market_id": 0,
             "new_size": 0,
+            "price": 2_000 * WAD,
             "realized_pnl": 0,
             "fee": 0,
             "block_number": 5,
@@ -404,6 +405,7 @@ def test_rebuild__block_numbers__applied_in_chain_order():
             "account": ALICE,
             "market_id": 0,
             "new_size": WAD,
+            "price": 2_000 * WAD,
             "realized_pnl": 0,
             "fee": 0,
             "block_number": 4,
@@ -411,6 +413,7 @@ def test_rebuild__block_numbers__applied_in_chain_order():
         },
     ]
     assert rebuild(evs).positions == {(ALICE, 0): 0}  # the later block wins
+    assert rebuild(evs).position(ALICE, 0) == (0, 0)  # flat: no entry price left
     assert rebuild(evs).open_interest() == {0: (0, 0)}
 
 
@@ -453,12 +456,15 @@ def test_compare__open_position_and_debt__checked():
             "account": ALICE,
             "market_id": 0,
             "new_size": -3 * WAD,
+            "price": 2_050 * WAD,
             "realized_pnl": -150,
             "fee": 0,
         },
     ]
     led = rebuild(evs)
     assert led.total_debt == 50 and led.open_interest() == {0: (0, 3 * WAD)}
+    assert led.position(ALICE, 0) == (-3 * WAD, 2_050 * WAD)  # re-entered at the fill price
+    assert led.position(ALICE, 1) == (0, 0)
     good = OnChainState(
         {ALICE: -50}, 150, 0, 50, 100, None, {(ALICE, 0): -3 * WAD}, {0: (0, 3 * WAD)}
     )

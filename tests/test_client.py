@@ -56,13 +56,14 @@ from margin_maintenance.client import (
     safe_url,
     unique_addresses,
 )
+from margin_maintenance.client import files as client_files
 from margin_maintenance.deployment import deployment_from_system, save_deployment
 from margin_maintenance.keeper import decisions
 from margin_maintenance.keeper.settings import KeeperSettings
 from margin_maintenance.system import SystemParams
 
 REPO = Path(__file__).resolve().parent.parent
-CLIENT_SRC = REPO / "margin_maintenance" / "client.py"
+CLIENT_SRC = REPO / "margin_maintenance" / "client"  # the package
 WRAPPER = REPO / "bin" / "mm-client"
 CRASH_PRICE = 1_800  # ETH -10%: the 4 ETH and 3.5 ETH longs on 1,000 USDC fall below maintenance
 # Six accounts on 1,000 USDC each: two ETH longs a 10% drop makes liquidatable, four that stay
@@ -502,10 +503,11 @@ def test_helpers__batching_dedup_gas_cap():
 
 
 def test_client_module__source__imports_no_ape():
-    tree = ast.parse(CLIENT_SRC.read_text())
-    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    assert not [m for m in names if m.split(".")[0] == "ape" or m.startswith("ape_")]
+    for source in sorted(CLIENT_SRC.glob("*.py")):  # every module of the client package
+        tree = ast.parse(source.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [m for m in names if m.split(".")[0] == "ape" or m.startswith("ape_")], source
 
 
 def test_client_module__ape_blocked__imports_and_runs_help():
@@ -628,7 +630,7 @@ def test_load_artifact__abi_dir__plain_lists_and_mocks(abi_dir, build_dir, tmp_p
 def test_default_abi_dir__cwd_abi_first_else_the_checkouts(abi_dir, tmp_path, monkeypatch):
     checkout, work = tmp_path / "checkout", tmp_path / "work"
     work.mkdir()
-    monkeypatch.setattr(client_module, "REPO_ROOT", checkout)
+    monkeypatch.setattr(client_files, "REPO_ROOT", checkout)
     monkeypatch.chdir(work)
     assert default_abi_dir() is None
     shutil.copytree(abi_dir, checkout / "abi")
@@ -641,7 +643,7 @@ def test_default_abi_dir__cwd_abi_first_else_the_checkouts(abi_dir, tmp_path, mo
 def test_load_artifact__default_abi_dir_without_the_file__falls_back_to_build(
     build_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(client_module, "REPO_ROOT", tmp_path / "nowhere")
+    monkeypatch.setattr(client_files, "REPO_ROOT", tmp_path / "nowhere")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "abi").mkdir()  # an abi/ without Clearinghouse.json
     shutil.copytree(build_dir, tmp_path / ".build")

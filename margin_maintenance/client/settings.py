@@ -9,6 +9,8 @@ import logging
 from pathlib import Path
 from typing import TypeVar
 
+from margin_maintenance.keeper import decisions
+
 log = logging.getLogger("margin_maintenance.client")
 
 DEFAULT_LOG_CHUNK = 10_000  # blocks per eth_getLogs request (halved on provider errors)
@@ -17,12 +19,11 @@ BPS = 10_000
 WAD = 10**18
 RECEIPT_TIMEOUT_S = 120  # seconds to wait for a liquidation receipt
 ACCOUNT_EVENTS = ("Deposited", "PositionChanged")  # events that name every trader
-# The reference keeper's defaults (KeeperSettings: MM_GAS_PER_ACCOUNT, MM_BATCH_BASE_GAS,
-# MM_BLOCK_GAS_FILL_BPS, MM_ETH_MARKET_ID); a test checks they still agree.
-KEEPER_GAS_PER_ACCOUNT = 35_000  # marginal gas of one more account in a liquidate_many
-KEEPER_BATCH_BASE_GAS = 60_000  # gas of a liquidate_many before any account
-KEEPER_BLOCK_GAS_FILL_BPS = 9_000  # share of the block gas limit one batch may plan for
-KEEPER_ETH_MARKET_ID = 0  # the market whose price prices gas (ETH-USD)
+# The reference keeper's defaults (keeper/decisions.py; KeeperSettings reads the same).
+KEEPER_GAS_PER_ACCOUNT = decisions.GAS_PER_ACCOUNT
+KEEPER_BATCH_BASE_GAS = decisions.BATCH_BASE_GAS
+KEEPER_BLOCK_GAS_FILL_BPS = decisions.BLOCK_GAS_FILL_BPS
+KEEPER_ETH_MARKET_ID = decisions.ETH_MARKET_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when run from one
 ABI_DIR_NAME = "abi"  # tracked plain ABIs: abi/<Name>.json, test mocks in abi/mocks/

@@ -21,6 +21,12 @@ from margin_maintenance.model.constants import MAX_BATCH, MAX_STATUS
 WAD = 10**18
 WEI_PER_ETH = 10**18
 
+# The reference keeper's gas figures (defaults of KeeperSettings; mm-client uses the same).
+GAS_PER_ACCOUNT = 35_000  # marginal gas of one more account in a liquidate_many batch
+BATCH_BASE_GAS = 60_000  # gas of a liquidate_many before any account
+BLOCK_GAS_FILL_BPS = 9_000  # share of the block gas limit one batch may plan for
+ETH_MARKET_ID = 0  # the market whose oracle price prices gas (ETH-USD)
+
 T = TypeVar("T")
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import decisions
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,9 +44,15 @@ class KeeperSettings(BaseSettings):
     min_profit: float = Field(default=0.0, ge=0)  # USD a batch must net after gas
     batch_cap: int = Field(default=64, ge=1, le=64)  # accounts per liquidate_many at most
     max_batches_per_block: int = Field(default=8, ge=1)  # liquidate_many txs per iteration
-    gas_per_account: int = Field(default=35_000, gt=0)  # marginal gas per account in a batch
-    batch_base_gas: int = Field(default=60_000, ge=0)  # gas of a batch before any account
-    block_gas_fill_bps: int = Field(default=9_000, ge=1, le=10_000)  # share of a block to use
+    gas_per_account: int = Field(
+        default=decisions.GAS_PER_ACCOUNT, gt=0
+    )  # marginal gas per account in a batch
+    batch_base_gas: int = Field(
+        default=decisions.BATCH_BASE_GAS, ge=0
+    )  # gas of a batch before any account
+    block_gas_fill_bps: int = Field(
+        default=decisions.BLOCK_GAS_FILL_BPS, ge=1, le=10_000
+    )  # share of a block to use
     status_chunk: int = Field(default=512, ge=1, le=512)  # accounts per margin_status call
     log_chunk: int = Field(default=10_000, ge=1)  # blocks per eth_getLogs request
     confirmations: int = Field(default=0, ge=0)  # index events this many blocks behind head
@@ -52,7 +60,9 @@ class KeeperSettings(BaseSettings):
     # Prices for the profit check
     token_usd: float = Field(default=1.0, ge=0)  # USD per whole collateral token
     eth_usd: float | None = Field(default=None, ge=0)  # USD per ETH; None: read from a market
-    eth_market_id: int = Field(default=0, ge=0)  # market whose feed prices ETH (ETH-USD)
+    eth_market_id: int = Field(
+        default=decisions.ETH_MARKET_ID, ge=0
+    )  # market whose feed prices ETH (ETH-USD)
 
     # Distributed runner (`silverback worker` processes): the lease that serialises passes
     redis_url: str | None = None  # lease store; default: the Silverback broker's Redis url

@@ -16,8 +16,9 @@
 @custom:security Assumptions: the collateral token is a plain ERC20 (fee-on-transfer
         is credited only what arrives; rebasing tokens are not supported); every
         market's feed is a `PriceFeed` adapter that reverts on a bad price; the
-        owner is trusted within the bounds each setter enforces; the guardian can
-        only pause new risk. Every external function is nonreentrant (pragma).
+        `configurator` (immutable) is the only caller of the `configure_*` hooks, and
+        its owner is trusted within the bounds each of its setters enforces; the
+        guardian can only pause new risk. Every external function is nonreentrant.
         Conservation: token balance == sum(collateral) + pool_assets + insurance_fund.
 """
 

@@ -16,8 +16,9 @@
 @custom:security Assumptions: the collateral token is a plain ERC20 (fee-on-transfer
         is credited only what arrives; rebasing tokens are not supported); every
         market's feed is a `PriceFeed` adapter that reverts on a bad price; the
-        owner is trusted within the bounds each setter enforces; the guardian can
-        only pause new risk. Every external function is nonreentrant (pragma).
+        `configurator` (immutable) is the only caller of the `configure_*` hooks, and
+        its owner is trusted within the bounds each of its setters enforces; the
+        guardian can only pause new risk. Every external function is nonreentrant.
         Conservation: token balance == sum(collateral) + pool_assets + insurance_fund.
 """
 
@@ -27,19 +28,8 @@ from interfaces import IPriceFeed
 
 implements: IClearinghouse
 
-from snekmate.auth import ownable
-from snekmate.auth import ownable_2step
+from modules import codec
 from modules import margin_math as mm
-
-initializes: ownable
-initializes: ownable_2step[ownable := ownable]
-
-exports: (
-    ownable.owner,
-    ownable_2step.pending_owner,
-    ownable_2step.transfer_ownership,
-    ownable_2step.accept_ownership,
-)
 
 
 interface ILPToken:
@@ -61,27 +51,11 @@ MAX_POSITIONS: constant(uint256) = 8  # open positions per account
 MAX_BATCH: constant(uint256) = 64  # accounts per liquidate_many
 MAX_STATUS: constant(uint256) = 512  # accounts per margin_status
 MAX_SIZE_INT: constant(int256) = 2**127 - 1  # largest |size| of a trade or position (WAD)
-MAX_TRADING_FEE_BPS: constant(uint256) = 500  # 5%: bound on any market's trading fee
-MAX_MIN_KEEPER_REWARD: constant(uint256) = 1_000  # whole tokens: bound on the minimum reward
-MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notional, at most 100%
 VIRTUAL_SHARES: constant(uint256) = 10**6  # share-price inflation guard (virtual offset)
 VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
 
-# Packed market configuration word (one SLOAD per market per liquidation):
-# bits 0-159 feed | 160-175 im bps | 176-191 mm bps | 192-207 liq fee bps | 208-223 trade fee bps
-# | bit 224 listed | bit 225 paused.
-CFG_IM: constant(uint256) = 160
-CFG_MM: constant(uint256) = 176
-CFG_LIQ: constant(uint256) = 192
-CFG_TRADE: constant(uint256) = 208
-CFG_LISTED: constant(uint256) = 224
-CFG_PAUSED: constant(uint256) = 225  # copy of the global pause flag, read for free in trade
-MASK16: constant(uint256) = 2**16 - 1
-MASK128: constant(uint256) = 2**128 - 1
-MASK160: constant(uint256) = 2**160 - 1
-
-# Packed liquidation parameters: bits 0-15 keeper share bps | 16-31 max partial bps
-# | 32-159 minimum keeper reward (token units).
+# Packed words (market configuration, limits, open interest, liquidation parameters): their
+# layouts and the only functions that pack or unpack them are in modules/codec.vy.
 
 
 # ---- Structs ----
@@ -110,6 +84,7 @@ struct AccountState:
 collateral_token: public(immutable(address))  # the one settlement token
 token_scale: public(immutable(uint256))  # 10**(18 - token decimals): WAD -> token units
 lp_token: public(immutable(address))  # LP share token (this contract must be its minter)
+configurator: public(immutable(address))  # the Configurator: the only caller of the hooks
 
 
 # ---- Storage ----
@@ -122,98 +97,42 @@ total_debt: public(uint256)  # sum over accounts of max(0, -collateral), token u
 
 # Markets
 market_count: public(uint256)  # markets listed so far; ids are 0 .. market_count - 1
-market_config: HashMap[uint256, uint256]  # packed feed and rates, see CFG_*
-market_limits: HashMap[uint256, uint256]  # packed: max OI per side (low 128) | min notional
-market_oi: HashMap[uint256, uint256]  # packed: OI long (low 128) | OI short (high 128), WAD
+market_config: HashMap[uint256, uint256]  # packed feed, rates and flags, see codec
+market_limits: HashMap[uint256, uint256]  # packed max OI per side and min notional, see codec
+market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see codec
 market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over positions, WAD USD
 
 # Pool, insurance, parameters
 pool_assets: public(uint256)  # LP capital (realised), token units
 insurance_fund: public(uint256)  # token units
-liquidation_config: uint256  # packed liquidation parameters, see above
+liquidation_config: uint256  # packed liquidation parameters, see codec
 pool_reserve_bps: public(uint256)  # share of open notional LPs cannot withdraw
-guardian: public(address)  # may pause new risk
+guardian: public(address)  # may pause new risk (through the configurator)
 paused: public(bool)  # new risk (open, increase, LP withdrawal) blocked
 
 
-# ---- Events (the client-facing ones live in IClearinghouse) ----
-
-
-event MarketAdded:
-    market_id: indexed(uint256)
-    feed: indexed(address)
-
-
-event MarketRiskUpdated:
-    market_id: indexed(uint256)
-    initial_margin_bps: uint256
-    maintenance_margin_bps: uint256
-    liquidation_fee_bps: uint256
-    trading_fee_bps: uint256
-
-
-event MarketLimitsUpdated:
-    market_id: indexed(uint256)
-    max_open_interest: uint256
-    min_position_notional: uint256
-
-
-event MarketFeedUpdated:
-    market_id: indexed(uint256)
-    feed: indexed(address)
-
-
-event LiquidationParamsUpdated:
-    keeper_share_bps: uint256
-    max_partial_bps: uint256
-    min_keeper_reward: uint256
-
-
-event PoolReserveUpdated:
-    pool_reserve_bps: uint256
-
-
-event GuardianUpdated:
-    guardian: indexed(address)
-
-
-event PauseChanged:
-    by: indexed(address)
-    paused: bool
+# ---- Events: the client-facing ones live in IClearinghouse; the admin events are the
+# configurator's (contracts/Configurator.vy) ----
 
 
 @deploy
-def __init__(
-    collateral_token_: address,
-    lp_token_: address,
-    guardian_: address,
-    keeper_share_bps_: uint256,
-    max_partial_bps_: uint256,
-    min_keeper_reward_: uint256,
-    pool_reserve_bps_: uint256,
-):
+def __init__(collateral_token_: address, lp_token_: address, configurator_: address):
     """
     @param collateral_token_ The settlement ERC20 (<= 18 decimals).
     @param lp_token_ LP share token; grant this contract its minter role after deploy.
-    @param guardian_ Address that may pause new risk.
-    @param keeper_share_bps_ Share of the liquidation fee paid to the liquidator.
-    @param max_partial_bps_ Largest fraction closed partially; above it, close fully.
-    @param min_keeper_reward_ Minimum liquidator reward in token units.
-    @param pool_reserve_bps_ Share of open notional the pool keeps from LP withdrawals.
+    @param configurator_ The Configurator, fixed for life: it alone calls the `configure_*`
+           hooks. Deploy it first, then this engine, then call its `bind(engine, ...)`, which
+           checks `configurator() == configurator` and sets the guardian and parameters.
     """
-    ownable.__init__()
-    ownable_2step.__init__()
     assert collateral_token_ != empty(address), "clearinghouse: zero token"
     assert lp_token_ != empty(address), "clearinghouse: zero lp token"
+    assert configurator_ != empty(address), "clearinghouse: zero configurator"
     decimals: uint8 = staticcall IERC20Decimals(collateral_token_).decimals()
     assert decimals <= 18, "clearinghouse: too many decimals"
     collateral_token = collateral_token_
     lp_token = lp_token_
+    configurator = configurator_
     token_scale = 10 ** convert(18 - decimals, uint256)
-    self.guardian = guardian_
-    log GuardianUpdated(guardian=guardian_)
-    self._set_liquidation_params(keeper_share_bps_, max_partial_bps_, min_keeper_reward_)
-    self._set_pool_reserve(pool_reserve_bps_)
 
 
 # ---- Collateral ----
@@ -264,10 +183,10 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     """
     assert size_delta != 0, "clearinghouse: zero size"
     cfg: uint256 = self.market_config[market_id]
-    assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    assert (cfg >> codec.CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
     assert size_delta >= -MAX_SIZE_INT and size_delta <= MAX_SIZE_INT, "clearinghouse: size overflow"
 
-    price: uint256 = staticcall IPriceFeed(self._feed(cfg)).latest_price()
+    price: uint256 = staticcall IPriceFeed(convert(cfg & codec.MASK160, address)).latest_price()
     assert price <= mm.MAX_PRICE, "clearinghouse: price overflow"
     if size_delta > 0:
         assert price <= acceptable_price, "clearinghouse: slippage"
@@ -285,7 +204,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     new_abs: uint256 = convert(abs(new_size), uint256)
     flipped: bool = (old_size > 0 and new_size < 0) or (old_size < 0 and new_size > 0)
     adds_risk: bool = new_abs > old_abs or flipped
-    assert not (adds_risk and (cfg >> CFG_PAUSED) & 1 == 1), "clearinghouse: paused"
+    assert not (adds_risk and (cfg >> codec.CFG_PAUSED) & 1 == 1), "clearinghouse: paused"
 
     limits: uint256 = self.market_limits[market_id]
     if new_size != 0:
@@ -294,7 +213,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         )
 
     # Open interest per side and the entry sum (for the pool's view of trader PnL).
-    self._move_open_interest(market_id, old_size, new_size, limits & MASK128)
+    self._move_open_interest(market_id, old_size, new_size, limits & codec.MASK128)
     self.market_entry_sum[market_id] += self._entry_value(new_size, price) - self._entry_value(
         old_size, entry
     )
@@ -306,7 +225,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         realized = self._settle_pnl(msg.sender, market_id, mm._pnl(old_size, entry, price, token_scale))
     fee: uint256 = mm._bps_up(
         mm._notional_up(convert(abs(size_delta), uint256), price, token_scale),
-        (cfg >> CFG_TRADE) & MASK16,
+        (cfg >> codec.CFG_TRADE) & codec.MASK16,
     )
     self.pool_assets += fee
     c_after: int256 = c + realized - convert(fee, int256)
@@ -341,7 +260,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         # settlement moves equity into collateral without changing it, so the fee is the
         # whole change in equity.
         if st.equity < convert(st.maintenance, int256):
-            mm_bps: uint256 = (cfg >> CFG_MM) & MASK16
+            mm_bps: uint256 = (cfg >> codec.CFG_MM) & codec.MASK16
             freed: uint256 = mm._bps_up(
                 mm._notional_up(old_abs, price, token_scale), mm_bps
             ) - mm._bps_up(mm._notional_up(new_abs, price, token_scale), mm_bps)
@@ -451,9 +370,9 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
         leg: Leg = st.legs[i]
         n: uint256 = mm._notional_up(closes[i], leg.price, token_scale)
         notional += n
-        fee += mm._bps_up(n, (leg.cfg >> CFG_LIQ) & MASK16)
+        fee += mm._bps_up(n, codec._market_liq_fee(leg.cfg))
     # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
-    fee = max(fee, lcfg >> 32)
+    fee = max(fee, codec._liq_min_reward(lcfg))
     available: uint256 = 0
     if st.equity > 0:
         available = convert(st.equity, uint256)
@@ -572,19 +491,19 @@ def account_market_ids(account: address) -> DynArray[uint256, MAX_POSITIONS]:
 @external
 def market(market_id: uint256) -> IClearinghouse.MarketInfo:
     cfg: uint256 = self.market_config[market_id]
-    assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    assert codec._market_listed(cfg), "clearinghouse: unknown market"
     limits: uint256 = self.market_limits[market_id]
     oi: uint256 = self.market_oi[market_id]
     return IClearinghouse.MarketInfo(
-        feed=self._feed(cfg),
-        initial_margin_bps=(cfg >> CFG_IM) & MASK16,
-        maintenance_margin_bps=(cfg >> CFG_MM) & MASK16,
-        liquidation_fee_bps=(cfg >> CFG_LIQ) & MASK16,
-        trading_fee_bps=(cfg >> CFG_TRADE) & MASK16,
-        max_open_interest=limits & MASK128,
-        min_position_notional=limits >> 128,
-        open_interest_long=oi & MASK128,
-        open_interest_short=oi >> 128,
+        feed=codec._market_feed(cfg),
+        initial_margin_bps=codec._market_im(cfg),
+        maintenance_margin_bps=codec._market_mm(cfg),
+        liquidation_fee_bps=codec._market_liq_fee(cfg),
+        trading_fee_bps=codec._market_trade_fee(cfg),
+        max_open_interest=codec._limits_max_oi(limits),
+        min_position_notional=codec._limits_min_notional(limits),
+        open_interest_long=codec._oi_long(oi),
+        open_interest_short=codec._oi_short(oi),
     )
 
 
@@ -595,7 +514,9 @@ def liquidation_params() -> (uint256, uint256, uint256):
     @return (keeper share bps, max partial bps, minimum keeper reward in token units).
     """
     lcfg: uint256 = self.liquidation_config
-    return lcfg & MASK16, (lcfg >> 16) & MASK16, lcfg >> 32
+    return (
+        codec._liq_keeper_share(lcfg), codec._liq_max_partial(lcfg), codec._liq_min_reward(lcfg)
+    )
 
 
 @view
@@ -607,109 +528,44 @@ def trader_unrealized_pnl(market_id: uint256) -> int256:
     return self._market_trader_pnl(market_id, self._mark(market_id))
 
 
-# ---- Administration ----
+# ---- Configurator hooks (bounds, ownership, guardian and events live there) ----
 
 
 @external
-def add_market(
-    feed: address,
-    initial_margin_bps: uint256,
-    maintenance_margin_bps: uint256,
-    liquidation_fee_bps: uint256,
-    trading_fee_bps: uint256,
-    max_open_interest: uint256,
-    min_position_notional: uint256,
-) -> uint256:
+def configure_market(market_id: uint256, config_word: uint256, limits_word: uint256):
     """
-    @notice List a market (owner). The feed must return a valid price now.
-    @return The new market id.
+    @notice Store a market's packed configuration and limits words (codec layouts), as the
+            configurator checked and packed them. `market_id == market_count` lists a new one.
     """
-    ownable._check_owner()
-    market_id: uint256 = self.market_count
-    assert market_id < MAX_MARKETS, "clearinghouse: too many markets"
-    self._check_feed(feed)
-    self.market_count = market_id + 1
-    paused_bit: uint256 = 0
-    if self.paused:
-        paused_bit = 1 << CFG_PAUSED
-    self.market_config[market_id] = convert(feed, uint256) | (1 << CFG_LISTED) | paused_bit
-    log MarketAdded(market_id=market_id, feed=feed)
-    self._set_risk(
-        market_id, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
-    )
-    self._set_limits(market_id, max_open_interest, min_position_notional)
-    return market_id
+    assert msg.sender == configurator, "clearinghouse: not configurator"
+    if market_id == self.market_count:
+        self.market_count = market_id + 1
+    self.market_config[market_id] = config_word
+    self.market_limits[market_id] = limits_word
 
 
 @external
-def set_market_risk(
-    market_id: uint256,
-    initial_margin_bps: uint256,
-    maintenance_margin_bps: uint256,
-    liquidation_fee_bps: uint256,
-    trading_fee_bps: uint256,
-):
+def configure_params(liquidation_config: uint256, pool_reserve_bps: uint256, guardian: address):
     """
-    @notice Change a market's rates (owner): 0 < fee... see `_set_risk` for the bounds.
+    @notice Store the packed liquidation parameters, the pool reserve and the guardian.
     """
-    ownable._check_owner()
-    self._listed(market_id)
-    self._set_risk(
-        market_id, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
-    )
-
-
-@external
-def set_market_limits(market_id: uint256, max_open_interest: uint256, min_position_notional: uint256):
-    ownable._check_owner()
-    self._listed(market_id)
-    self._set_limits(market_id, max_open_interest, min_position_notional)
-
-
-@external
-def set_market_feed(market_id: uint256, feed: address):
-    """
-    @notice Replace a market's feed adapter (owner); the new one must price now.
-    """
-    ownable._check_owner()
-    cfg: uint256 = self._listed(market_id)
-    self._check_feed(feed)
-    self.market_config[market_id] = (cfg & ~MASK160) | convert(feed, uint256)
-    log MarketFeedUpdated(market_id=market_id, feed=feed)
-
-
-@external
-def set_liquidation_params(keeper_share_bps: uint256, max_partial_bps: uint256, min_keeper_reward: uint256):
-    ownable._check_owner()
-    self._set_liquidation_params(keeper_share_bps, max_partial_bps, min_keeper_reward)
-
-
-@external
-def set_pool_reserve(pool_reserve_bps: uint256):
-    ownable._check_owner()
-    self._set_pool_reserve(pool_reserve_bps)
-
-
-@external
-def set_guardian(guardian: address):
-    ownable._check_owner()
+    assert msg.sender == configurator, "clearinghouse: not configurator"
+    self.liquidation_config = liquidation_config
+    self.pool_reserve_bps = pool_reserve_bps
     self.guardian = guardian
-    log GuardianUpdated(guardian=guardian)
 
 
 @external
-def pause():
+def configure_pause(paused: bool):
     """
-    @notice Block new risk (guardian or owner). Closing, deposits and liquidation go on.
+    @notice Set the pause flag and its copy in every market's configuration word.
     """
-    assert msg.sender == self.guardian or msg.sender == ownable.owner, "clearinghouse: not guardian"
-    self._set_paused(True)
-
-
-@external
-def unpause():
-    ownable._check_owner()
-    self._set_paused(False)
+    assert msg.sender == configurator, "clearinghouse: not configurator"
+    self.paused = paused
+    for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
+        self.market_config[market_id] = codec._market_with_paused(
+            self.market_config[market_id], paused
+        )
 
 
 # ---- Internal: liquidation ----
@@ -745,7 +601,7 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
         new_size: int256 = self._after_close(leg.size, close)
         cn: uint256 = mm._notional_up(close, leg.price, token_scale)
         closed_notional += cn
-        fee += mm._bps_up(cn, (leg.cfg >> CFG_LIQ) & MASK16)
+        fee += mm._bps_up(cn, (leg.cfg >> codec.CFG_LIQ) & codec.MASK16)
 
         pnl: int256 = mm._pnl(leg.size, leg.entry, leg.price, token_scale)
         if pnl < 0:
@@ -783,7 +639,7 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
     # party liquidates, so the insurance fund tops the reward up only when the account
     # cannot pay it (a hedged owner cannot farm the top-up from a second address).
     if keeper != account:
-        fee = max(fee, lcfg >> 32)
+        fee = max(fee, lcfg >> codec.LIQ_REWARD)
     fee_paid: uint256 = 0
     if c > 0:
         fee_paid = min(fee, convert(c, uint256))
@@ -857,9 +713,11 @@ def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_PO
     # amount still leaves the initial requirement of the remainder covered.
     fraction = max(
         fraction,
-        mm._liquidation_fraction(slack_equity - convert(lcfg >> 32, int256), st.initial, 0),
+        mm._liquidation_fraction(
+            slack_equity - convert(lcfg >> codec.LIQ_REWARD, int256), st.initial, 0
+        ),
     )
-    full: bool = fraction > (((lcfg >> 16) & MASK16) * WAD) // BPS
+    full: bool = fraction > (((lcfg >> codec.LIQ_PARTIAL) & codec.MASK16) * WAD) // BPS
     closes: DynArray[uint256, MAX_POSITIONS] = []
     if full:
         fraction = WAD
@@ -889,8 +747,8 @@ def _keeper_reward(fee_paid: uint256, lcfg: uint256, insurance: uint256) -> (uin
          insurance fund (which already holds `fee_paid`, so the share is always
          covered). Returns (reward, insurance after paying it).
     """
-    reward: uint256 = fee_paid * (lcfg & MASK16) // BPS
-    min_reward: uint256 = lcfg >> 32
+    reward: uint256 = fee_paid * (lcfg & codec.MASK16) // BPS
+    min_reward: uint256 = lcfg >> codec.LIQ_REWARD
     if reward < min_reward:
         # Paid from the fee first (insurance already holds it), the fund only beyond it.
         reward = min(min_reward, insurance)
@@ -924,12 +782,12 @@ def _load_known(account: address, known_id: uint256, known_price: uint256) -> Ac
         size, entry = mm._unpack_position(self.positions[account][market_id])
         price: uint256 = known_price
         if market_id != known_id:
-            price = staticcall IPriceFeed(self._feed(cfg)).latest_price()
+            price = staticcall IPriceFeed(convert(cfg & codec.MASK160, address)).latest_price()
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, token_scale)
         eq += mm._pnl(size, entry, price, token_scale)
-        st.initial += mm._bps_up(notional, (cfg >> CFG_IM) & MASK16)
-        st.maintenance += mm._bps_up(notional, (cfg >> CFG_MM) & MASK16)
-        st.liq_fee += mm._bps_up(notional, (cfg >> CFG_LIQ) & MASK16)
+        st.initial += mm._bps_up(notional, (cfg >> codec.CFG_IM) & codec.MASK16)
+        st.maintenance += mm._bps_up(notional, (cfg >> codec.CFG_MM) & codec.MASK16)
+        st.liq_fee += mm._bps_up(notional, (cfg >> codec.CFG_LIQ) & codec.MASK16)
         st.legs.append(
             Leg(market_id=market_id, size=size, entry=entry, price=price, cfg=cfg, notional=notional)
         )
@@ -981,7 +839,7 @@ def _move_open_interest(market_id: uint256, old_size: int256, new_size: int256, 
          that grows must stay within `max_oi`.
     """
     oi: uint256 = self.market_oi[market_id]
-    long_oi: uint256 = oi & MASK128
+    long_oi: uint256 = oi & codec.MASK128
     short_oi: uint256 = oi >> 128
     if old_size > 0:
         long_oi -= convert(old_size, uint256)
@@ -1007,7 +865,7 @@ def _entry_value(size: int256, entry: uint256) -> int256:
 @internal
 def _market_trader_pnl(market_id: uint256, price: uint256) -> int256:
     oi: uint256 = self.market_oi[market_id]
-    net: int256 = convert(oi & MASK128, int256) - convert(oi >> 128, int256)
+    net: int256 = convert(oi & codec.MASK128, int256) - convert(oi >> 128, int256)
     value: int256 = net * convert(price, int256) // convert(WAD, int256)
     return (value - self.market_entry_sum[market_id]) // convert(token_scale, int256)
 
@@ -1028,8 +886,9 @@ def _pool_exposure() -> (uint256, uint256, uint256):
         oi: uint256 = self.market_oi[market_id]
         if oi == 0 and self.market_entry_sum[market_id] == 0:
             continue
-        price: uint256 = staticcall IPriceFeed(self._feed(self.market_config[market_id])).latest_price()
-        gross: uint256 = (oi & MASK128) + (oi >> 128)
+        feed: address = convert(self.market_config[market_id] & codec.MASK160, address)
+        price: uint256 = staticcall IPriceFeed(feed).latest_price()
+        gross: uint256 = (oi & codec.MASK128) + (oi >> 128)
         reserve += mm._bps_up(mm._notional_up(gross, price, token_scale), reserve_bps)
         pnl: int256 = self._market_trader_pnl(market_id, price)
         if pnl > 0:
@@ -1150,118 +1009,18 @@ def _without(word: uint256, market_id: uint256) -> uint256:
 # ---- Internal: markets and parameters ----
 
 
-@pure
-@internal
-def _feed(cfg: uint256) -> address:
-    return convert(cfg & MASK160, address)
-
-
 @view
 @internal
 def _listed(market_id: uint256) -> uint256:
     cfg: uint256 = self.market_config[market_id]
-    assert (cfg >> CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    assert codec._market_listed(cfg), "clearinghouse: unknown market"
     return cfg
 
 
 @view
 @internal
 def _mark(market_id: uint256) -> uint256:
-    return staticcall IPriceFeed(self._feed(self._listed(market_id))).latest_price()
-
-
-@view
-@internal
-def _check_feed(feed: address):
-    assert feed != empty(address), "clearinghouse: zero feed"
-    assert feed.is_contract, "clearinghouse: feed is not a contract"
-    price: uint256 = staticcall IPriceFeed(feed).latest_price()
-    assert price > 0 and price <= mm.MAX_PRICE, "clearinghouse: bad feed price"
-
-
-@internal
-def _set_risk(market_id: uint256, im_bps: uint256, mm_bps: uint256, liq_bps: uint256, trade_bps: uint256):
-    assert mm_bps > 0 and mm_bps < im_bps and im_bps <= BPS, "clearinghouse: bad margin rates"
-    assert liq_bps < mm_bps, "clearinghouse: liquidation fee >= maintenance"
-    assert trade_bps <= MAX_TRADING_FEE_BPS, "clearinghouse: trading fee too high"
-    # Self-liquidation must never be cheaper than closing.
-    assert trade_bps <= liq_bps, "clearinghouse: trading fee above liquidation fee"
-    cfg: uint256 = self.market_config[market_id]
-    keep: uint256 = cfg & (MASK160 | (1 << CFG_LISTED) | (1 << CFG_PAUSED))
-    self._check_partial_reachable(
-        (im_bps << CFG_IM) | (mm_bps << CFG_MM) | (liq_bps << CFG_LIQ),
-        (self.liquidation_config >> 16) & MASK16,
-    )
-    self.market_config[market_id] = (
-        keep
-        | (im_bps << CFG_IM)
-        | (mm_bps << CFG_MM)
-        | (liq_bps << CFG_LIQ)
-        | (trade_bps << CFG_TRADE)
-    )
-    log MarketRiskUpdated(
-        market_id=market_id,
-        initial_margin_bps=im_bps,
-        maintenance_margin_bps=mm_bps,
-        liquidation_fee_bps=liq_bps,
-        trading_fee_bps=trade_bps,
-    )
-
-
-@pure
-@internal
-def _check_partial_reachable(cfg: uint256, max_partial_bps: uint256):
-    """
-    @dev An account that just crossed maintenance needs f = (im - mm) / (im - fee) closed;
-         a partial bound at or below that would make every liquidation full.
-    """
-    im_bps: uint256 = (cfg >> CFG_IM) & MASK16
-    need: uint256 = ((cfg >> CFG_IM) & MASK16) - ((cfg >> CFG_MM) & MASK16)
-    room: uint256 = im_bps - ((cfg >> CFG_LIQ) & MASK16)
-    assert max_partial_bps * room > need * BPS, "clearinghouse: partial bound unreachable"
-
-
-@internal
-def _set_limits(market_id: uint256, max_oi: uint256, min_notional: uint256):
-    assert max_oi > 0 and max_oi <= mm.MAX_SIZE, "clearinghouse: bad open interest cap"
-    assert min_notional > 0 and min_notional <= MASK128, "clearinghouse: bad minimum notional"
-    self.market_limits[market_id] = (min_notional << 128) | max_oi
-    log MarketLimitsUpdated(
-        market_id=market_id, max_open_interest=max_oi, min_position_notional=min_notional
-    )
-
-
-@internal
-def _set_liquidation_params(keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256):
-    assert keeper_share_bps <= BPS, "clearinghouse: bad keeper share"
-    assert max_partial_bps > 0 and max_partial_bps <= BPS, "clearinghouse: bad partial bound"
-    for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
-        self._check_partial_reachable(self.market_config[market_id], max_partial_bps)
-    assert min_reward <= MAX_MIN_KEEPER_REWARD * (WAD // token_scale), (
-        "clearinghouse: minimum reward too high"
-    )
-    self.liquidation_config = keeper_share_bps | (max_partial_bps << 16) | (min_reward << 32)
-    log LiquidationParamsUpdated(
-        keeper_share_bps=keeper_share_bps, max_partial_bps=max_partial_bps, min_keeper_reward=min_reward
-    )
-
-
-@internal
-def _set_paused(paused: bool):
-    self.paused = paused
-    for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
-        cfg: uint256 = self.market_config[market_id] & ~(1 << CFG_PAUSED)
-        if paused:
-            cfg |= 1 << CFG_PAUSED
-        self.market_config[market_id] = cfg
-    log PauseChanged(by=msg.sender, paused=paused)
-
-
-@internal
-def _set_pool_reserve(reserve_bps: uint256):
-    assert reserve_bps <= MAX_RESERVE_BPS, "clearinghouse: bad pool reserve"
-    self.pool_reserve_bps = reserve_bps
-    log PoolReserveUpdated(pool_reserve_bps=reserve_bps)
+    return staticcall IPriceFeed(codec._market_feed(self._listed(market_id))).latest_price()
 
 
 # ---- Internal: token movement ----

@@ -10,7 +10,12 @@ Layout of `deployments/<network>.json`::
      "clearinghouse": "0x..", "lp_token": "0x..",
      "collateral": {"address": "0x..", "decimals": 6},
      "markets": [{"id": 0, "symbol": "ETH-USD", "aggregator": "0x..", "feed": "0x.."}],
-     "deployer": "0x..", "guardian": "0x..", "deployed_at": 1764000000}
+     "deployer": "0x..", "guardian": "0x..", "deployed_at": 1764000000,
+     "configurator": "0x..", "schema_version": 2}
+
+Schema versions: a record without `schema_version` is version 1 (no configurator: the engine
+was its own administrator); version 2 adds `configurator`, the contract every admin call goes
+to (owner, guardian, setters, admin events). Every version-1 key is kept as it was.
 
 Layout of `deployments/<network>-traders.json` (written by `ape run seed`)::
 
@@ -33,6 +38,7 @@ from typing import Any
 
 from margin_maintenance.system import System
 
+SCHEMA_VERSION = 2  # what `deployment_from_system` writes; a record without one is version 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS_ENV = "MM_DEPLOYMENTS_DIR"  # overrides the folder the records live in
 
@@ -102,6 +108,8 @@ class Deployment:
     guardian: str | None = None
     deployed_at: int | None = None  # head block time when written: tells apart two deployments
     # at the same addresses (a restarted anvil replays the same deployer nonces)
+    configurator: str | None = None  # the admin contract (schema 2; None in a version-1 record)
+    schema_version: int = 1  # 1 when the record has none
 
     @property
     def unit(self) -> int:
@@ -145,6 +153,10 @@ class Deployment:
                 deployer=str(data["deployer"]),
                 guardian=None if data.get("guardian") is None else str(data["guardian"]),
                 deployed_at=None if data.get("deployed_at") is None else int(data["deployed_at"]),
+                configurator=None
+                if data.get("configurator") is None
+                else str(data["configurator"]),
+                schema_version=int(data.get("schema_version", 1)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise DeploymentError(f"malformed deployment record: {err!r}") from err
@@ -199,6 +211,8 @@ def deployment_from_system(
         deployer=str(getattr(deployer, "address", deployer)),
         guardian=None if guardian is None else str(getattr(guardian, "address", guardian)),
         deployed_at=deployed_at,
+        configurator=str(system.configurator.address),
+        schema_version=SCHEMA_VERSION,
     )
 
 
@@ -257,6 +271,9 @@ def attach(project: Any, dep: Deployment) -> System:
         token=project.MockERC20.at(dep.collateral.address),
         lp_token=project.LPToken.at(dep.lp_token),
         clearinghouse=project.Clearinghouse.at(dep.clearinghouse),
+        configurator=None
+        if dep.configurator is None
+        else project.Configurator.at(dep.configurator),
         aggregators=[project.MockAggregator.at(m.aggregator) for m in dep.markets],
         feeds=[project.PriceFeed.at(m.feed) for m in dep.markets],
         market_ids=[m.id for m in dep.markets],
@@ -400,6 +417,7 @@ def traders_for(dep: Deployment, directory: str | Path | None = None) -> Traders
 
 
 __all__ = [
+    "SCHEMA_VERSION",
     "CollateralRecord",
     "Deployment",
     "DeploymentError",

@@ -1,4 +1,5 @@
-"""Deploy the whole system with Ape: token, feeds, LP token, clearinghouse and markets.
+"""Deploy the whole system with Ape: token, feeds, LP token, configurator, clearinghouse and
+markets.
 
 One function used by the tests, the `ape run deploy` script and the simulator, so every
 entry point builds the same system with the same defaults.
@@ -53,6 +54,7 @@ class System:
     token: Any
     lp_token: Any
     clearinghouse: Any
+    configurator: Any  # administration: owner, guardian, every admin setter and admin event
     aggregators: list[Any]
     feeds: list[Any]
     market_ids: list[int]
@@ -76,8 +78,10 @@ def deploy_system(
     params: SystemParams | None = None,
     token: Any | None = None,
 ) -> System:
-    """Deploy mock token (unless given), mock aggregators, adapters, LP token, clearinghouse,
-    list every market, and hand the LP token's minter role to the clearinghouse."""
+    """Deploy mock token (unless given), mock aggregators, adapters, LP token, the configurator,
+    the clearinghouse wired to it (then `bind`, which sets the guardian and parameters), list
+    every market through the configurator, and hand the LP token's minter role to the
+    clearinghouse."""
     from ape import chain
 
     params = params or SystemParams()
@@ -92,9 +96,12 @@ def deploy_system(
     lp_token = project.LPToken.deploy(
         "Margin Maintenance LP", "mmLP", decimals + 6, sender=deployer
     )
-    ch = project.Clearinghouse.deploy(
-        token,
-        lp_token,
+    # The configurator first: the engine takes its address as an immutable, and `bind` checks
+    # the engine names it before setting the guardian and parameters (one-shot).
+    cfg = project.Configurator.deploy(sender=deployer)
+    ch = project.Clearinghouse.deploy(token, lp_token, cfg, sender=deployer)
+    cfg.bind(
+        ch,
         guardian or deployer,
         params.keeper_share_bps,
         params.max_partial_bps,
@@ -114,7 +121,7 @@ def deploy_system(
         feed = project.PriceFeed.deploy(
             agg, m.heartbeat_s, 0, 2**255 - 1, ZERO_ADDRESS, 0, sender=deployer
         )
-        tx = ch.add_market(
+        tx = cfg.add_market(
             feed,
             m.initial_margin_bps,
             m.maintenance_margin_bps,
@@ -126,8 +133,8 @@ def deploy_system(
         )
         # Read the id from the event: on the in-process chain Ape computes `return_value` by
         # re-running the call after the block, which gives the next id, not this one.
-        ids.append(int(tx.decode_logs(ch.MarketAdded)[0].market_id))
+        ids.append(int(tx.decode_logs(cfg.MarketAdded)[0].market_id))
         aggregators.append(agg)
         feeds.append(feed)
         symbols.append(m.symbol)
-    return System(token, lp_token, ch, aggregators, feeds, ids, symbols, start_block)
+    return System(token, lp_token, ch, cfg, aggregators, feeds, ids, symbols, start_block)

@@ -130,6 +130,12 @@ def ch(system):
 
 
 @pytest.fixture
+def configurator(system):
+    """The admin contract: owner (two-step), guardian, every setter and the admin events."""
+    return system.configurator
+
+
+@pytest.fixture
 def token(system):
     return system.token
 
@@ -210,7 +216,8 @@ CRASH_PRICE = 1_850  # USD: the world's victim (9 ETH long on 2,000 USDC) is liq
 
 @pytest.fixture(scope="module")
 def world(project, accounts):
-    """A deployed system with one actor per role (owner, pending owner, guardian, trader with a
+    """A deployed system with one actor per role (owner and pending owner of the configurator,
+    guardian, trader with a
     1 ETH long on 5,000 USDC, stranger with tokens only), a 500,000 USDC pool and a victim one
     price move (`crash`) away from liquidation. Module-scoped: Ape reverts the chain to this
     state after every test."""
@@ -218,7 +225,7 @@ def world(project, accounts):
 
     owner, guardian, trader, victim, lp, _, stranger, pending = (accounts[i] for i in range(8))
     system = deploy_system(project, owner, guardian, SystemParams())
-    ch, token = system.clearinghouse, system.token
+    ch, cfg, token = system.clearinghouse, system.configurator, system.token
     for who in (owner, guardian, trader, victim, lp, stranger, pending):
         token.mint(who, 1_000_000 * USDC, sender=owner)
         token.approve(ch, 2**256 - 1, sender=who)
@@ -227,11 +234,13 @@ def world(project, accounts):
     ch.trade(ETH, WAD, 2**256 - 1, sender=trader)
     ch.deposit(2_000 * USDC, sender=victim)
     ch.trade(ETH, 9 * WAD, 2**256 - 1, sender=victim)
-    ch.transfer_ownership(pending, sender=owner)
+    cfg.transfer_ownership(pending, sender=owner)
     roles = dict(
         owner=owner, pending_owner=pending, guardian=guardian, trader=trader, stranger=stranger
     )
-    return SimpleNamespace(system=system, ch=ch, token=token, lp=lp, victim=victim, **roles)
+    return SimpleNamespace(
+        system=system, ch=ch, cfg=cfg, token=token, lp=lp, victim=victim, **roles
+    )
 
 
 def crash(w) -> None:

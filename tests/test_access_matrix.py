@@ -1,7 +1,10 @@
 """Access-control matrix: every state-changing function of every deployable, called by every
 role, with the outcome each cell must have.
 
-Roles: the owner (deployer), a pending owner (ownership offered, not yet accepted), the guardian,
+Administration lives on the configurator (contracts/Configurator.vy): its rows are the engine's
+former admin rows, re-pointed, and the engine's `configure_*` hooks answer to the configurator
+alone. Roles: the owner (deployer, owner of the configurator), a pending owner (ownership
+offered, not yet accepted), the guardian,
 a trader with collateral and an open position, and a stranger holding tokens but no account.
 Each cell runs on a fresh copy of one world (Ape reverts the chain after every test), so a cell
 that transfers ownership or pauses cannot leak into the next.
@@ -28,8 +31,10 @@ from conftest import ETH, USDC, WAD, crash
 ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
 NOT_OWNER = "ownable: caller is not the owner"
 NOT_PENDING = "ownable_2step: caller is not the new owner"
-NOT_GUARDIAN = "clearinghouse: not guardian"
+NOT_GUARDIAN = "configurator: not guardian"
 NOT_MINTER = "erc20: access is denied"
+NOT_CONFIGURATOR = "clearinghouse: not configurator"
+ALREADY_BOUND = "configurator: already bound"
 NO_ALLOWANCE = "erc20: insufficient allowance"
 MAX_UINT = 2**256 - 1
 IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5
@@ -58,12 +63,13 @@ def _nothing(w, who) -> None:
 
 @dataclass(frozen=True)
 class Row:
-    contract: str  # "ch" or "lp_token"
+    contract: str  # "ch", "cfg" (the configurator) or "lp_token"
     args: Args
     allowed: frozenset[str]
-    denied: str  # revert string for every role not allowed
+    denied: str  # revert string for every role not allowed (unless `denied_for` names it)
     arrange: Hook = _nothing  # runs before the call, as the caller where it matters
     check: Callable[[Any, Any, Any, Any], None] = field(default=lambda w, who, tx, before: None)
+    denied_for: tuple[tuple[str, str], ...] = ()  # (role, revert string) where it differs
 
 
 def everyone() -> frozenset[str]:
@@ -115,13 +121,13 @@ def _check_unpaused(w, who, tx, before):
 
 
 def _check_transfer(w, who, tx, before):
-    assert w.ch.pending_owner() == w.trader.address
-    assert w.ch.owner() == w.owner.address
+    assert w.cfg.pending_owner() == w.trader.address
+    assert w.cfg.owner() == w.owner.address
 
 
 def _check_accept(w, who, tx, before):
-    assert w.ch.owner() == who.address
-    assert w.ch.pending_owner() == "0x" + "00" * 20
+    assert w.cfg.owner() == who.address
+    assert w.cfg.pending_owner() == "0x" + "00" * 20
 
 
 # Permissionless calls: they move the caller's own ledgers by exactly the amount asked.
@@ -194,66 +200,77 @@ def _half_shares(w, who) -> tuple:
 
 
 ROWS: dict[str, Row] = {
-    # -- Clearinghouse: owner --
+    # -- Configurator: owner (administration moved off the engine, every cell kept) --
     "add_market": Row(
-        "ch",
+        "cfg",
         lambda w, who: (w.system.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC),
         only("owner"),
         NOT_OWNER,
         check=_check_market_added,
     ),
     "set_market_risk": Row(
-        "ch",
+        "cfg",
         lambda w, who: (ETH, 2_000, MM_BPS, LIQ_BPS, FEE_BPS),
         only("owner"),
         NOT_OWNER,
         check=_check_risk,
     ),
     "set_market_limits": Row(
-        "ch",
+        "cfg",
         lambda w, who: (ETH, 2_000_000 * WAD, 10 * USDC),
         only("owner"),
         NOT_OWNER,
         check=_check_limits,
     ),
     "set_market_feed": Row(
-        "ch",
+        "cfg",
         lambda w, who: (ETH, w.system.feeds[1]),
         only("owner"),
         NOT_OWNER,
         check=_check_feed,
     ),
     "set_liquidation_params": Row(
-        "ch",
+        "cfg",
         lambda w, who: (4_000, 8_000, 2 * USDC),
         only("owner"),
         NOT_OWNER,
         check=_check_liq_params,
     ),
     "set_pool_reserve": Row(
-        "ch", lambda w, who: (2_500,), only("owner"), NOT_OWNER, check=_check_reserve
+        "cfg", lambda w, who: (2_500,), only("owner"), NOT_OWNER, check=_check_reserve
     ),
     "set_guardian": Row(
-        "ch", lambda w, who: (w.stranger,), only("owner"), NOT_OWNER, check=_check_guardian
+        "cfg", lambda w, who: (w.stranger,), only("owner"), NOT_OWNER, check=_check_guardian
     ),
     "unpause": Row(
-        "ch",
+        "cfg",
         lambda w, who: (),
         only("owner"),
         NOT_OWNER,
-        arrange=lambda w, who: w.ch.pause(sender=w.guardian),
+        arrange=lambda w, who: w.cfg.pause(sender=w.guardian),
         check=_check_unpaused,
     ),
     "transfer_ownership": Row(
-        "ch", lambda w, who: (w.trader,), only("owner"), NOT_OWNER, check=_check_transfer
+        "cfg", lambda w, who: (w.trader,), only("owner"), NOT_OWNER, check=_check_transfer
     ),
-    # -- Clearinghouse: guardian or owner; pending owner --
+    # -- Configurator: guardian or owner; pending owner --
     "pause": Row(
-        "ch", lambda w, who: (), only("owner", "guardian"), NOT_GUARDIAN, check=_check_paused
+        "cfg", lambda w, who: (), only("owner", "guardian"), NOT_GUARDIAN, check=_check_paused
     ),
     "accept_ownership": Row(
-        "ch", lambda w, who: (), only("pending_owner"), NOT_PENDING, check=_check_accept
+        "cfg", lambda w, who: (), only("pending_owner"), NOT_PENDING, check=_check_accept
     ),
+    "bind": Row(
+        "cfg",
+        lambda w, who: (w.ch, who, 5_000, 8_000, USDC, 1_000),
+        only(),
+        NOT_OWNER,
+        denied_for=(("owner", ALREADY_BOUND),),  # one-shot: deploy_system bound it
+    ),
+    # -- Clearinghouse: the configurator's hooks; nobody else, not even its owner or guardian --
+    "configure_market": Row("ch", lambda w, who: (ETH, 0, 0), only(), NOT_CONFIGURATOR),
+    "configure_params": Row("ch", lambda w, who: (0, 0, who), only(), NOT_CONFIGURATOR),
+    "configure_pause": Row("ch", lambda w, who: (True,), only(), NOT_CONFIGURATOR),
     # -- Clearinghouse: permissionless, on the caller's own account --
     "deposit": Row("ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_deposit),
     "withdraw": Row(
@@ -328,7 +345,12 @@ CELLS = [(fn, role) for fn in ROWS for role in ROLES]
 
 def test_matrix__covers_every_state_changing_function():
     manifest = json.loads((ROOT / ".build" / "__local__.json").read_text())
-    deployables = {"ch": "Clearinghouse", "lp_token": "LPToken", "feed": "PriceFeed"}
+    deployables = {
+        "ch": "Clearinghouse",
+        "cfg": "Configurator",
+        "lp_token": "LPToken",
+        "feed": "PriceFeed",
+    }
     for key, name in deployables.items():
         abi = manifest["contractTypes"][name]["abi"]
         mutating = {
@@ -344,7 +366,7 @@ def test_matrix__covers_every_state_changing_function():
 def test_matrix__role_calls_function__expected_outcome(world, fn, role):
     row = ROWS[fn]
     caller = getattr(world, role)
-    target = world.ch if row.contract == "ch" else world.system.lp_token
+    target = {"ch": world.ch, "cfg": world.cfg, "lp_token": world.system.lp_token}[row.contract]
     row.arrange(world, caller)
     args = row.args(world, caller)
     before = ledgers(world, caller)
@@ -353,7 +375,7 @@ def test_matrix__role_calls_function__expected_outcome(world, fn, role):
         tx = getattr(target, fn)(*args, sender=caller)
         row.check(world, caller, tx, before)
     else:
-        with ape.reverts(row.denied):
+        with ape.reverts(dict(row.denied_for).get(role, row.denied)):
             getattr(target, fn)(*args, sender=caller)
         assert ledgers(world, caller) == before
 
@@ -361,14 +383,14 @@ def test_matrix__role_calls_function__expected_outcome(world, fn, role):
 def test_matrix__pending_owner_after_accepting__is_the_owner_in_every_owner_row(world):
     """The pending owner has no power until it accepts; then it holds every owner cell and the
     previous owner holds none (spot-checked on a setter that changes nothing else)."""
-    world.ch.accept_ownership(sender=world.pending_owner)
-    world.ch.set_pool_reserve(2_500, sender=world.pending_owner)
+    world.cfg.accept_ownership(sender=world.pending_owner)
+    world.cfg.set_pool_reserve(2_500, sender=world.pending_owner)
     assert world.ch.pool_reserve_bps() == 2_500
     with ape.reverts(NOT_OWNER):
-        world.ch.set_pool_reserve(1_000, sender=world.owner)
+        world.cfg.set_pool_reserve(1_000, sender=world.owner)
     with ape.reverts(NOT_GUARDIAN):
-        world.ch.pause(sender=world.owner)  # the old owner is now a stranger to pause too
-    world.ch.pause(sender=world.guardian)
+        world.cfg.pause(sender=world.owner)  # the old owner is now a stranger to pause too
+    world.cfg.pause(sender=world.guardian)
     assert world.ch.paused()
 
 
@@ -377,8 +399,8 @@ def test_matrix__world__every_role_distinct_and_set_up(world):
     half the matrix)."""
     addresses = {getattr(world, role).address for role in ROLES}
     assert len(addresses) == len(ROLES)
-    assert world.ch.owner() == world.owner.address
-    assert world.ch.pending_owner() == world.pending_owner.address
+    assert world.cfg.owner() == world.owner.address
+    assert world.cfg.pending_owner() == world.pending_owner.address
     assert world.ch.guardian() == world.guardian.address
     assert world.ch.position(world.trader, ETH)[0] == WAD
     assert world.ch.collateral(world.stranger) == 0

@@ -76,10 +76,13 @@ def _self_liquidation(w, tx) -> None:
     assert log.insurance_delta == log.fee
 
 
-def unknown_market_cases(name: str, call: Callable[[Any, int], Any]) -> dict[str, Case]:
-    """`call(world, market_id)` with every unknown id: each reverts "unknown market"."""
+def unknown_market_cases(
+    name: str, call: Callable[[Any, int], Any], prefix: str = "clearinghouse"
+) -> dict[str, Case]:
+    """`call(world, market_id)` with every unknown id: each reverts "<prefix>: unknown market"
+    (the engine's for trading, the configurator's for the owner setters)."""
     return {
-        f"{name}-unknown-{label}": Case(lambda w, i=i: call(w, i), "clearinghouse: unknown market")
+        f"{name}-unknown-{label}": Case(lambda w, i=i: call(w, i), f"{prefix}: unknown market")
         for label, i in UNKNOWN_IDS.items()
     }
 
@@ -241,82 +244,87 @@ CASES: dict[str, Case] = {
     ),
     # -- owner setters: unknown markets and out-of-range values --
     **unknown_market_cases(
-        "set-market-risk", lambda w, i: w.ch.set_market_risk(i, *RATES, sender=w.owner)
+        "set-market-risk",
+        lambda w, i: w.cfg.set_market_risk(i, *RATES, sender=w.owner),
+        "configurator",
     ),
     **unknown_market_cases(
-        "set-market-limits", lambda w, i: w.ch.set_market_limits(i, WAD, USDC, sender=w.owner)
+        "set-market-limits",
+        lambda w, i: w.cfg.set_market_limits(i, WAD, USDC, sender=w.owner),
+        "configurator",
     ),
     **unknown_market_cases(
         "set-market-feed",
-        lambda w, i: w.ch.set_market_feed(i, w.system.feeds[0], sender=w.owner),
+        lambda w, i: w.cfg.set_market_feed(i, w.system.feeds[0], sender=w.owner),
+        "configurator",
     ),
     "set-market-risk-max-uint": Case(
-        lambda w: w.ch.set_market_risk(ETH, MAX_UINT, MM_BPS, LIQ_BPS, FEE_BPS, sender=w.owner),
-        "clearinghouse: bad margin rates",
+        lambda w: w.cfg.set_market_risk(ETH, MAX_UINT, MM_BPS, LIQ_BPS, FEE_BPS, sender=w.owner),
+        "configurator: bad margin rates",
     ),
     "set-market-risk-zero": Case(
-        lambda w: w.ch.set_market_risk(ETH, 0, 0, 0, 0, sender=w.owner),
-        "clearinghouse: bad margin rates",
+        lambda w: w.cfg.set_market_risk(ETH, 0, 0, 0, 0, sender=w.owner),
+        "configurator: bad margin rates",
     ),
     "set-market-limits-max-uint-cap": Case(
-        lambda w: w.ch.set_market_limits(ETH, MAX_UINT, USDC, sender=w.owner),
-        "clearinghouse: bad open interest cap",
+        lambda w: w.cfg.set_market_limits(ETH, MAX_UINT, USDC, sender=w.owner),
+        "configurator: bad open interest cap",
     ),
     "set-market-limits-max-uint-min-notional": Case(
-        lambda w: w.ch.set_market_limits(ETH, WAD, MAX_UINT, sender=w.owner),
-        "clearinghouse: bad minimum notional",
+        lambda w: w.cfg.set_market_limits(ETH, WAD, MAX_UINT, sender=w.owner),
+        "configurator: bad minimum notional",
     ),
     "set-market-limits-zero": Case(
-        lambda w: w.ch.set_market_limits(ETH, 0, 0, sender=w.owner),
-        "clearinghouse: bad open interest cap",
+        lambda w: w.cfg.set_market_limits(ETH, 0, 0, sender=w.owner),
+        "configurator: bad open interest cap",
     ),
     "set-liquidation-params-max-uint-share": Case(
-        lambda w: w.ch.set_liquidation_params(MAX_UINT, 8_000, USDC, sender=w.owner),
-        "clearinghouse: bad keeper share",
+        lambda w: w.cfg.set_liquidation_params(MAX_UINT, 8_000, USDC, sender=w.owner),
+        "configurator: bad keeper share",
     ),
     "set-liquidation-params-max-uint-partial": Case(
-        lambda w: w.ch.set_liquidation_params(5_000, MAX_UINT, USDC, sender=w.owner),
-        "clearinghouse: bad partial bound",
+        lambda w: w.cfg.set_liquidation_params(5_000, MAX_UINT, USDC, sender=w.owner),
+        "configurator: bad partial bound",
     ),
     "set-liquidation-params-max-uint-reward": Case(
-        lambda w: w.ch.set_liquidation_params(5_000, 8_000, MAX_UINT, sender=w.owner),
-        "clearinghouse: minimum reward too high",
+        lambda w: w.cfg.set_liquidation_params(5_000, 8_000, MAX_UINT, sender=w.owner),
+        "configurator: minimum reward too high",
     ),
     "set-pool-reserve-max-uint": Case(
-        lambda w: w.ch.set_pool_reserve(MAX_UINT, sender=w.owner), "clearinghouse: bad pool reserve"
+        lambda w: w.cfg.set_pool_reserve(MAX_UINT, sender=w.owner), "configurator: bad pool reserve"
     ),
     # -- owner setters: feeds that are not price feeds --
     "add-market-zero-feed": Case(
-        lambda w: w.ch.add_market(
+        lambda w: w.cfg.add_market(
             ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=w.owner
         ),
-        "clearinghouse: zero feed",
+        "configurator: zero feed",
     ),
     "add-market-feed-is-an-account": Case(
-        lambda w: w.ch.add_market(
+        lambda w: w.cfg.add_market(
             w.stranger, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=w.owner
         ),
-        "clearinghouse: feed is not a contract",
+        "configurator: feed is not a contract",
     ),
     "set-market-feed-is-an-account": Case(
-        lambda w: w.ch.set_market_feed(ETH, w.stranger, sender=w.owner),
-        "clearinghouse: feed is not a contract",
+        lambda w: w.cfg.set_market_feed(ETH, w.stranger, sender=w.owner),
+        "configurator: feed is not a contract",
     ),
     # -- owner setters: zero and self as the counterparty --
     "set-guardian-zero": Case(
-        lambda w: w.ch.set_guardian(ZERO_ADDRESS, sender=w.owner),
+        lambda w: w.cfg.set_guardian(ZERO_ADDRESS, sender=w.owner),
         None,
         lambda w, tx: expect(w.ch.guardian() == ZERO_ADDRESS, "guardian not cleared"),
     ),
     "transfer-ownership-zero-cancels": Case(
-        lambda w: w.ch.transfer_ownership(ZERO_ADDRESS, sender=w.owner),
+        lambda w: w.cfg.transfer_ownership(ZERO_ADDRESS, sender=w.owner),
         None,
-        lambda w, tx: expect(w.ch.pending_owner() == ZERO_ADDRESS, "offer not cancelled"),
+        lambda w, tx: expect(w.cfg.pending_owner() == ZERO_ADDRESS, "offer not cancelled"),
     ),
     "transfer-ownership-to-self": Case(
-        lambda w: w.ch.transfer_ownership(w.owner, sender=w.owner),
+        lambda w: w.cfg.transfer_ownership(w.owner, sender=w.owner),
         None,
-        lambda w, tx: expect(w.ch.pending_owner() == w.owner.address, "not pending"),
+        lambda w, tx: expect(w.cfg.pending_owner() == w.owner.address, "not pending"),
     ),
     # -- LP shares --
     "lp-transfer-to-zero": Case(
@@ -366,8 +374,8 @@ def test_bad_input__feed_is_a_contract_without_latest_price__listing_reverts(wor
     the call reverts inside the compiler's ABI handling, so the revert carries no string. The
     market is not listed and nothing else changes."""
     with ape.reverts():
-        world.ch.add_market(world.token, *RATES, WAD, USDC, sender=world.owner)
+        world.cfg.add_market(world.token, *RATES, WAD, USDC, sender=world.owner)
     with ape.reverts():
-        world.ch.set_market_feed(ETH, world.token, sender=world.owner)
+        world.cfg.set_market_feed(ETH, world.token, sender=world.owner)
     assert world.ch.market_count() == 2
     assert world.ch.market(ETH).feed == world.system.feeds[ETH].address

@@ -100,7 +100,7 @@ def feed_answer(price_usd: float) -> int:
 # ---- In-process: web3's EthereumTesterProvider ----
 
 
-CONTRACTS = ("MockERC20", "LPToken", "Clearinghouse", "MockAggregator", "PriceFeed")
+CONTRACTS = ("MockERC20", "LPToken", "Configurator", "Clearinghouse", "MockAggregator", "PriceFeed")
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +146,21 @@ def tester(build_dir, tmp_path_factory):
     start_block = int(w3.eth.block_number)
     token = deploy(w3, arts["MockERC20"], roles.deployer, "USD Coin (mock)", "USDC", 6)
     lp_token = deploy(w3, arts["LPToken"], roles.deployer, "Margin Maintenance LP", "mmLP", 12)
+    cfg = deploy(w3, arts["Configurator"], roles.deployer)
     ch = deploy(
+        w3, arts["Clearinghouse"], roles.deployer, token.address, lp_token.address, cfg.address
+    )
+    send(
         w3,
-        arts["Clearinghouse"],
+        cfg.functions.bind(
+            ch.address,
+            roles.guardian,
+            params.keeper_share_bps,
+            params.max_partial_bps,
+            round(params.min_keeper_reward * USDC),
+            params.pool_reserve_bps,
+        ),
         roles.deployer,
-        token.address,
-        lp_token.address,
-        roles.guardian,
-        params.keeper_share_bps,
-        params.max_partial_bps,
-        round(params.min_keeper_reward * USDC),
-        params.pool_reserve_bps,
     )
     send(w3, lp_token.functions.set_minter(ch.address, True), roles.deployer)
     send(w3, lp_token.functions.renounce_ownership(), roles.deployer)
@@ -184,7 +188,7 @@ def tester(build_dir, tmp_path_factory):
         )
         receipt = send(
             w3,
-            ch.functions.add_market(
+            cfg.functions.add_market(
                 feed.address,
                 m.initial_margin_bps,
                 m.maintenance_margin_bps,
@@ -195,7 +199,7 @@ def tester(build_dir, tmp_path_factory):
             ),
             roles.deployer,
         )
-        (added,) = ch.events.MarketAdded().process_receipt(receipt, errors=DISCARD)
+        (added,) = cfg.events.MarketAdded().process_receipt(receipt, errors=DISCARD)
         market_id = int(added["args"]["market_id"])
         aggregators.append(agg)
         markets.append(

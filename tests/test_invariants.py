@@ -91,7 +91,7 @@ E_ZERO_AMOUNT = "clearinghouse: zero amount"
 E_STALE = "oracle: stale price"
 E_HEALTHY = "clearinghouse: account healthy"
 E_NOT_OWNER = "ownable: caller is not the owner"
-E_UNREACHABLE = "clearinghouse: partial bound unreachable"
+E_UNREACHABLE = "configurator: partial bound unreachable"
 
 
 # ---- The deployed world (once per module) ----
@@ -100,6 +100,7 @@ E_UNREACHABLE = "clearinghouse: partial bound unreachable"
 @dataclass
 class World:
     ch: Any
+    cfg: Any  # the configurator: every admin rule goes through it
     token: Any
     lp_token: Any
     aggregators: list[Any]
@@ -137,6 +138,7 @@ def world(project, accounts, request):
     system = deploy_system(project, owner, guardian, SystemParams())
     w = World(
         ch=system.clearinghouse,
+        cfg=system.configurator,
         token=system.token,
         lp_token=system.lp_token,
         aggregators=system.aggregators,
@@ -193,6 +195,7 @@ class MarginMachine(RuleBasedStateMachine):
         super().__init__()
         w = self.w
         self.ch = w.ch
+        self.cfg = w.cfg
         self.traders = [addr(a) for a in w.traders]
         self.lps = [addr(a) for a in w.lps]
         self.keepers = [addr(a) for a in w.keepers]
@@ -324,7 +327,7 @@ class MarginMachine(RuleBasedStateMachine):
             self.set_answer(m, mk.answer)
         min_reward = min_reward_usd * USDC
         self.send(
-            self.ch.set_liquidation_params,
+            self.cfg.set_liquidation_params,
             keeper_share,
             max_partial,
             min_reward,
@@ -785,17 +788,17 @@ class MarginMachine(RuleBasedStateMachine):
         if self.stranger:
             expect = E_NOT_OWNER
         elif not (0 < mm < im <= BPS):
-            expect = "clearinghouse: bad margin rates"
+            expect = "configurator: bad margin rates"
         elif liq >= mm:
-            expect = "clearinghouse: liquidation fee >= maintenance"
+            expect = "configurator: liquidation fee >= maintenance"
         elif trade > 500:
-            expect = "clearinghouse: trading fee too high"
+            expect = "configurator: trading fee too high"
         elif trade > liq:
-            expect = "clearinghouse: trading fee above liquidation fee"
+            expect = "configurator: trading fee above liquidation fee"
         elif not partial_reachable(self.m.max_partial, im, mm, liq):
             expect = E_UNREACHABLE
         if self.send(
-            self.ch.set_market_risk, m, im, mm, liq, trade, sender=self.admin_sender, expect=expect
+            self.cfg.set_market_risk, m, im, mm, liq, trade, sender=self.admin_sender, expect=expect
         ):
             mk = self.m.markets[m]
             mk.im, mk.mm, mk.liq, mk.trade = im, mm, liq, trade
@@ -809,12 +812,12 @@ class MarginMachine(RuleBasedStateMachine):
         if self.stranger:
             expect = E_NOT_OWNER
         elif max_oi_units == 0:
-            expect = "clearinghouse: bad open interest cap"
+            expect = "configurator: bad open interest cap"
         elif min_usd == 0:
-            expect = "clearinghouse: bad minimum notional"
+            expect = "configurator: bad minimum notional"
         max_oi, min_notional = max_oi_units * WAD, min_usd * USDC
         sent = self.send(
-            self.ch.set_market_limits,
+            self.cfg.set_market_limits,
             m,
             max_oi,
             min_notional,
@@ -833,15 +836,15 @@ class MarginMachine(RuleBasedStateMachine):
         if self.stranger:
             expect = E_NOT_OWNER
         elif share > BPS:
-            expect = "clearinghouse: bad keeper share"
+            expect = "configurator: bad keeper share"
         elif not 0 < partial <= BPS:
-            expect = "clearinghouse: bad partial bound"
+            expect = "configurator: bad partial bound"
         elif not all(partial_reachable(partial, k.im, k.mm, k.liq) for k in self.m.markets):
             expect = E_UNREACHABLE
         elif reward > MAX_MIN_REWARD:
-            expect = "clearinghouse: minimum reward too high"
+            expect = "configurator: minimum reward too high"
         sent = self.send(
-            self.ch.set_liquidation_params,
+            self.cfg.set_liquidation_params,
             share,
             partial,
             reward,
@@ -853,10 +856,10 @@ class MarginMachine(RuleBasedStateMachine):
 
     def set_pool_reserve(self, data: st.DataObject) -> None:
         reserve = data.draw(st.sampled_from([0, 500, 1_000, 5_000, BPS, BPS + 1]), label="bps")
-        expect = "clearinghouse: bad pool reserve" if reserve > BPS else None
+        expect = "configurator: bad pool reserve" if reserve > BPS else None
         if self.stranger:
             expect = E_NOT_OWNER
-        if self.send(self.ch.set_pool_reserve, reserve, sender=self.admin_sender, expect=expect):
+        if self.send(self.cfg.set_pool_reserve, reserve, sender=self.admin_sender, expect=expect):
             self.m.reserve_bps = reserve
 
     def pause(self, data: st.DataObject) -> None:
@@ -864,11 +867,11 @@ class MarginMachine(RuleBasedStateMachine):
         by = "stranger" if self.stranger else data.draw(st.sampled_from(["guardian", "owner"]))
         sender = {"guardian": self.guardian, "owner": self.owner, "stranger": self.traders[1]}[by]
         if action == "pause":
-            expect = None if by in ("guardian", "owner") else "clearinghouse: not guardian"
-            fn = self.ch.pause
+            expect = None if by in ("guardian", "owner") else "configurator: not guardian"
+            fn = self.cfg.pause
         else:
             expect = None if by == "owner" else E_NOT_OWNER
-            fn = self.ch.unpause
+            fn = self.cfg.unpause
         if self.send(fn, sender=sender, expect=expect):
             self.m.paused = action == "pause"
 
@@ -1018,14 +1021,14 @@ _CORE_EVENTS = {
 
 @pytest.mark.parametrize("min_reward_usd", [1, 5])
 def test_partial_liquidation__minimum_reward_binds__remainder_meets_initial(
-    ch, deposit, seeded_pool, set_price, deployer, trader, liquidator, min_reward_usd
+    ch, deposit, seeded_pool, set_price, deployer, trader, liquidator, min_reward_usd, configurator
 ):
     """SPEC section 3: a partial liquidation closes the smallest fraction that brings equity
     back to at least the initial requirement of what remains, after the liquidation fee
     (and so never lowers the margin ratio). The account pays at least the minimum keeper
     reward, so the fraction also covers that flat amount (found as defect D1 by this machine:
     the fraction used to come from the proportional fee only)."""
-    ch.set_liquidation_params(5_000, 8_000, min_reward_usd * USDC, sender=deployer)
+    configurator.set_liquidation_params(5_000, 8_000, min_reward_usd * USDC, sender=deployer)
     deposit(trader, 10.5)
     ch.trade(0, WAD // 20, MAX_UINT, sender=trader)  # 0.05 ETH at $2,000: 100 tokens, 9.6x
     set_price(0, 1_883)  # equity 4.60 < maintenance 4.71; proportional fee 0.54

@@ -238,9 +238,11 @@ def conserved(ch, token, accounts):
 
 
 @pytest.fixture
-def partial_bound(ch, deployer):
+def partial_bound(ch, deployer, configurator):
     """Pin the deployed partial bound, so these tests do not move with the default."""
-    ch.set_liquidation_params(KEEPER_SHARE_BPS, MAX_PARTIAL_BPS, MIN_KEEPER_REWARD, sender=deployer)
+    configurator.set_liquidation_params(
+        KEEPER_SHARE_BPS, MAX_PARTIAL_BPS, MIN_KEEPER_REWARD, sender=deployer
+    )
     return MAX_PARTIAL_BPS
 
 
@@ -515,25 +517,27 @@ def test_liquidate__partial__closes_smallest_sufficient_fraction(
 
 @pytest.mark.parametrize("bound", [HALF_BOUND_BPS, MIN_REACHABLE_BOUND_BPS - 1])
 def test_set_liquidation_params__bound_below_least_needed_fraction__reverts(
-    ch, deployer, bound, conserved
+    ch, deployer, bound, conserved, configurator
 ):
     # Every liquidatable account needs more than (im - mm) / (im - fee) = 5/9 closed.
     before = ch.liquidation_params()
-    with ape.reverts("clearinghouse: partial bound unreachable"):
-        ch.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
+    with ape.reverts("configurator: partial bound unreachable"):
+        configurator.set_liquidation_params(
+            KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer
+        )
     assert ch.liquidation_params() == before
-    ch.set_liquidation_params(
+    configurator.set_liquidation_params(
         KEEPER_SHARE_BPS, MIN_REACHABLE_BOUND_BPS, MIN_KEEPER_REWARD, sender=deployer
     )
     assert ch.liquidation_params()[1] == MIN_REACHABLE_BOUND_BPS
     conserved()
 
 
-def test_set_market_risk__partial_bound_unreachable__reverts(ch, deployer, conserved):
+def test_set_market_risk__partial_bound_unreachable__reverts(ch, deployer, conserved, configurator):
     # With the deployed 80% bound: (im - mm) / (im - fee) = 500 / 550 > 0.8.
     assert not partial_reachable(MAX_PARTIAL_BPS, 1_000, 500, 450)
-    with ape.reverts("clearinghouse: partial bound unreachable"):
-        ch.set_market_risk(ETH, 1_000, 500, 450, TRADE_FEE_BPS, sender=deployer)
+    with ape.reverts("configurator: partial bound unreachable"):
+        configurator.set_market_risk(ETH, 1_000, 500, 450, TRADE_FEE_BPS, sender=deployer)
     assert ch.market(ETH).liquidation_fee_bps == LIQ_FEE_BPS
     conserved()
 
@@ -556,8 +560,9 @@ def test_liquidate__fraction_above_bound__closes_everything(
     bound,
     eth_usd,
     conserved,
+    configurator,
 ):
-    ch.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
+    configurator.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
     open_eth_long(deposit, open_position, trader, 1_000, 4)
     set_price(ETH, eth_usd)
     m = margin(ch.collateral(trader), legs_of(ch, system, trader))
@@ -620,10 +625,11 @@ def test_liquidate__only_leg_remainder_below_min_notional__full_close(
     conserved,
     deployer,
     monkeypatch,
+    configurator,
 ):
     # No minimum reward here: on a 24 USDC position a 1 USDC minimum alone pushes the fraction
     # past the bound, and this test is about the dust rule.
-    ch.set_liquidation_params(KEEPER_SHARE_BPS, partial_bound, 0, sender=deployer)
+    configurator.set_liquidation_params(KEEPER_SHARE_BPS, partial_bound, 0, sender=deployer)
     monkeypatch.setattr(sys.modules[__name__], "MIN_KEEPER_REWARD", 0)
     open_eth_long(deposit, open_position, trader, 3.2, 0.012)  # 24 USDC notional
     set_price(ETH, 1_820)
@@ -921,8 +927,9 @@ def test_liquidate__self__no_reward_and_worse_than_closing_by_trade(
     bound,
     eth_usd,
     conserved,
+    configurator,
 ):
-    ch.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
+    configurator.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
     for who in (trader, trader2):  # identical twins
         open_eth_long(deposit, open_position, who, 1_000, 4)
     set_price(ETH, eth_usd)
@@ -1100,8 +1107,9 @@ def test_liquidation_preview__before_liquidate__matches_outcome(
     eth_usd,
     insurance_usd,
     conserved,
+    configurator,
 ):
-    ch.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
+    configurator.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
     if insurance_usd:
         fund_insurance(insurance_usd)
     open_eth_long(deposit, open_position, trader, 1_000, 4)
@@ -1187,10 +1195,11 @@ def test_liquidate__paused__still_liquidates(
     trader2,
     liquidator,
     conserved,
+    configurator,
 ):
     open_eth_long(deposit, open_position, trader, 1_000, 4)
     open_eth_long(deposit, open_position, trader2, 1_000, 4)
-    ch.pause(sender=guardian)
+    configurator.pause(sender=guardian)
     assert ch.paused()
     with ape.reverts("clearinghouse: paused"):
         ch.trade(ETH, WAD, 2**256 - 1, sender=trader)
@@ -1290,12 +1299,15 @@ def test_liquidate__random_crash__matches_model(
     equity_bps,
     bound,
     insurance_usd,
+    configurator,
 ):
     chain.mine()  # snapshots on py-evm are block hashes: take ours on a block of its own
     snapshot = chain.provider.snapshot()
     try:
         assert ch.collateral(trader) == 0 and ch.account_market_ids(trader) == []  # restored
-        ch.set_liquidation_params(KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer)
+        configurator.set_liquidation_params(
+            KEEPER_SHARE_BPS, bound, MIN_KEEPER_REWARD, sender=deployer
+        )
         if insurance_usd:
             ch.fund_insurance(fund(deployer, insurance_usd), sender=deployer)
         start_usd = (2_000, 60_000)[market_id]

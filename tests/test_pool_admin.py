@@ -400,22 +400,26 @@ def test_fund_insurance__zero_amount__reverts(ch, fund, stranger):
 # Who may call each setter is asserted cell by cell in test_access_matrix.py.
 
 
-def test_add_market__valid__listed_and_logged(ch, deployer, new_feed, deposit, seeded_pool, trader):
+def test_add_market__valid__listed_and_logged(
+    ch, deployer, new_feed, deposit, seeded_pool, trader, configurator
+):
     feed = new_feed(150)
 
-    tx = ch.add_market(feed, 2_000, 1_000, 300, 20, 5_000 * WAD, units(25), sender=deployer)
+    tx = configurator.add_market(
+        feed, 2_000, 1_000, 300, 20, 5_000 * WAD, units(25), sender=deployer
+    )
 
     assert ch.market_count() == 3
-    [added] = tx.decode_logs(ch.MarketAdded)
+    [added] = tx.decode_logs(configurator.MarketAdded)
     assert (added.market_id, added.feed) == (2, feed.address)
-    [risk] = tx.decode_logs(ch.MarketRiskUpdated)
+    [risk] = tx.decode_logs(configurator.MarketRiskUpdated)
     assert (risk.market_id, risk.initial_margin_bps, risk.maintenance_margin_bps) == (
         2,
         2_000,
         1_000,
     )
     assert (risk.liquidation_fee_bps, risk.trading_fee_bps) == (300, 20)
-    [limits] = tx.decode_logs(ch.MarketLimitsUpdated)
+    [limits] = tx.decode_logs(configurator.MarketLimitsUpdated)
     assert (limits.market_id, limits.max_open_interest, limits.min_position_notional) == (
         2,
         5_000 * WAD,
@@ -433,78 +437,84 @@ def test_add_market__valid__listed_and_logged(ch, deployer, new_feed, deposit, s
     assert tx.decode_logs(ch.PositionChanged)[0].fee == bps_up(units(150), 20)
 
 
-def test_add_market__zero_feed__reverts(ch, deployer):
-    with ape.reverts("clearinghouse: zero feed"):
-        ch.add_market(ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+def test_add_market__zero_feed__reverts(ch, deployer, configurator):
+    with ape.reverts("configurator: zero feed"):
+        configurator.add_market(
+            ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer
+        )
 
 
-def test_add_market__feed_price_above_max__reverts(ch, deployer, new_feed):
+def test_add_market__feed_price_above_max__reverts(ch, deployer, new_feed, configurator):
     feed = new_feed(decimals=18, answer=2**128)  # 2**128 WAD: beyond what a position stores
-    with ape.reverts("clearinghouse: bad feed price"):
-        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+    with ape.reverts("configurator: bad feed price"):
+        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
 
 
-def test_add_market__stale_feed__reverts(ch, chain, deployer, new_feed):
+def test_add_market__stale_feed__reverts(ch, chain, deployer, new_feed, configurator):
     feed = new_feed(100)
     chain.pending_timestamp = chain.pending_timestamp + 3_600 + 10
     chain.mine()
     with ape.reverts("oracle: stale price"):
-        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
 
 
 # (im, mm, liq, trade) out of bounds, with the reason.
 BAD_RISK = [
-    ((1_000, 0, 0, 0), "clearinghouse: bad margin rates"),
-    ((1_000, 1_000, 100, 5), "clearinghouse: bad margin rates"),
-    ((1_000, 1_001, 100, 5), "clearinghouse: bad margin rates"),
-    ((10_001, 500, 100, 5), "clearinghouse: bad margin rates"),
-    ((1_000, 500, 500, 5), "clearinghouse: liquidation fee >= maintenance"),
-    ((1_000, 500, 600, 5), "clearinghouse: liquidation fee >= maintenance"),
-    ((2_000, 1_000, 600, 501), "clearinghouse: trading fee too high"),
-    ((1_000, 500, 100, 101), "clearinghouse: trading fee above liquidation fee"),
-    ((1_000, 500, 0, 1), "clearinghouse: trading fee above liquidation fee"),
+    ((1_000, 0, 0, 0), "configurator: bad margin rates"),
+    ((1_000, 1_000, 100, 5), "configurator: bad margin rates"),
+    ((1_000, 1_001, 100, 5), "configurator: bad margin rates"),
+    ((10_001, 500, 100, 5), "configurator: bad margin rates"),
+    ((1_000, 500, 500, 5), "configurator: liquidation fee >= maintenance"),
+    ((1_000, 500, 600, 5), "configurator: liquidation fee >= maintenance"),
+    ((2_000, 1_000, 600, 501), "configurator: trading fee too high"),
+    ((1_000, 500, 100, 101), "configurator: trading fee above liquidation fee"),
+    ((1_000, 500, 0, 1), "configurator: trading fee above liquidation fee"),
     # (im - mm) / (im - fee) = 900 / 901 needs more closed than the 80% partial bound allows.
-    ((1_000, 100, 99, 5), "clearinghouse: partial bound unreachable"),
+    ((1_000, 100, 99, 5), "configurator: partial bound unreachable"),
 ]
 
 
 @pytest.mark.parametrize("rates, reason", BAD_RISK)
-def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason):
+def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason, configurator):
     with ape.reverts(reason):
-        ch.add_market(system.feeds[0], *rates, WAD, USDC, sender=deployer)
+        configurator.add_market(system.feeds[0], *rates, WAD, USDC, sender=deployer)
     assert ch.market_count() == 2
 
 
 @pytest.mark.parametrize(
     "max_oi, min_notional, reason",
     [
-        (0, USDC, "clearinghouse: bad open interest cap"),
-        (MAX_SIZE + 1, USDC, "clearinghouse: bad open interest cap"),
-        (WAD, 0, "clearinghouse: bad minimum notional"),
-        (WAD, 2**128, "clearinghouse: bad minimum notional"),
+        (0, USDC, "configurator: bad open interest cap"),
+        (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
+        (WAD, 0, "configurator: bad minimum notional"),
+        (WAD, 2**128, "configurator: bad minimum notional"),
     ],
 )
-def test_add_market__bad_limits__reverts(ch, system, deployer, max_oi, min_notional, reason):
+def test_add_market__bad_limits__reverts(
+    ch, system, deployer, max_oi, min_notional, reason, configurator
+):
     with ape.reverts(reason):
-        ch.add_market(
+        configurator.add_market(
             system.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, max_oi, min_notional, sender=deployer
         )
 
 
-def test_add_market__64_listed__next_reverts_too_many_markets(ch, system, deployer):
+def test_add_market__64_listed__next_reverts_too_many_markets(ch, system, deployer, configurator):
     feed = system.feeds[0]
     for _ in range(MAX_MARKETS - 2):
-        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
     assert ch.market_count() == MAX_MARKETS
     assert ch.market(MAX_MARKETS - 1).feed == feed.address
-    with ape.reverts("clearinghouse: too many markets"):
-        ch.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+    with ape.reverts("configurator: too many markets"):
+        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
 
 
-def test_set_market_risk__valid__updated_and_logged(ch, system, deployer):
-    tx = ch.set_market_risk(BTC, 10_000, 9_999, 9_998, 500, sender=deployer)  # widest allowed
+def test_set_market_risk__valid__updated_and_logged(ch, system, deployer, configurator):
+    tx = configurator.set_market_risk(
+        BTC, 10_000, 9_999, 9_998, 500, sender=deployer
+    )  # widest allowed
 
-    [log] = tx.decode_logs(ch.MarketRiskUpdated)
+    [log] = tx.decode_logs(configurator.MarketRiskUpdated)
     assert (log.market_id, log.initial_margin_bps, log.maintenance_margin_bps) == (
         BTC,
         10_000,
@@ -518,21 +528,23 @@ def test_set_market_risk__valid__updated_and_logged(ch, system, deployer):
 
 
 @pytest.mark.parametrize("rates, reason", BAD_RISK)
-def test_set_market_risk__out_of_bounds__reverts(ch, deployer, rates, reason):
+def test_set_market_risk__out_of_bounds__reverts(ch, deployer, rates, reason, configurator):
     with ape.reverts(reason):
-        ch.set_market_risk(ETH, *rates, sender=deployer)
+        configurator.set_market_risk(ETH, *rates, sender=deployer)
     assert ch.market(ETH).initial_margin_bps == IM_BPS
 
 
-def test_set_market_risk__unknown_market__reverts(ch, deployer):
-    with ape.reverts("clearinghouse: unknown market"):
-        ch.set_market_risk(2, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, sender=deployer)
+def test_set_market_risk__unknown_market__reverts(ch, deployer, configurator):
+    with ape.reverts("configurator: unknown market"):
+        configurator.set_market_risk(2, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, sender=deployer)
 
 
-def test_set_market_limits__valid__updated_and_logged(ch, deployer):
-    tx = ch.set_market_limits(ETH, MAX_SIZE, 2**128 - 1, sender=deployer)  # widest allowed
+def test_set_market_limits__valid__updated_and_logged(ch, deployer, configurator):
+    tx = configurator.set_market_limits(
+        ETH, MAX_SIZE, 2**128 - 1, sender=deployer
+    )  # widest allowed
 
-    [log] = tx.decode_logs(ch.MarketLimitsUpdated)
+    [log] = tx.decode_logs(configurator.MarketLimitsUpdated)
     assert (log.market_id, log.max_open_interest, log.min_position_notional) == (
         ETH,
         MAX_SIZE,
@@ -545,30 +557,32 @@ def test_set_market_limits__valid__updated_and_logged(ch, deployer):
 @pytest.mark.parametrize(
     "max_oi, min_notional, reason",
     [
-        (0, USDC, "clearinghouse: bad open interest cap"),
-        (MAX_SIZE + 1, USDC, "clearinghouse: bad open interest cap"),
-        (WAD, 0, "clearinghouse: bad minimum notional"),
-        (WAD, 2**128, "clearinghouse: bad minimum notional"),
+        (0, USDC, "configurator: bad open interest cap"),
+        (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
+        (WAD, 0, "configurator: bad minimum notional"),
+        (WAD, 2**128, "configurator: bad minimum notional"),
     ],
 )
-def test_set_market_limits__out_of_bounds__reverts(ch, deployer, max_oi, min_notional, reason):
+def test_set_market_limits__out_of_bounds__reverts(
+    ch, deployer, max_oi, min_notional, reason, configurator
+):
     with ape.reverts(reason):
-        ch.set_market_limits(ETH, max_oi, min_notional, sender=deployer)
+        configurator.set_market_limits(ETH, max_oi, min_notional, sender=deployer)
 
 
-def test_set_market_limits__unknown_market__reverts(ch, deployer):
-    with ape.reverts("clearinghouse: unknown market"):
-        ch.set_market_limits(2, WAD, USDC, sender=deployer)
+def test_set_market_limits__unknown_market__reverts(ch, deployer, configurator):
+    with ape.reverts("configurator: unknown market"):
+        configurator.set_market_limits(2, WAD, USDC, sender=deployer)
 
 
 def test_set_market_feed__valid__replaced_and_logged(
-    ch, token, deployer, new_feed, deposit, seeded_pool, trader, everyone
+    ch, token, deployer, new_feed, deposit, seeded_pool, trader, everyone, configurator
 ):
     feed = new_feed(2_500)
 
-    tx = ch.set_market_feed(ETH, feed, sender=deployer)
+    tx = configurator.set_market_feed(ETH, feed, sender=deployer)
 
-    [log] = tx.decode_logs(ch.MarketFeedUpdated)
+    [log] = tx.decode_logs(configurator.MarketFeedUpdated)
     assert (log.market_id, log.feed) == (ETH, feed.address)
     info = ch.market(ETH)
     assert info.feed == feed.address
@@ -579,20 +593,20 @@ def test_set_market_feed__valid__replaced_and_logged(
     assert_conserved(ch, token, everyone)
 
 
-def test_set_market_feed__zero_feed__reverts(ch, deployer):
-    with ape.reverts("clearinghouse: zero feed"):
-        ch.set_market_feed(ETH, ZERO_ADDRESS, sender=deployer)
+def test_set_market_feed__zero_feed__reverts(ch, deployer, configurator):
+    with ape.reverts("configurator: zero feed"):
+        configurator.set_market_feed(ETH, ZERO_ADDRESS, sender=deployer)
 
 
-def test_set_market_feed__unknown_market__reverts(ch, system, deployer):
-    with ape.reverts("clearinghouse: unknown market"):
-        ch.set_market_feed(2, system.feeds[0], sender=deployer)
+def test_set_market_feed__unknown_market__reverts(ch, system, deployer, configurator):
+    with ape.reverts("configurator: unknown market"):
+        configurator.set_market_feed(2, system.feeds[0], sender=deployer)
 
 
-def test_set_market_feed__price_above_max__reverts(ch, deployer, new_feed):
+def test_set_market_feed__price_above_max__reverts(ch, deployer, new_feed, configurator):
     feed = new_feed(decimals=18, answer=2**128)
-    with ape.reverts("clearinghouse: bad feed price"):
-        ch.set_market_feed(ETH, feed, sender=deployer)
+    with ape.reverts("configurator: bad feed price"):
+        configurator.set_market_feed(ETH, feed, sender=deployer)
 
 
 def test_liquidation_params__deployed__view_matches_system(ch):
@@ -603,12 +617,12 @@ def test_liquidation_params__deployed__view_matches_system(ch):
     )
 
 
-def test_set_liquidation_params__valid__updated_and_logged(ch, deployer):
+def test_set_liquidation_params__valid__updated_and_logged(ch, deployer, configurator):
     max_reward = 1_000 * USDC  # the bound: 1,000 whole tokens
 
-    tx = ch.set_liquidation_params(10_000, 10_000, max_reward, sender=deployer)
+    tx = configurator.set_liquidation_params(10_000, 10_000, max_reward, sender=deployer)
 
-    [log] = tx.decode_logs(ch.LiquidationParamsUpdated)
+    [log] = tx.decode_logs(configurator.LiquidationParamsUpdated)
     assert (log.keeper_share_bps, log.max_partial_bps, log.min_keeper_reward) == (
         10_000,
         10_000,
@@ -618,62 +632,64 @@ def test_set_liquidation_params__valid__updated_and_logged(ch, deployer):
     # The other ends of the bounds: with im 10%, mm 5%, fee 1% the least fraction a
     # liquidation needs is 5/9, so the smallest bound that keeps a partial close reachable
     # is 5,556 bps (5,556 * 900 > 500 * 10,000).
-    ch.set_liquidation_params(0, 5_556, 0, sender=deployer)
+    configurator.set_liquidation_params(0, 5_556, 0, sender=deployer)
     assert ch.liquidation_params() == (0, 5_556, 0)
 
 
 @pytest.mark.parametrize(
     "params, reason",
     [
-        ((10_001, 5_000, USDC), "clearinghouse: bad keeper share"),
-        ((5_000, 0, USDC), "clearinghouse: bad partial bound"),
-        ((5_000, 10_001, USDC), "clearinghouse: bad partial bound"),
-        ((5_000, 1, USDC), "clearinghouse: partial bound unreachable"),
-        ((5_000, 5_000, USDC), "clearinghouse: partial bound unreachable"),
-        ((5_000, 5_555, USDC), "clearinghouse: partial bound unreachable"),
-        ((5_000, 8_000, 1_000 * USDC + 1), "clearinghouse: minimum reward too high"),
+        ((10_001, 5_000, USDC), "configurator: bad keeper share"),
+        ((5_000, 0, USDC), "configurator: bad partial bound"),
+        ((5_000, 10_001, USDC), "configurator: bad partial bound"),
+        ((5_000, 1, USDC), "configurator: partial bound unreachable"),
+        ((5_000, 5_000, USDC), "configurator: partial bound unreachable"),
+        ((5_000, 5_555, USDC), "configurator: partial bound unreachable"),
+        ((5_000, 8_000, 1_000 * USDC + 1), "configurator: minimum reward too high"),
     ],
 )
-def test_set_liquidation_params__out_of_bounds__reverts(ch, deployer, params, reason):
+def test_set_liquidation_params__out_of_bounds__reverts(ch, deployer, params, reason, configurator):
     with ape.reverts(reason):
-        ch.set_liquidation_params(*params, sender=deployer)
+        configurator.set_liquidation_params(*params, sender=deployer)
 
 
-def test_set_pool_reserve__valid__updated_and_logged(ch, deployer):
-    tx = ch.set_pool_reserve(10_000, sender=deployer)
-    [log] = tx.decode_logs(ch.PoolReserveUpdated)
+def test_set_pool_reserve__valid__updated_and_logged(ch, deployer, configurator):
+    tx = configurator.set_pool_reserve(10_000, sender=deployer)
+    [log] = tx.decode_logs(configurator.PoolReserveUpdated)
     assert log.pool_reserve_bps == 10_000
     assert ch.pool_reserve_bps() == 10_000
-    ch.set_pool_reserve(0, sender=deployer)
+    configurator.set_pool_reserve(0, sender=deployer)
     assert ch.pool_reserve_bps() == 0
 
 
-def test_set_pool_reserve__above_100_percent__reverts(ch, deployer):
-    with ape.reverts("clearinghouse: bad pool reserve"):
-        ch.set_pool_reserve(10_001, sender=deployer)
+def test_set_pool_reserve__above_100_percent__reverts(ch, deployer, configurator):
+    with ape.reverts("configurator: bad pool reserve"):
+        configurator.set_pool_reserve(10_001, sender=deployer)
 
 
 def test_set_pool_reserve__zero__open_interest_no_longer_locks(
-    ch, deployer, deposit, seeded_pool, trader
+    ch, deployer, deposit, seeded_pool, trader, configurator
 ):
     deposit(trader, 10_000)
     buy(ch, trader, ETH, 10 * WAD)
     assert ch.free_liquidity() < ch.pool_assets()
-    ch.set_pool_reserve(0, sender=deployer)
+    configurator.set_pool_reserve(0, sender=deployer)
     assert ch.free_liquidity() == ch.pool_assets()
 
 
-def test_set_guardian__new_guardian__pauses_and_old_cannot(ch, deployer, guardian, stranger):
+def test_set_guardian__new_guardian__pauses_and_old_cannot(
+    ch, deployer, guardian, stranger, configurator
+):
     assert ch.guardian() == guardian.address
 
-    tx = ch.set_guardian(stranger, sender=deployer)
+    tx = configurator.set_guardian(stranger, sender=deployer)
 
-    [log] = tx.decode_logs(ch.GuardianUpdated)
+    [log] = tx.decode_logs(configurator.GuardianUpdated)
     assert log.guardian == stranger.address
     assert ch.guardian() == stranger.address
-    with ape.reverts("clearinghouse: not guardian"):
-        ch.pause(sender=guardian)
-    ch.pause(sender=stranger)
+    with ape.reverts("configurator: not guardian"):
+        configurator.pause(sender=guardian)
+    configurator.pause(sender=stranger)
     assert ch.paused()
 
 
@@ -684,42 +700,42 @@ def test_set_guardian__new_guardian__pauses_and_old_cannot(ch, deployer, guardia
 
 @pytest.mark.integration
 def test_transfer_ownership__accepted_by_pending_owner__owner_changes(
-    ch, deployer, stranger, trader
+    ch, deployer, stranger, trader, configurator
 ):
-    tx = ch.transfer_ownership(stranger, sender=deployer)
-    [started] = tx.decode_logs(ch.OwnershipTransferStarted)
+    tx = configurator.transfer_ownership(stranger, sender=deployer)
+    [started] = tx.decode_logs(configurator.OwnershipTransferStarted)
     assert (started.previous_owner, started.new_owner) == (deployer.address, stranger.address)
-    assert ch.owner() == deployer.address  # nothing moves until the new owner accepts
-    assert ch.pending_owner() == stranger.address
+    assert configurator.owner() == deployer.address  # nothing moves until the new owner accepts
+    assert configurator.pending_owner() == stranger.address
     with ape.reverts("ownable_2step: caller is not the new owner"):
-        ch.accept_ownership(sender=trader)
+        configurator.accept_ownership(sender=trader)
     with ape.reverts("ownable_2step: caller is not the new owner"):
-        ch.accept_ownership(sender=deployer)
+        configurator.accept_ownership(sender=deployer)
 
-    tx = ch.accept_ownership(sender=stranger)
+    tx = configurator.accept_ownership(sender=stranger)
 
-    [moved] = tx.decode_logs(ch.OwnershipTransferred)
+    [moved] = tx.decode_logs(configurator.OwnershipTransferred)
     assert (moved.previous_owner, moved.new_owner) == (deployer.address, stranger.address)
-    assert ch.owner() == stranger.address
-    assert ch.pending_owner() == ZERO_ADDRESS
-    ch.set_pool_reserve(2_000, sender=stranger)  # the new owner administers
+    assert configurator.owner() == stranger.address
+    assert configurator.pending_owner() == ZERO_ADDRESS
+    configurator.set_pool_reserve(2_000, sender=stranger)  # the new owner administers
     with ape.reverts(NOT_OWNER):
-        ch.set_pool_reserve(1_000, sender=deployer)  # the old one no longer can
+        configurator.set_pool_reserve(1_000, sender=deployer)  # the old one no longer can
     with ape.reverts("ownable_2step: caller is not the new owner"):
-        ch.accept_ownership(sender=stranger)  # nothing pending any more
+        configurator.accept_ownership(sender=stranger)  # nothing pending any more
 
 
 def test_transfer_ownership__replaced_or_cancelled__old_pending_cannot_accept(
-    ch, deployer, stranger, trader
+    ch, deployer, stranger, trader, configurator
 ):
-    ch.transfer_ownership(stranger, sender=deployer)
-    ch.transfer_ownership(trader, sender=deployer)  # replaces the pending owner
+    configurator.transfer_ownership(stranger, sender=deployer)
+    configurator.transfer_ownership(trader, sender=deployer)  # replaces the pending owner
     with ape.reverts("ownable_2step: caller is not the new owner"):
-        ch.accept_ownership(sender=stranger)
-    ch.transfer_ownership(ZERO_ADDRESS, sender=deployer)  # cancels
+        configurator.accept_ownership(sender=stranger)
+    configurator.transfer_ownership(ZERO_ADDRESS, sender=deployer)  # cancels
     with ape.reverts("ownable_2step: caller is not the new owner"):
-        ch.accept_ownership(sender=trader)
-    assert ch.owner() == deployer.address
+        configurator.accept_ownership(sender=trader)
+    assert configurator.owner() == deployer.address
 
 
 # --------------------------------------------------------------------------------------------
@@ -728,30 +744,30 @@ def test_transfer_ownership__replaced_or_cancelled__old_pending_cannot_accept(
 
 
 @pytest.mark.parametrize("who", ["guardian", "deployer"])
-def test_pause__guardian_or_owner__paused_and_logged(ch, request, who):
+def test_pause__guardian_or_owner__paused_and_logged(ch, request, who, configurator):
     caller = request.getfixturevalue(who)
 
-    tx = ch.pause(sender=caller)
+    tx = configurator.pause(sender=caller)
 
     assert ch.paused()
-    [log] = tx.decode_logs(ch.PauseChanged)
+    [log] = tx.decode_logs(configurator.PauseChanged)
     assert (log.by, log.paused) == (caller.address, True)
 
 
-def test_unpause__guardian__reverts_and_stays_paused(ch, guardian):
-    ch.pause(sender=guardian)
+def test_unpause__guardian__reverts_and_stays_paused(ch, guardian, configurator):
+    configurator.pause(sender=guardian)
     with ape.reverts(NOT_OWNER):
-        ch.unpause(sender=guardian)
+        configurator.unpause(sender=guardian)
     assert ch.paused()
 
 
 @pytest.mark.integration
 def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
-    ch, token, lp_token, guardian, deposit, seeded_pool, trader, trader2, lp, everyone
+    ch, token, lp_token, guardian, deposit, seeded_pool, trader, trader2, lp, everyone, configurator
 ):
     deposit(trader, 2_000)
     buy(ch, trader, ETH, 2 * WAD)
-    ch.pause(sender=guardian)
+    configurator.pause(sender=guardian)
 
     for market_id, size in [(ETH, WAD // 10), (BTC, WAD // 100)]:
         with ape.reverts("clearinghouse: paused"):
@@ -776,13 +792,13 @@ def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
 
 
 def test_pause__liquidatable_account__liquidation_still_works(
-    ch, token, guardian, deposit, seeded_pool, set_price, trader, liquidator, everyone
+    ch, token, guardian, deposit, seeded_pool, set_price, trader, liquidator, everyone, configurator
 ):
     deposit(trader, 1_000)
     buy(ch, trader, ETH, 4 * WAD)
     set_price(ETH, 1_800)
     assert ch.is_liquidatable(trader)
-    ch.pause(sender=guardian)
+    configurator.pause(sender=guardian)
 
     tx = ch.liquidate(trader, sender=liquidator)
 
@@ -793,15 +809,15 @@ def test_pause__liquidatable_account__liquidation_still_works(
 
 
 def test_pause__market_listed_or_repriced_while_paused__stays_paused(
-    ch, deployer, guardian, new_feed, deposit, trader
+    ch, deployer, guardian, new_feed, deposit, trader, configurator
 ):
     deposit(trader, 1_000)
-    ch.pause(sender=guardian)
-    ch.add_market(
+    configurator.pause(sender=guardian)
+    configurator.add_market(
         new_feed(100), IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD * 10**6, USDC, sender=deployer
     )
-    ch.set_market_risk(ETH, 2_000, 1_000, 200, 10, sender=deployer)
-    ch.set_market_feed(BTC, new_feed(50_000), sender=deployer)
+    configurator.set_market_risk(ETH, 2_000, 1_000, 200, 10, sender=deployer)
+    configurator.set_market_feed(BTC, new_feed(50_000), sender=deployer)
 
     for market_id, size in [(ETH, WAD // 10), (BTC, WAD // 1_000), (2, WAD)]:
         with ape.reverts("clearinghouse: paused"):
@@ -809,14 +825,24 @@ def test_pause__market_listed_or_repriced_while_paused__stays_paused(
 
 
 def test_unpause__owner__trading_resumes(
-    ch, token, deployer, guardian, deposit, seeded_pool, trader, lp, lp_token, everyone
+    ch,
+    token,
+    deployer,
+    guardian,
+    deposit,
+    seeded_pool,
+    trader,
+    lp,
+    lp_token,
+    everyone,
+    configurator,
 ):
     deposit(trader, 1_000)
-    ch.pause(sender=guardian)
+    configurator.pause(sender=guardian)
 
-    tx = ch.unpause(sender=deployer)
+    tx = configurator.unpause(sender=deployer)
 
-    [log] = tx.decode_logs(ch.PauseChanged)
+    [log] = tx.decode_logs(configurator.PauseChanged)
     assert (log.by, log.paused) == (deployer.address, False)
     assert not ch.paused()
     buy(ch, trader, ETH, WAD)
@@ -824,8 +850,8 @@ def test_unpause__owner__trading_resumes(
     assert_conserved(ch, token, everyone)
 
 
-def test_add_liquidity__paused__still_accepted(ch, guardian, add_liquidity, lp2):
-    ch.pause(sender=guardian)
+def test_add_liquidity__paused__still_accepted(ch, guardian, add_liquidity, lp2, configurator):
+    configurator.pause(sender=guardian)
     add_liquidity(lp2, 1_000)
     assert ch.pool_assets() == units(1_000)
 

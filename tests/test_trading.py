@@ -493,9 +493,9 @@ def test_trade__reduce_leaving_dust__reverts(ch, deposit, seeded_pool, trader):
 
 
 def test_trade__beyond_lowered_open_interest_cap__reverts(
-    ch, token, deployer, deposit, seeded_pool, trader, trader2, everyone
+    ch, token, deployer, deposit, seeded_pool, trader, trader2, everyone, configurator
 ):
-    ch.set_market_limits(ETH, 2 * WAD, units(MIN_NOTIONAL_USD), sender=deployer)
+    configurator.set_market_limits(ETH, 2 * WAD, units(MIN_NOTIONAL_USD), sender=deployer)
     deposit(trader, 2_000)
     deposit(trader2, 2_000)
     buy(ch, trader, ETH, 3 * WAD // 2)
@@ -513,11 +513,11 @@ def test_trade__beyond_lowered_open_interest_cap__reverts(
 
 
 def test_trade__reduce_above_lowered_cap__executes(
-    ch, token, deployer, deposit, seeded_pool, trader, everyone
+    ch, token, deployer, deposit, seeded_pool, trader, everyone, configurator
 ):
     deposit(trader, 2_000)
     buy(ch, trader, ETH, 5 * WAD)
-    ch.set_market_limits(ETH, WAD, units(MIN_NOTIONAL_USD), sender=deployer)
+    configurator.set_market_limits(ETH, WAD, units(MIN_NOTIONAL_USD), sender=deployer)
 
     with ape.reverts("clearinghouse: open interest cap"):
         buy(ch, trader, ETH, WAD // 10)
@@ -647,11 +647,20 @@ def test_trade__close_losing_leg_while_other_carries_account__negative_collatera
 
 
 def test_trade__ninth_market__reverts_too_many_positions(
-    ch, token, deployer, deposit, seeded_pool, trader, make_aggregator, make_feed, everyone
+    ch,
+    token,
+    deployer,
+    deposit,
+    seeded_pool,
+    trader,
+    make_aggregator,
+    make_feed,
+    everyone,
+    configurator,
 ):
     for i in range(7):  # markets 2 .. 8, each at 100 USD
         agg = make_aggregator(FEED_DECIMALS, 100 * FEED_UNIT, f"ALT{i} / USD")
-        ch.add_market(
+        configurator.add_market(
             make_feed(agg), IM_BPS, MM_BPS, 100, FEE_BPS, 10**6 * WAD, units(10), sender=deployer
         )
     assert ch.market_count() == 9

@@ -250,7 +250,7 @@ class ChainSimulator:
         base = cfg.sweep.base
         if (point.mm_bps, point.fee_bps) != (base.mm_bps, base.fee_bps):
             for m in system.market_ids:
-                ch.set_market_risk(
+                system.configurator.set_market_risk(
                     m,
                     cfg.initial_margin_bps,
                     point.mm_bps,

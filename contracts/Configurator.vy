@@ -1,0 +1,493 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title Margin Maintenance configurator
+@license MIT
+@notice The engine's administration, outside the engine: the owner (two-step transfer), the
+        guardian, every admin entry point with its bound checks, and the admin events. It packs
+        each change with the engine's own codec (modules/codec.vy) and stores it through one of
+        the engine's three `configure_*` hooks, which only this contract may call.
+@custom:security Wiring: deploy this contract, then the Clearinghouse with this address (an
+        immutable there), then `bind(engine, ...)` by the owner: one-shot, and only to an engine
+        whose `configurator()` is this contract. The configurator keeps no copy of the engine's
+        configuration: every setter reads the current values from the engine's views (market
+        count, market, liquidation parameters, pool reserve, guardian, paused), so there is one
+        source of truth. Every external function is nonreentrant (pragma).
+"""
+
+from interfaces import IClearinghouse
+from interfaces import IPriceFeed
+
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+from modules import codec
+from modules import margin_math as mm
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+
+exports: (
+    ownable.owner,
+    ownable_2step.pending_owner,
+    ownable_2step.transfer_ownership,
+    ownable_2step.accept_ownership,
+)
+
+
+interface IEngine:
+    def configurator() -> address: view
+    def token_scale() -> uint256: view
+    def market_count() -> uint256: view
+    def liquidation_params() -> (uint256, uint256, uint256): view
+    def pool_reserve_bps() -> uint256: view
+    def guardian() -> address: view
+    def paused() -> bool: view
+    def configure_market(market_id: uint256, config_word: uint256, limits_word: uint256): nonpayable
+    def configure_params(
+        liquidation_config: uint256, pool_reserve_bps: uint256, guardian: address
+    ): nonpayable
+    def configure_pause(paused: bool): nonpayable
+
+
+# ---- Constants (the bounds every setter enforces) ----
+
+WAD: constant(uint256) = 10**18  # fixed-point one
+BPS: constant(uint256) = 10_000  # basis points in one
+MAX_MARKETS: constant(uint256) = 64  # market ids are 0 .. MAX_MARKETS - 1 (the engine's bound)
+MAX_TRADING_FEE_BPS: constant(uint256) = 500  # 5%: bound on any market's trading fee
+MAX_MIN_KEEPER_REWARD: constant(uint256) = 1_000  # whole tokens: bound on the minimum reward
+MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notional, at most 100%
+
+
+# ---- Storage ----
+
+engine: public(address)  # the Clearinghouse this configures; set once by `bind`
+
+
+# ---- Events (the same names and fields the engine emitted before) ----
+
+
+event MarketAdded:
+    market_id: indexed(uint256)
+    feed: indexed(address)
+
+
+event MarketRiskUpdated:
+    market_id: indexed(uint256)
+    initial_margin_bps: uint256
+    maintenance_margin_bps: uint256
+    liquidation_fee_bps: uint256
+    trading_fee_bps: uint256
+
+
+event MarketLimitsUpdated:
+    market_id: indexed(uint256)
+    max_open_interest: uint256
+    min_position_notional: uint256
+
+
+event MarketFeedUpdated:
+    market_id: indexed(uint256)
+    feed: indexed(address)
+
+
+event LiquidationParamsUpdated:
+    keeper_share_bps: uint256
+    max_partial_bps: uint256
+    min_keeper_reward: uint256
+
+
+event PoolReserveUpdated:
+    pool_reserve_bps: uint256
+
+
+event GuardianUpdated:
+    guardian: indexed(address)
+
+
+event PauseChanged:
+    by: indexed(address)
+    paused: bool
+
+
+@deploy
+def __init__():
+    ownable.__init__()
+    ownable_2step.__init__()
+
+
+# ---- Wiring ----
+
+
+@external
+def bind(
+    engine_: address,
+    guardian_: address,
+    keeper_share_bps_: uint256,
+    max_partial_bps_: uint256,
+    min_keeper_reward_: uint256,
+    pool_reserve_bps_: uint256,
+):
+    """
+    @notice Bind this configurator to its engine, once (owner), and set the engine's guardian
+            and parameters with the same checks and events as the setters.
+    @param engine_ A Clearinghouse deployed with this contract as its `configurator`.
+    @param guardian_ Address that may pause new risk.
+    @param keeper_share_bps_ Share of the liquidation fee paid to the liquidator.
+    @param max_partial_bps_ Largest fraction closed partially; above it, close fully.
+    @param min_keeper_reward_ Minimum liquidator reward in token units.
+    @param pool_reserve_bps_ Share of open notional the pool keeps from LP withdrawals.
+    """
+    ownable._check_owner()
+    assert self.engine == empty(address), "configurator: already bound"
+    assert engine_.is_contract, "configurator: wrong engine"
+    assert staticcall IEngine(engine_).configurator() == self, "configurator: wrong engine"
+    self.engine = engine_
+    lcfg: uint256 = self._liquidation_word(
+        engine_, keeper_share_bps_, max_partial_bps_, min_keeper_reward_
+    )
+    self._check_reserve(pool_reserve_bps_)
+    extcall IEngine(engine_).configure_params(lcfg, pool_reserve_bps_, guardian_)
+    log GuardianUpdated(guardian=guardian_)
+    log LiquidationParamsUpdated(
+        keeper_share_bps=keeper_share_bps_,
+        max_partial_bps=max_partial_bps_,
+        min_keeper_reward=min_keeper_reward_,
+    )
+    log PoolReserveUpdated(pool_reserve_bps=pool_reserve_bps_)
+
+
+# ---- Markets ----
+
+
+@external
+def add_market(
+    feed: address,
+    initial_margin_bps: uint256,
+    maintenance_margin_bps: uint256,
+    liquidation_fee_bps: uint256,
+    trading_fee_bps: uint256,
+    max_open_interest: uint256,
+    min_position_notional: uint256,
+) -> uint256:
+    """
+    @notice List a market (owner). The feed must return a valid price now.
+    @return The new market id.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    market_id: uint256 = staticcall IEngine(e).market_count()
+    assert market_id < MAX_MARKETS, "configurator: too many markets"
+    self._check_feed(feed)
+    self._check_risk(
+        e, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
+    )
+    limits: uint256 = self._limits_word(max_open_interest, min_position_notional)
+    extcall IEngine(e).configure_market(
+        market_id,
+        codec._pack_market(
+            feed,
+            initial_margin_bps,
+            maintenance_margin_bps,
+            liquidation_fee_bps,
+            trading_fee_bps,
+            True,
+            staticcall IEngine(e).paused(),
+        ),
+        limits,
+    )
+    log MarketAdded(market_id=market_id, feed=feed)
+    log MarketRiskUpdated(
+        market_id=market_id,
+        initial_margin_bps=initial_margin_bps,
+        maintenance_margin_bps=maintenance_margin_bps,
+        liquidation_fee_bps=liquidation_fee_bps,
+        trading_fee_bps=trading_fee_bps,
+    )
+    log MarketLimitsUpdated(
+        market_id=market_id,
+        max_open_interest=max_open_interest,
+        min_position_notional=min_position_notional,
+    )
+    return market_id
+
+
+@external
+def set_market_risk(
+    market_id: uint256,
+    initial_margin_bps: uint256,
+    maintenance_margin_bps: uint256,
+    liquidation_fee_bps: uint256,
+    trading_fee_bps: uint256,
+):
+    """
+    @notice Change a market's rates (owner): 0 < mm < im <= 100%, liquidation fee < mm,
+            trading fee <= min(5%, liquidation fee), and a partial liquidation stays reachable.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    self._check_risk(
+        e, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
+    )
+    self._store(
+        e,
+        market_id,
+        m.feed,
+        initial_margin_bps,
+        maintenance_margin_bps,
+        liquidation_fee_bps,
+        trading_fee_bps,
+        codec._pack_limits(m.max_open_interest, m.min_position_notional),
+    )
+    log MarketRiskUpdated(
+        market_id=market_id,
+        initial_margin_bps=initial_margin_bps,
+        maintenance_margin_bps=maintenance_margin_bps,
+        liquidation_fee_bps=liquidation_fee_bps,
+        trading_fee_bps=trading_fee_bps,
+    )
+
+
+@external
+def set_market_limits(
+    market_id: uint256, max_open_interest: uint256, min_position_notional: uint256
+):
+    """
+    @notice Change a market's open-interest cap per side (WAD) and minimum notional (owner).
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    limits: uint256 = self._limits_word(max_open_interest, min_position_notional)
+    self._store(
+        e,
+        market_id,
+        m.feed,
+        m.initial_margin_bps,
+        m.maintenance_margin_bps,
+        m.liquidation_fee_bps,
+        m.trading_fee_bps,
+        limits,
+    )
+    log MarketLimitsUpdated(
+        market_id=market_id,
+        max_open_interest=max_open_interest,
+        min_position_notional=min_position_notional,
+    )
+
+
+@external
+def set_market_feed(market_id: uint256, feed: address):
+    """
+    @notice Replace a market's feed adapter (owner); the new one must price now.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    self._check_feed(feed)
+    self._store(
+        e,
+        market_id,
+        feed,
+        m.initial_margin_bps,
+        m.maintenance_margin_bps,
+        m.liquidation_fee_bps,
+        m.trading_fee_bps,
+        codec._pack_limits(m.max_open_interest, m.min_position_notional),
+    )
+    log MarketFeedUpdated(market_id=market_id, feed=feed)
+
+
+# ---- Engine-wide parameters ----
+
+
+@external
+def set_liquidation_params(
+    keeper_share_bps: uint256, max_partial_bps: uint256, min_keeper_reward: uint256
+):
+    """
+    @notice Keeper share of the fee, partial-liquidation bound and minimum reward (owner).
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    lcfg: uint256 = self._liquidation_word(e, keeper_share_bps, max_partial_bps, min_keeper_reward)
+    extcall IEngine(e).configure_params(
+        lcfg, staticcall IEngine(e).pool_reserve_bps(), staticcall IEngine(e).guardian()
+    )
+    log LiquidationParamsUpdated(
+        keeper_share_bps=keeper_share_bps,
+        max_partial_bps=max_partial_bps,
+        min_keeper_reward=min_keeper_reward,
+    )
+
+
+@external
+def set_pool_reserve(pool_reserve_bps: uint256):
+    """
+    @notice Share of open notional the pool keeps from LP withdrawals (owner), at most 100%.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    self._check_reserve(pool_reserve_bps)
+    extcall IEngine(e).configure_params(
+        self._current_liquidation_word(e), pool_reserve_bps, staticcall IEngine(e).guardian()
+    )
+    log PoolReserveUpdated(pool_reserve_bps=pool_reserve_bps)
+
+
+@external
+def set_guardian(guardian: address):
+    """
+    @notice Replace the guardian (owner); the zero address leaves pausing to the owner alone.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    extcall IEngine(e).configure_params(
+        self._current_liquidation_word(e), staticcall IEngine(e).pool_reserve_bps(), guardian
+    )
+    log GuardianUpdated(guardian=guardian)
+
+
+@external
+def pause():
+    """
+    @notice Block new risk (guardian or owner). Closing, deposits and liquidation go on.
+    """
+    e: address = self._bound()
+    assert msg.sender == staticcall IEngine(e).guardian() or msg.sender == ownable.owner, (
+        "configurator: not guardian"
+    )
+    extcall IEngine(e).configure_pause(True)
+    log PauseChanged(by=msg.sender, paused=True)
+
+
+@external
+def unpause():
+    ownable._check_owner()
+    e: address = self._bound()
+    extcall IEngine(e).configure_pause(False)
+    log PauseChanged(by=msg.sender, paused=False)
+
+
+# ---- Internal ----
+
+
+@view
+@internal
+def _bound() -> address:
+    e: address = self.engine
+    assert e != empty(address), "configurator: not bound"
+    return e
+
+
+@view
+@internal
+def _market(e: address, market_id: uint256) -> IClearinghouse.MarketInfo:
+    """
+    @dev Markets are listed in id order and never removed: listed means id < market_count.
+    """
+    assert market_id < staticcall IEngine(e).market_count(), "configurator: unknown market"
+    return staticcall IClearinghouse(e).market(market_id)
+
+
+@internal
+def _store(
+    e: address,
+    market_id: uint256,
+    feed: address,
+    im_bps: uint256,
+    mm_bps: uint256,
+    liq_bps: uint256,
+    trade_bps: uint256,
+    limits: uint256,
+):
+    # A listed market's paused bit always equals the engine's pause flag (configure_pause sets
+    # it on every market, add_market lists with it), so repacking with the flag keeps it.
+    extcall IEngine(e).configure_market(
+        market_id,
+        codec._pack_market(
+            feed, im_bps, mm_bps, liq_bps, trade_bps, True, staticcall IEngine(e).paused()
+        ),
+        limits,
+    )
+
+
+@view
+@internal
+def _check_feed(feed: address):
+    assert feed != empty(address), "configurator: zero feed"
+    assert feed.is_contract, "configurator: feed is not a contract"
+    price: uint256 = staticcall IPriceFeed(feed).latest_price()
+    assert price > 0 and price <= mm.MAX_PRICE, "configurator: bad feed price"
+
+
+@view
+@internal
+def _check_risk(e: address, im_bps: uint256, mm_bps: uint256, liq_bps: uint256, trade_bps: uint256):
+    assert mm_bps > 0 and mm_bps < im_bps and im_bps <= BPS, "configurator: bad margin rates"
+    assert liq_bps < mm_bps, "configurator: liquidation fee >= maintenance"
+    assert trade_bps <= MAX_TRADING_FEE_BPS, "configurator: trading fee too high"
+    # Self-liquidation must never be cheaper than closing.
+    assert trade_bps <= liq_bps, "configurator: trading fee above liquidation fee"
+    share: uint256 = 0
+    max_partial: uint256 = 0
+    min_reward: uint256 = 0
+    share, max_partial, min_reward = staticcall IEngine(e).liquidation_params()
+    self._check_partial_reachable(im_bps, mm_bps, liq_bps, max_partial)
+
+
+@pure
+@internal
+def _check_partial_reachable(
+    im_bps: uint256, mm_bps: uint256, liq_bps: uint256, max_partial_bps: uint256
+):
+    """
+    @dev An account that just crossed maintenance needs f = (im - mm) / (im - fee) closed;
+         a partial bound at or below that would make every liquidation full.
+    """
+    assert max_partial_bps * (im_bps - liq_bps) > (im_bps - mm_bps) * BPS, (
+        "configurator: partial bound unreachable"
+    )
+
+
+@pure
+@internal
+def _limits_word(max_oi: uint256, min_notional: uint256) -> uint256:
+    assert max_oi > 0 and max_oi <= mm.MAX_SIZE, "configurator: bad open interest cap"
+    assert min_notional > 0 and min_notional <= codec.MASK128, "configurator: bad minimum notional"
+    return codec._pack_limits(max_oi, min_notional)
+
+
+@view
+@internal
+def _liquidation_word(
+    e: address, keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256
+) -> uint256:
+    assert keeper_share_bps <= BPS, "configurator: bad keeper share"
+    assert max_partial_bps > 0 and max_partial_bps <= BPS, "configurator: bad partial bound"
+    for market_id: uint256 in range(staticcall IEngine(e).market_count(), bound=MAX_MARKETS):
+        m: IClearinghouse.MarketInfo = staticcall IClearinghouse(e).market(market_id)
+        self._check_partial_reachable(
+            m.initial_margin_bps, m.maintenance_margin_bps, m.liquidation_fee_bps, max_partial_bps
+        )
+    assert min_reward <= MAX_MIN_KEEPER_REWARD * (WAD // staticcall IEngine(e).token_scale()), (
+        "configurator: minimum reward too high"
+    )
+    return codec._pack_liquidation(keeper_share_bps, max_partial_bps, min_reward)
+
+
+@view
+@internal
+def _current_liquidation_word(e: address) -> uint256:
+    share: uint256 = 0
+    max_partial: uint256 = 0
+    min_reward: uint256 = 0
+    share, max_partial, min_reward = staticcall IEngine(e).liquidation_params()
+    return codec._pack_liquidation(share, max_partial, min_reward)
+
+
+@view
+@internal
+def _check_reserve(reserve_bps: uint256):
+    assert reserve_bps <= MAX_RESERVE_BPS, "configurator: bad pool reserve"

@@ -1,0 +1,188 @@
+# pragma version 0.4.3
+"""
+@title Packed-word codec
+@license MIT
+@notice The one definition of every packed storage word the engine keeps and the configurator
+        writes: a market's configuration, a market's limits, a market's open interest and the
+        liquidation parameters. Pure and stateless (no storage, no externals): the engine and
+        the configurator both import it, so the two can never disagree on a layout. Packing
+        functions take values their callers have bounded (the configurator's bound checks);
+        unpacking masks every field.
+
+        Market configuration word (one SLOAD per market per account load):
+            bits 0-159 feed | 160-175 initial margin bps | 176-191 maintenance margin bps
+            | 192-207 liquidation fee bps | 208-223 trading fee bps | bit 224 listed
+            | bit 225 paused (a copy of the engine's global pause flag, read for free in trade)
+        Limits word: bits 0-127 max open interest per side (WAD) | 128-255 min notional (token)
+        Open-interest word: bits 0-127 long OI | 128-255 short OI (WAD base units)
+        Liquidation word: bits 0-15 keeper share bps | 16-31 max partial bps
+            | 32-159 minimum keeper reward (token units)
+"""
+
+CFG_IM: constant(uint256) = 160  # bit offset of the initial margin (bps)
+CFG_MM: constant(uint256) = 176  # bit offset of the maintenance margin (bps)
+CFG_LIQ: constant(uint256) = 192  # bit offset of the liquidation fee (bps)
+CFG_TRADE: constant(uint256) = 208  # bit offset of the trading fee (bps)
+CFG_LISTED: constant(uint256) = 224  # bit: the market is listed
+CFG_PAUSED: constant(uint256) = 225  # bit: new risk is paused
+LIQ_PARTIAL: constant(uint256) = 16  # bit offset of the max partial bound (bps)
+LIQ_REWARD: constant(uint256) = 32  # bit offset of the minimum keeper reward (token units)
+MASK16: constant(uint256) = 2**16 - 1  # one bps field
+MASK128: constant(uint256) = 2**128 - 1  # one half word
+MASK160: constant(uint256) = 2**160 - 1  # an address
+
+
+# ---- Market configuration ----
+
+
+@pure
+@internal
+def _pack_market(
+    feed: address,
+    im_bps: uint256,
+    mm_bps: uint256,
+    liq_bps: uint256,
+    trade_bps: uint256,
+    listed: bool,
+    paused: bool,
+) -> uint256:
+    """
+    @dev Every rate must fit 16 bits (the configurator bounds them by BPS).
+    """
+    return (
+        convert(feed, uint256)
+        | (im_bps << CFG_IM)
+        | (mm_bps << CFG_MM)
+        | (liq_bps << CFG_LIQ)
+        | (trade_bps << CFG_TRADE)
+        | (convert(listed, uint256) << CFG_LISTED)
+        | (convert(paused, uint256) << CFG_PAUSED)
+    )
+
+
+@pure
+@internal
+def _market_feed(cfg: uint256) -> address:
+    return convert(cfg & MASK160, address)
+
+
+@pure
+@internal
+def _market_im(cfg: uint256) -> uint256:
+    return (cfg >> CFG_IM) & MASK16
+
+
+@pure
+@internal
+def _market_mm(cfg: uint256) -> uint256:
+    return (cfg >> CFG_MM) & MASK16
+
+
+@pure
+@internal
+def _market_liq_fee(cfg: uint256) -> uint256:
+    return (cfg >> CFG_LIQ) & MASK16
+
+
+@pure
+@internal
+def _market_trade_fee(cfg: uint256) -> uint256:
+    return (cfg >> CFG_TRADE) & MASK16
+
+
+@pure
+@internal
+def _market_listed(cfg: uint256) -> bool:
+    return (cfg >> CFG_LISTED) & 1 == 1
+
+
+@pure
+@internal
+def _market_paused(cfg: uint256) -> bool:
+    return (cfg >> CFG_PAUSED) & 1 == 1
+
+
+@pure
+@internal
+def _market_with_paused(cfg: uint256, paused: bool) -> uint256:
+    return (cfg & ~(1 << CFG_PAUSED)) | (convert(paused, uint256) << CFG_PAUSED)
+
+
+# ---- Market limits ----
+
+
+@pure
+@internal
+def _pack_limits(max_oi: uint256, min_notional: uint256) -> uint256:
+    """
+    @dev Both must fit 128 bits (the configurator bounds them).
+    """
+    return (min_notional << 128) | max_oi
+
+
+@pure
+@internal
+def _limits_max_oi(limits: uint256) -> uint256:
+    return limits & MASK128
+
+
+@pure
+@internal
+def _limits_min_notional(limits: uint256) -> uint256:
+    return limits >> 128
+
+
+# ---- Open interest ----
+
+
+@pure
+@internal
+def _pack_oi(long_oi: uint256, short_oi: uint256) -> uint256:
+    """
+    @dev Each side is at most MAX_SIZE < 2**127 (the open-interest cap), so both fit.
+    """
+    return (short_oi << 128) | long_oi
+
+
+@pure
+@internal
+def _oi_long(oi: uint256) -> uint256:
+    return oi & MASK128
+
+
+@pure
+@internal
+def _oi_short(oi: uint256) -> uint256:
+    return oi >> 128
+
+
+# ---- Liquidation parameters ----
+
+
+@pure
+@internal
+def _pack_liquidation(
+    keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256
+) -> uint256:
+    """
+    @dev Bps fields must fit 16 bits and the reward 224 (the configurator bounds them).
+    """
+    return keeper_share_bps | (max_partial_bps << LIQ_PARTIAL) | (min_reward << LIQ_REWARD)
+
+
+@pure
+@internal
+def _liq_keeper_share(lcfg: uint256) -> uint256:
+    return lcfg & MASK16
+
+
+@pure
+@internal
+def _liq_max_partial(lcfg: uint256) -> uint256:
+    return (lcfg >> LIQ_PARTIAL) & MASK16
+
+
+@pure
+@internal
+def _liq_min_reward(lcfg: uint256) -> uint256:
+    return lcfg >> LIQ_REWARD

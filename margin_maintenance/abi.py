@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = REPO_ROOT / ".build" / "__local__.json"  # what `ape compile` writes
 ABI_DIR = REPO_ROOT / "abi"
 EIP170_LIMIT = 24_576  # bytes of runtime code a contract may deploy (EIP-170)
+SIZE_BUDGET = 23_500  # the project's budget per deployable: 1 kB of headroom under EIP-170
 
 
 def deployables(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -24,18 +24,14 @@
 
 from ethereum.ercs import IERC20
 from interfaces import IClearinghouse
+from interfaces import IPoolHooks
 from interfaces import IPriceFeed
 
 implements: IClearinghouse
+implements: IPoolHooks
 
 from modules import codec
 from modules import margin_math as mm
-
-
-interface ILPToken:
-    def mint(owner: address, amount: uint256): nonpayable
-    def burn_shares(owner: address, amount: uint256): nonpayable
-    def totalSupply() -> uint256: view
 
 
 interface IERC20Decimals:
@@ -51,8 +47,6 @@ MAX_POSITIONS: constant(uint256) = 8  # open positions per account
 MAX_BATCH: constant(uint256) = 64  # accounts per liquidate_many
 MAX_STATUS: constant(uint256) = 512  # accounts per margin_status
 MAX_SIZE_INT: constant(int256) = 2**127 - 1  # largest |size| of a trade or position (WAD)
-VIRTUAL_SHARES: constant(uint256) = 10**6  # share-price inflation guard (virtual offset)
-VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
 
 # Packed words (market configuration, limits, open interest, liquidation parameters): their
 # layouts and the only functions that pack or unpack them are in modules/codec.vy.
@@ -83,7 +77,7 @@ struct AccountState:
 
 collateral_token: public(immutable(address))  # the one settlement token
 token_scale: public(immutable(uint256))  # 10**(18 - token decimals): WAD -> token units
-lp_token: public(immutable(address))  # LP share token (this contract must be its minter)
+lp_token: public(immutable(address))  # the LPVault (share token): the only caller of the pool hooks
 configurator: public(immutable(address))  # the Configurator: the only caller of the hooks
 
 
@@ -103,8 +97,9 @@ market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see code
 market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over positions, WAD USD
 
 # Pool, insurance, parameters
-pool_assets: public(uint256)  # LP capital (realised), token units
-insurance_fund: public(uint256)  # token units
+funds: uint256  # packed pool assets (LP capital, realised) and insurance fund, see codec
+price_cache: transient(HashMap[uint256, uint256])  # market -> price, within one liquidate_many
+cached_markets: transient(uint256)  # bit i set: market i's price is in price_cache
 liquidation_config: uint256  # packed liquidation parameters, see codec
 pool_reserve_bps: public(uint256)  # share of open notional LPs cannot withdraw
 guardian: public(address)  # may pause new risk (through the configurator)
@@ -119,13 +114,14 @@ paused: public(bool)  # new risk (open, increase, LP withdrawal) blocked
 def __init__(collateral_token_: address, lp_token_: address, configurator_: address):
     """
     @param collateral_token_ The settlement ERC20 (<= 18 decimals).
-    @param lp_token_ LP share token; grant this contract its minter role after deploy.
+    @param lp_token_ The LPVault, fixed for life: it alone calls the `pool_*` hooks. Deploy
+           it first, then this engine, then call its `bind(engine)`.
     @param configurator_ The Configurator, fixed for life: it alone calls the `configure_*`
            hooks. Deploy it first, then this engine, then call its `bind(engine, ...)`, which
            checks `configurator() == configurator` and sets the guardian and parameters.
     """
     assert collateral_token_ != empty(address), "clearinghouse: zero token"
-    assert lp_token_ != empty(address), "clearinghouse: zero lp token"
+    assert lp_token_ != empty(address), "clearinghouse: zero lp vault"
     assert configurator_ != empty(address), "clearinghouse: zero configurator"
     decimals: uint8 = staticcall IERC20Decimals(collateral_token_).decimals()
     assert decimals <= 18, "clearinghouse: too many decimals"
@@ -220,14 +216,18 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
 
     # Settle PnL of the old position, charge the fee.
     c: int256 = self.collateral[msg.sender]
+    funds: uint256 = self.funds
+    pool: uint256 = codec._funds_pool(funds)
     realized: int256 = 0
     if old_size != 0:
-        realized = self._settle_pnl(msg.sender, market_id, mm._pnl(old_size, entry, price, token_scale))
+        realized, pool = self._settle_pnl(
+            msg.sender, market_id, mm._pnl(old_size, entry, price, token_scale), pool
+        )
     fee: uint256 = mm._bps_up(
         mm._notional_up(convert(abs(size_delta), uint256), price, token_scale),
         (cfg >> codec.CFG_TRADE) & codec.MASK16,
     )
-    self.pool_assets += fee
+    self.funds = codec._pack_funds(pool + fee, codec._funds_insurance(funds))
     c_after: int256 = c + realized - convert(fee, int256)
     self._set_collateral(msg.sender, c, c_after)
 
@@ -251,7 +251,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     )
 
     # Margin check on the whole account after the trade (this market's price is known).
-    st: AccountState = self._load_known(msg.sender, market_id, price)
+    st: AccountState = self._load_known(msg.sender, market_id, price, False)
     if adds_risk:
         assert st.equity >= convert(st.initial, int256), "clearinghouse: insufficient margin"
     elif len(st.legs) > 0:
@@ -280,7 +280,7 @@ def liquidate(account: address) -> uint256:
     """
     reward: uint256 = 0
     done: bool = False
-    reward, done = self._liquidate(account, msg.sender)
+    reward, done = self._liquidate(account, msg.sender, False)
     assert done, "clearinghouse: account healthy"
     return reward
 
@@ -296,8 +296,17 @@ def liquidate_many(accounts: DynArray[address, MAX_BATCH]) -> uint256:
     for a: address in accounts:
         reward: uint256 = 0
         done: bool = False
-        reward, done = self._liquidate(a, msg.sender)
+        reward, done = self._liquidate(a, msg.sender, True)
         total += reward
+    # Each market's price was read once for the whole batch; forget it before the next call.
+    mask: uint256 = self.cached_markets
+    for market_id: uint256 in range(MAX_MARKETS):
+        if mask == 0:
+            break
+        if mask & 1 == 1:
+            self.price_cache[market_id] = 0
+        mask >>= 1
+    self.cached_markets = 0
     return total
 
 
@@ -363,7 +372,7 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     fraction: uint256 = 0
     closes: DynArray[uint256, MAX_POSITIONS] = []
     full: bool = False
-    fraction, closes, full = self._plan(st, lcfg)
+    fraction, closes, full = self._plan(st, lcfg, codec._funds_pool(self.funds))
     fee: uint256 = 0
     notional: uint256 = 0
     for i: uint256 in range(len(st.legs), bound=MAX_POSITIONS):
@@ -378,7 +387,7 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
         available = convert(st.equity, uint256)
     fee_paid: uint256 = min(fee, available)
     reward: uint256 = 0
-    ins: uint256 = self.insurance_fund + fee_paid
+    ins: uint256 = codec._funds_insurance(self.funds) + fee_paid
     reward, ins = self._keeper_reward(fee_paid, lcfg, ins)
     bad: uint256 = 0
     if full and st.equity < 0:
@@ -386,65 +395,61 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     return IClearinghouse.LiquidationPreview(fraction=fraction, reward=reward, bad_debt=bad)
 
 
-# ---- Liquidity pool (the counterparty) ----
-
-
-@external
-def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
-    """
-    @notice Deposit `assets` into the counterparty pool for LP shares.
-    """
-    received: uint256 = self._pull(msg.sender, assets)
-    shares: uint256 = self._to_shares(received, staticcall ILPToken(lp_token).totalSupply())
-    assert shares > 0, "clearinghouse: zero shares"
-    assert shares >= min_shares, "clearinghouse: slippage"
-    self.pool_assets += received
-    extcall ILPToken(lp_token).mint(msg.sender, shares)
-    log IClearinghouse.LiquidityAdded(provider=msg.sender, assets=received, shares=shares)
-    return shares
-
-
-@external
-def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
-    """
-    @notice Redeem `shares` for pool assets, within the pool's free liquidity.
-    """
-    assert shares > 0, "clearinghouse: zero amount"
-    assert not self.paused, "clearinghouse: paused"
-    supply: uint256 = staticcall ILPToken(lp_token).totalSupply()
-    # No one holds more than the supply; the bound also keeps shares * nav from overflowing.
-    assert shares <= supply, "clearinghouse: insufficient shares"
-    assets: uint256 = self._to_assets(shares, supply)
-    assert assets > 0, "clearinghouse: zero assets"
-    assert assets >= min_assets, "clearinghouse: slippage"
-    assert assets <= self._free_liquidity(), "clearinghouse: insufficient free liquidity"
-    self.pool_assets -= assets
-    extcall ILPToken(lp_token).burn_shares(msg.sender, shares)
-    self._push(msg.sender, assets)
-    log IClearinghouse.LiquidityRemoved(provider=msg.sender, assets=assets, shares=shares)
-    return assets
+# ---- Liquidity pool (the counterparty): shares and their maths live in the LP vault ----
 
 
 @view
 @external
-def free_liquidity() -> uint256:
+def pool_state() -> IPoolHooks.PoolState:
     """
-    @notice Pool assets LPs may withdraw now: pool assets less the reserve against open
-            notional, unrealised trader profit and outstanding account debt.
+    @notice What the LP vault prices shares against: pool assets, account debt, and the
+            pool's exposure to open positions (reserve, unrealised trader profit and loss).
     """
-    return self._free_liquidity()
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
+    reserve, owed, owing = self._pool_exposure()
+    return IPoolHooks.PoolState(
+        pool_assets=codec._funds_pool(self.funds),
+        total_debt=self.total_debt,
+        reserve=reserve,
+        trader_profit=owed,
+        trader_loss=owing,
+        paused=self.paused,
+    )
 
 
-@view
 @external
-def convert_to_shares(assets: uint256) -> uint256:
-    return self._to_shares(assets, staticcall ILPToken(lp_token).totalSupply())
+def pool_pull(provider: address, assets: uint256) -> uint256:
+    """
+    @notice Vault hook: pull `assets` from `provider` (who approved this contract) and
+            return what arrived; `pool_add` credits it in the same transaction.
+    """
+    assert msg.sender == lp_token, "clearinghouse: not vault"
+    return self._pull(provider, assets)
 
 
-@view
 @external
-def convert_to_assets(shares: uint256) -> uint256:
-    return self._to_assets(shares, staticcall ILPToken(lp_token).totalSupply())
+def pool_add(provider: address, assets: uint256, shares: uint256):
+    """
+    @notice Vault hook: credit `assets` (pulled by `pool_pull`) to the pool for the
+            `shares` the vault minted.
+    """
+    assert msg.sender == lp_token, "clearinghouse: not vault"
+    self._set_pool(self._pool() + assets)
+    log IClearinghouse.LiquidityAdded(provider=provider, assets=assets, shares=shares)
+
+
+@external
+def pool_pay(provider: address, assets: uint256, shares: uint256):
+    """
+    @notice Vault hook: pay `assets` out of the pool to `provider` for the `shares` the vault
+            burnt (the vault checked them against the free liquidity).
+    """
+    assert msg.sender == lp_token, "clearinghouse: not vault"
+    self._set_pool(self._pool() - assets)
+    self._push(provider, assets)
+    log IClearinghouse.LiquidityRemoved(provider=provider, assets=assets, shares=shares)
 
 
 @external
@@ -453,11 +458,30 @@ def fund_insurance(amount: uint256):
     @notice Add to the insurance fund (anyone; the credit is what arrives).
     """
     received: uint256 = self._pull(msg.sender, amount)
-    self.insurance_fund += received
+    w: uint256 = self.funds
+    self.funds = codec._pack_funds(codec._funds_pool(w), codec._funds_insurance(w) + received)
     log IClearinghouse.InsuranceFunded(funder=msg.sender, amount=received)
 
 
 # ---- Views for clients ----
+
+
+@view
+@external
+def pool_assets() -> uint256:
+    """
+    @notice LP capital (realised), token units.
+    """
+    return codec._funds_pool(self.funds)
+
+
+@view
+@external
+def insurance_fund() -> uint256:
+    """
+    @notice The insurance fund, token units.
+    """
+    return codec._funds_insurance(self.funds)
 
 
 @view
@@ -572,12 +596,22 @@ def configure_pause(paused: bool):
 
 
 @internal
-def _liquidate(account: address, keeper: address) -> (uint256, bool):
+def _liquidate(account: address, keeper: address, cache: bool) -> (uint256, bool):
     """
-    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated).
+    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated). With `cache`
+         (liquidate_many) each market's price is read from its feed once per batch.
     """
-    st: AccountState = self._load(account)
+    st: AccountState = self._load_known(account, MAX_MARKETS, 0, cache)
     n: uint256 = len(st.legs)
+    if cache:
+        # Remember the prices read for this account for the rest of the batch.
+        mask: uint256 = self.cached_markets
+        for leg: Leg in st.legs:
+            bit: uint256 = 1 << leg.market_id
+            if mask & bit == 0:
+                self.price_cache[leg.market_id] = leg.price
+                mask |= bit
+        self.cached_markets = mask
     if n == 0 or st.equity >= convert(st.maintenance, int256):
         return 0, False
 
@@ -585,7 +619,9 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
     fraction: uint256 = 0
     closes: DynArray[uint256, MAX_POSITIONS] = []
     full: bool = False
-    fraction, closes, full = self._plan(st, lcfg)
+    funds: uint256 = self.funds
+    pool: uint256 = codec._funds_pool(funds)
+    fraction, closes, full = self._plan(st, lcfg, pool)
 
     # Close, realise PnL in full on every touched position, reset entries. Losses are
     # settled into the pool first and profits after, so that a thin pool pays a winning
@@ -605,7 +641,9 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
 
         pnl: int256 = mm._pnl(leg.size, leg.entry, leg.price, token_scale)
         if pnl < 0:
-            c += self._settle_pnl(account, leg.market_id, pnl)
+            paid: int256 = 0
+            paid, pool = self._settle_pnl(account, leg.market_id, pnl, pool)
+            c += paid
         pnls.append(pnl)
         limits: uint256 = 2**128 - 1  # decreases never hit the cap; skip the SLOAD
         self._move_open_interest(leg.market_id, leg.size, new_size, limits)
@@ -621,7 +659,7 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
         leg: Leg = st.legs[i]
         realized: int256 = pnls[i]
         if realized > 0:
-            realized = self._settle_pnl(account, leg.market_id, realized)
+            realized, pool = self._settle_pnl(account, leg.market_id, realized, pool)
             c += realized
         new_size: int256 = self._after_close(leg.size, closes[i])
         log IClearinghouse.PositionChanged(
@@ -644,7 +682,7 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
     if c > 0:
         fee_paid = min(fee, convert(c, uint256))
         c -= convert(fee_paid, int256)
-    insurance: uint256 = self.insurance_fund + fee_paid
+    insurance: uint256 = codec._funds_insurance(funds) + fee_paid
     reward: uint256 = 0
     if keeper != account:
         reward, insurance = self._keeper_reward(fee_paid, lcfg, insurance)
@@ -654,9 +692,8 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
         bad: uint256 = convert(-c, uint256)
         from_insurance: uint256 = min(bad, insurance)
         insurance -= from_insurance
-        pool: uint256 = self.pool_assets
         from_pool: uint256 = min(bad - from_insurance, pool)
-        self.pool_assets = pool - from_pool
+        pool -= from_pool
         c += convert(from_insurance + from_pool, int256)
         log IClearinghouse.BadDebtSettled(
             account=account,
@@ -665,7 +702,7 @@ def _liquidate(account: address, keeper: address) -> (uint256, bool):
             socialised=from_pool,
             uncovered=bad - from_insurance - from_pool,
         )
-    self.insurance_fund = insurance
+    self.funds = codec._pack_funds(pool, insurance)
     self._set_collateral(account, st.collateral, c)
     if reward > 0:
         kc: int256 = self.collateral[keeper]
@@ -695,7 +732,9 @@ def _after_close(size: int256, close: uint256) -> int256:
 
 @view
 @internal
-def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_POSITIONS], bool):
+def _plan(
+    st: AccountState, lcfg: uint256, pool: uint256
+) -> (uint256, DynArray[uint256, MAX_POSITIONS], bool):
     """
     @dev Sizes to close per leg: the fraction of SPEC.md section 3, rounded up per leg,
          everything when the fraction exceeds the partial bound, and a whole leg when
@@ -706,7 +745,7 @@ def _plan(st: AccountState, lcfg: uint256) -> (uint256, DynArray[uint256, MAX_PO
     # above collateral + pool assets is paper. Requirements and fees round up leg by leg; two
     # units of slack per leg make sure the remainder really does meet its initial
     # requirement after the rounding.
-    realisable: int256 = min(st.equity, st.collateral + convert(self.pool_assets, int256))
+    realisable: int256 = min(st.equity, st.collateral + convert(pool, int256))
     slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
     fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
     # The fee is at least the minimum keeper reward: close enough that paying it as a flat
@@ -761,15 +800,18 @@ def _keeper_reward(fee_paid: uint256, lcfg: uint256, insurance: uint256) -> (uin
 @view
 @internal
 def _load(account: address) -> AccountState:
-    return self._load_known(account, MAX_MARKETS, 0)
+    return self._load_known(account, MAX_MARKETS, 0, False)
 
 
 @view
 @internal
-def _load_known(account: address, known_id: uint256, known_price: uint256) -> AccountState:
+def _load_known(
+    account: address, known_id: uint256, known_price: uint256, cache: bool
+) -> AccountState:
     """
     @dev Every open position of `account` marked at the oracle: equity and requirements.
-         `known_price` is used for market `known_id` instead of a second feed call.
+         `known_price` is used for market `known_id` instead of a second feed call; with
+         `cache`, prices already read in this batch come from its transient price cache.
     """
     st: AccountState = empty(AccountState)
     st.collateral = self.collateral[account]
@@ -780,8 +822,12 @@ def _load_known(account: address, known_id: uint256, known_price: uint256) -> Ac
         size: int256 = 0
         entry: uint256 = 0
         size, entry = mm._unpack_position(self.positions[account][market_id])
-        price: uint256 = known_price
-        if market_id != known_id:
+        price: uint256 = 0
+        if market_id == known_id:
+            price = known_price
+        elif cache:
+            price = self.price_cache[market_id]
+        if price == 0:
             price = staticcall IPriceFeed(convert(cfg & codec.MASK160, address)).latest_price()
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, token_scale)
         eq += mm._pnl(size, entry, price, token_scale)
@@ -796,24 +842,22 @@ def _load_known(account: address, known_id: uint256, known_price: uint256) -> Ac
 
 
 @internal
-def _settle_pnl(account: address, market_id: uint256, pnl: int256) -> int256:
+def _settle_pnl(
+    account: address, market_id: uint256, pnl: int256, pool: uint256
+) -> (int256, uint256):
     """
-    @dev Move realised PnL between the pool and the account's collateral (the caller
-         writes the collateral). Profit is paid only from pool assets, never from
-         other traders' collateral; a shortfall is logged as a haircut.
+    @dev Move realised PnL between `pool` (the pool assets, which the caller writes back)
+         and the account's collateral (the caller writes it too); returns (PnL settled, pool
+         after). Profit is paid only from pool assets, never from other traders'
+         collateral; a shortfall is logged as a haircut.
     """
-    if pnl == 0:
-        return 0
-    pool: uint256 = self.pool_assets
-    if pnl < 0:
-        self.pool_assets = pool + convert(-pnl, uint256)
-        return pnl
+    if pnl <= 0:
+        return pnl, pool + convert(-pnl, uint256)
     owed: uint256 = convert(pnl, uint256)
     paid: uint256 = min(owed, pool)
-    self.pool_assets = pool - paid
     if paid < owed:
         log IClearinghouse.ProfitHaircut(account=account, market_id=market_id, owed=owed, paid=paid)
-    return convert(paid, int256)
+    return convert(paid, int256), pool - paid
 
 
 @internal
@@ -898,68 +942,6 @@ def _pool_exposure() -> (uint256, uint256, uint256):
     return reserve, owed, owing
 
 
-@view
-@internal
-def _free_liquidity() -> uint256:
-    reserve: uint256 = 0
-    owed: uint256 = 0
-    owing: uint256 = 0
-    reserve, owed, owing = self._pool_exposure()
-    locked: uint256 = self.total_debt + reserve + owed
-    pool: uint256 = self.pool_assets
-    if pool <= locked:
-        return 0
-    return pool - locked
-
-
-@view
-@internal
-def _deposit_nav() -> uint256:
-    """
-    @dev Pool value a new LP buys into: realised assets plus traders' unrealised losses,
-         never less than the realised assets (a newcomer never buys the pool's paper losses
-         cheaply, and pays for its paper gains).
-    """
-    reserve: uint256 = 0
-    owed: uint256 = 0
-    owing: uint256 = 0
-    reserve, owed, owing = self._pool_exposure()
-    return self.pool_assets + owing
-
-
-@view
-@internal
-def _redeem_nav() -> uint256:
-    """
-    @dev Pool value a redeeming LP takes a share of: realised assets less traders'
-         unrealised profit and outstanding account debt (a redeemer bears paper losses and
-         leaves paper gains behind).
-    """
-    reserve: uint256 = 0
-    owed: uint256 = 0
-    owing: uint256 = 0
-    reserve, owed, owing = self._pool_exposure()
-    locked: uint256 = owed + self.total_debt
-    pool: uint256 = self.pool_assets
-    if pool <= locked:
-        return 0
-    return pool - locked
-
-
-@view
-@internal
-def _to_shares(assets: uint256, supply: uint256) -> uint256:
-    # Rounded down: the depositor gets no more than they paid for.
-    return assets * (supply + VIRTUAL_SHARES) // (self._deposit_nav() + VIRTUAL_ASSETS)
-
-
-@view
-@internal
-def _to_assets(shares: uint256, supply: uint256) -> uint256:
-    # Rounded down: the redeemer gets no more than the shares are worth.
-    return shares * (self._redeem_nav() + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
-
-
 # ---- Internal: account market lists ----
 
 
@@ -1004,6 +986,20 @@ def _without(word: uint256, market_id: uint256) -> uint256:
             break
     out = out & ~(255 << (8 + 8 * last))
     return (out & ~255) | last
+
+
+# ---- Internal: pool assets and insurance (one slot) ----
+
+
+@view
+@internal
+def _pool() -> uint256:
+    return codec._funds_pool(self.funds)
+
+
+@internal
+def _set_pool(pool: uint256):
+    self.funds = codec._pack_funds(pool, codec._funds_insurance(self.funds))
 
 
 # ---- Internal: markets and parameters ----

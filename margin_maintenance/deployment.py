@@ -269,7 +269,7 @@ def attach(project: Any, dep: Deployment) -> System:
     """Contract handles for a recorded deployment (same shape `deploy_system` returns)."""
     return System(
         token=project.MockERC20.at(dep.collateral.address),
-        lp_token=project.LPToken.at(dep.lp_token),
+        vault=project.LPVault.at(dep.lp_token),
         clearinghouse=project.Clearinghouse.at(dep.clearinghouse),
         configurator=None
         if dep.configurator is None

@@ -74,9 +74,9 @@ def measure(
 
     progress("pool, insurance and warm markets")
     lp = funded(10_000_000)
-    tx = ch.add_liquidity(5_000_000 * unit, 0, sender=lp)
+    tx = sysm.vault.add_liquidity(5_000_000 * unit, 0, sender=lp)
     rows.append(GasRow("add_liquidity", "first LP (mints shares)", tx.gas_used))
-    tx = ch.add_liquidity(1_000_000 * unit, 0, sender=lp)
+    tx = sysm.vault.add_liquidity(1_000_000 * unit, 0, sender=lp)
     rows.append(GasRow("add_liquidity", "later deposit", tx.gas_used))
     token.mint(deployer, 100_000 * unit, sender=deployer)
     token.approve(ch, MAX_UINT, sender=deployer)
@@ -110,7 +110,7 @@ def measure(
     trade(t, BTC, -0.2)
     tx = ch.withdraw(100 * unit, sender=t)
     rows.append(GasRow("withdraw", "no positions", tx.gas_used))
-    tx = ch.remove_liquidity(10**6 * unit, 0, sender=lp)
+    tx = sysm.vault.remove_liquidity(10**6 * unit, 0, sender=lp)
     rows.append(GasRow("remove_liquidity", "2 markets with OI", tx.gas_used))
 
     keeper = funded(10)

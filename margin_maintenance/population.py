@@ -232,7 +232,7 @@ def seed_population(
     index = first_index
     for usd in population.lp_deposits_usd:
         lp = new_actor(index, usd)
-        ch.add_liquidity(token_amount(usd, decimals), 0, sender=lp)
+        system.vault.add_liquidity(token_amount(usd, decimals), 0, sender=lp)
         result.lps.append(LPRecord(str(lp.address), index, population.seed, usd))
         step(f"LP {lp.address} added {usd:,.0f}")
         index += 1

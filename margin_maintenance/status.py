@@ -85,14 +85,14 @@ def summarize(rows: Sequence[AccountRow]) -> StatusSummary:
     )
 
 
-def read_pool(ch: Any, token: Any, lp_token: Any) -> PoolRow:
+def read_pool(ch: Any, token: Any, vault: Any) -> PoolRow:
     return PoolRow(
         pool_assets=int(ch.pool_assets()),
         insurance_fund=int(ch.insurance_fund()),
-        free_liquidity=int(ch.free_liquidity()),
+        free_liquidity=int(vault.free_liquidity()),
         total_debt=int(ch.total_debt()),
         token_balance=int(token.balanceOf(ch.address)),
-        lp_supply=int(lp_token.totalSupply()),
+        lp_supply=int(vault.totalSupply()),
     )
 
 

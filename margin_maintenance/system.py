@@ -1,4 +1,4 @@
-"""Deploy the whole system with Ape: token, feeds, LP token, configurator, clearinghouse and
+"""Deploy the whole system with Ape: token, feeds, LP vault, configurator, clearinghouse and
 markets.
 
 One function used by the tests, the `ape run deploy` script and the simulator, so every
@@ -52,7 +52,7 @@ class System:
     """Handles on a deployed system."""
 
     token: Any
-    lp_token: Any
+    vault: Any  # the LPVault: LP shares (an ERC20) and their maths; the tokens stay in the engine
     clearinghouse: Any
     configurator: Any  # administration: owner, guardian, every admin setter and admin event
     aggregators: list[Any]
@@ -60,10 +60,16 @@ class System:
     market_ids: list[int]
     symbols: list[str]
     start_block: int
+    lens: Any = None  # the ClearinghouseLens (stateless reader), when deployed
 
     @property
     def unit(self) -> int:
         return 10 ** int(self.token.decimals())
+
+    @property
+    def lp_token(self) -> Any:
+        """The LP share token, which is the vault (the deployment record's `lp_token`)."""
+        return self.vault
 
 
 def feed_answer(price_usd: float, decimals: int = FEED_DECIMALS) -> int:
@@ -77,11 +83,12 @@ def deploy_system(
     guardian: Any | None = None,
     params: SystemParams | None = None,
     token: Any | None = None,
+    lens: bool = False,
 ) -> System:
-    """Deploy mock token (unless given), mock aggregators, adapters, LP token, the configurator,
-    the clearinghouse wired to it (then `bind`, which sets the guardian and parameters), list
-    every market through the configurator, and hand the LP token's minter role to the
-    clearinghouse."""
+    """Deploy mock token (unless given), mock aggregators, adapters, the LP vault, the
+    configurator, the clearinghouse wired to both (then each satellite's one-shot `bind`: the
+    configurator's sets the guardian and parameters, the vault's renounces its deployer), and
+    list every market through the configurator; with `lens`, deploy a ClearinghouseLens too."""
     from ape import chain
 
     params = params or SystemParams()
@@ -93,13 +100,12 @@ def deploy_system(
     decimals = int(token.decimals())
     unit = 10**decimals
     # Shares carry 6 more decimals than the token: the pool mints 10**6 shares per token unit.
-    lp_token = project.LPToken.deploy(
-        "Margin Maintenance LP", "mmLP", decimals + 6, sender=deployer
-    )
-    # The configurator first: the engine takes its address as an immutable, and `bind` checks
-    # the engine names it before setting the guardian and parameters (one-shot).
+    vault = project.LPVault.deploy("Margin Maintenance LP", "mmLP", decimals + 6, sender=deployer)
+    # The satellites first: the engine takes both addresses as immutables, and each `bind`
+    # checks that the engine names it (one-shot).
     cfg = project.Configurator.deploy(sender=deployer)
-    ch = project.Clearinghouse.deploy(token, lp_token, cfg, sender=deployer)
+    ch = project.Clearinghouse.deploy(token, vault, cfg, sender=deployer)
+    vault.bind(ch, sender=deployer)
     cfg.bind(
         ch,
         guardian or deployer,
@@ -109,8 +115,6 @@ def deploy_system(
         params.pool_reserve_bps,
         sender=deployer,
     )
-    lp_token.set_minter(ch, True, sender=deployer)
-    lp_token.renounce_ownership(sender=deployer)
 
     aggregators, feeds, ids, symbols = [], [], [], []
     for m in params.markets:
@@ -137,4 +141,5 @@ def deploy_system(
         aggregators.append(agg)
         feeds.append(feed)
         symbols.append(m.symbol)
-    return System(token, lp_token, ch, cfg, aggregators, feeds, ids, symbols, start_block)
+    reader = project.ClearinghouseLens.deploy(sender=deployer) if lens else None
+    return System(token, vault, ch, cfg, aggregators, feeds, ids, symbols, start_block, reader)

@@ -31,10 +31,10 @@ from margin_maintenance.system import SystemParams, deploy_system
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing record on a live network.")
 def cli(provider, account, guardian: str | None, out_dir: str | None, force: bool) -> None:
-    """Deploy mock USDC, mock aggregators, feed adapters, the LP token, the configurator and
-    the clearinghouse with the default SystemParams (ETH-USD at 2,000 and BTC-USD at 60,000),
-    and write the deployment record. On local networks the deployer defaults to the first test
-    account; elsewhere pass --account."""
+    """Deploy mock USDC, mock aggregators, feed adapters, the LP vault, the configurator, the
+    clearinghouse and its lens with the default SystemParams (ETH-USD at 2,000 and BTC-USD at
+    60,000), and write the deployment record. On local networks the deployer defaults to the
+    first test account; elsewhere pass --account."""
     if account is None:
         if not provider.network.is_dev:
             raise click.UsageError("--account is required on a live network")
@@ -43,13 +43,15 @@ def cli(provider, account, guardian: str | None, out_dir: str | None, force: boo
     if record_path(network, out_dir).exists() and not provider.network.is_dev and not force:
         raise click.UsageError(f"{record_path(network, out_dir)} exists; pass --force to replace")
     click.echo(f"deploying on {provider.network.choice} (record {network!r}) from {account}")
-    system = deploy_system(project, account, guardian or account, SystemParams())
+    system = deploy_system(project, account, guardian or account, SystemParams(), lens=True)
     dep = deployment_from_system(system, network, chain.chain_id, account, guardian or account)
     path = save_deployment(dep, out_dir)
     click.echo(f"chain id       {dep.chain_id}  (start block {dep.start_block})")
     click.echo(f"clearinghouse  {dep.clearinghouse}")
     click.echo(f"configurator   {dep.configurator}")
-    click.echo(f"lp token       {dep.lp_token}")
+    click.echo(f"lp vault       {dep.lp_token}  (the LP share token; approve the clearinghouse)")
+    if system.lens is not None:
+        click.echo(f"lens           {system.lens.address}")
     click.echo(f"collateral     {dep.collateral.address}  ({dep.collateral.decimals} decimals)")
     for m in dep.markets:
         click.echo(f"market {m.id} {m.symbol:<8} aggregator {m.aggregator}  feed {m.feed}")

@@ -130,6 +130,12 @@ def ch(system):
 
 
 @pytest.fixture
+def vault(system):
+    """The LP vault: LP shares (an ERC20) and their maths; the engine holds the tokens."""
+    return system.vault
+
+
+@pytest.fixture
 def configurator(system):
     """The admin contract: owner (two-step), guardian, every setter and the admin events."""
     return system.configurator
@@ -185,10 +191,10 @@ def deposit(fund, ch):
 
 
 @pytest.fixture
-def seeded_pool(fund, ch, lp):
+def seeded_pool(fund, ch, vault, lp):
     """An LP provides 1,000,000 USDC of counterparty capital."""
     amount = fund(lp, 1_000_000)
-    ch.add_liquidity(amount, 0, sender=lp)
+    vault.add_liquidity(amount, 0, sender=lp)
     return amount
 
 
@@ -225,11 +231,11 @@ def world(project, accounts):
 
     owner, guardian, trader, victim, lp, _, stranger, pending = (accounts[i] for i in range(8))
     system = deploy_system(project, owner, guardian, SystemParams())
-    ch, cfg, token = system.clearinghouse, system.configurator, system.token
+    ch, cfg, token, vault = system.clearinghouse, system.configurator, system.token, system.vault
     for who in (owner, guardian, trader, victim, lp, stranger, pending):
         token.mint(who, 1_000_000 * USDC, sender=owner)
         token.approve(ch, 2**256 - 1, sender=who)
-    ch.add_liquidity(500_000 * USDC, 0, sender=lp)
+    vault.add_liquidity(500_000 * USDC, 0, sender=lp)
     ch.deposit(5_000 * USDC, sender=trader)
     ch.trade(ETH, WAD, 2**256 - 1, sender=trader)
     ch.deposit(2_000 * USDC, sender=victim)
@@ -239,7 +245,7 @@ def world(project, accounts):
         owner=owner, pending_owner=pending, guardian=guardian, trader=trader, stranger=stranger
     )
     return SimpleNamespace(
-        system=system, ch=ch, cfg=cfg, token=token, lp=lp, victim=victim, **roles
+        system=system, ch=ch, cfg=cfg, vault=vault, token=token, lp=lp, victim=victim, **roles
     )
 
 

@@ -3,9 +3,10 @@ role, with the outcome each cell must have.
 
 Administration lives on the configurator (contracts/Configurator.vy): its rows are the engine's
 former admin rows, re-pointed, and the engine's `configure_*` hooks answer to the configurator
-alone. Roles: the owner (deployer, owner of the configurator), a pending owner (ownership
-offered, not yet accepted), the guardian,
-a trader with collateral and an open position, and a stranger holding tokens but no account.
+alone. LP shares live on the LP vault (contracts/LPVault.vy), whose `pool_*` hooks on the engine
+answer to the vault alone. Roles: the owner (deployer, owner of the configurator), a pending
+owner (ownership offered, not yet accepted), the guardian, a trader with collateral and an open
+position, and a stranger holding tokens but no account.
 Each cell runs on a fresh copy of one world (Ape reverts the chain after every test), so a cell
 that transfers ownership or pauses cannot leak into the next.
 
@@ -32,8 +33,8 @@ ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
 NOT_OWNER = "ownable: caller is not the owner"
 NOT_PENDING = "ownable_2step: caller is not the new owner"
 NOT_GUARDIAN = "configurator: not guardian"
-NOT_MINTER = "erc20: access is denied"
 NOT_CONFIGURATOR = "clearinghouse: not configurator"
+NOT_VAULT = "clearinghouse: not vault"
 ALREADY_BOUND = "configurator: already bound"
 NO_ALLOWANCE = "erc20: insufficient allowance"
 MAX_UINT = 2**256 - 1
@@ -45,7 +46,7 @@ def ledgers(w, who) -> tuple[int, int, int, int]:
     """(collateral, LP shares, wallet tokens, insurance fund) as seen from `who`."""
     return (
         w.ch.collateral(who),
-        w.system.lp_token.balanceOf(who),
+        w.system.vault.balanceOf(who),
         w.token.balanceOf(who),
         w.ch.insurance_fund(),
     )
@@ -63,7 +64,7 @@ def _nothing(w, who) -> None:
 
 @dataclass(frozen=True)
 class Row:
-    contract: str  # "ch", "cfg" (the configurator) or "lp_token"
+    contract: str  # "ch", "cfg" (the configurator) or "vault" (the LP vault, the share token)
     args: Args
     allowed: frozenset[str]
     denied: str  # revert string for every role not allowed (unless `denied_for` names it)
@@ -138,7 +139,7 @@ def _give_collateral(w, who):
 
 
 def _give_shares(w, who):
-    w.ch.add_liquidity(1_000 * USDC, 0, sender=who)
+    w.vault.add_liquidity(1_000 * USDC, 0, sender=who)
 
 
 def _check_deposit(w, who, tx, before):
@@ -188,15 +189,15 @@ def _check_insurance(w, who, tx, before):
 def _check_share_transfer(w, who, tx, before):
     assert before[1] - ledgers(w, who)[1] == 10**6
     # The recipient held no shares in the world (only the LP does): it now holds exactly these.
-    assert w.system.lp_token.balanceOf(w.stranger if who != w.stranger else w.trader) == 10**6
+    assert w.system.vault.balanceOf(w.stranger if who != w.stranger else w.trader) == 10**6
 
 
 def _check_approve(w, who, tx, before):
-    assert w.system.lp_token.allowance(who, w.lp) == 123
+    assert w.system.vault.allowance(who, w.lp) == 123
 
 
 def _half_shares(w, who) -> tuple:
-    return (w.system.lp_token.balanceOf(who) // 2 or 1, 0)
+    return (w.system.vault.balanceOf(who) // 2 or 1, 0)
 
 
 ROWS: dict[str, Row] = {
@@ -305,11 +306,16 @@ ROWS: dict[str, Row] = {
         arrange=lambda w, who: crash(w),
         check=_check_liquidated,
     ),
+    # -- Clearinghouse: the LP vault's pool hooks; nobody else --
+    "pool_pull": Row("ch", lambda w, who: (who, 100 * USDC), only(), NOT_VAULT),
+    "pool_add": Row("ch", lambda w, who: (who, 100 * USDC, 10**6), only(), NOT_VAULT),
+    "pool_pay": Row("ch", lambda w, who: (who, 100 * USDC, 10**6), only(), NOT_VAULT),
+    # -- LP vault: permissionless, on the caller's own shares (the engine moves the tokens) --
     "add_liquidity": Row(
-        "ch", lambda w, who: (100 * USDC, 0), everyone(), "", check=_check_add_liquidity
+        "vault", lambda w, who: (100 * USDC, 0), everyone(), "", check=_check_add_liquidity
     ),
     "remove_liquidity": Row(
-        "ch",
+        "vault",
         _half_shares,
         everyone(),
         "",
@@ -319,25 +325,29 @@ ROWS: dict[str, Row] = {
     "fund_insurance": Row(
         "ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_insurance
     ),
-    # -- LP token: minting and burning belong to the clearinghouse alone; its owner renounced --
-    "mint": Row("lp_token", lambda w, who: (who, 10**18), only(), NOT_MINTER),
-    "burn_shares": Row("lp_token", lambda w, who: (w.lp, 1), only(), NOT_MINTER),
-    "set_minter": Row("lp_token", lambda w, who: (who, True), only(), NOT_OWNER),
-    "renounce_ownership": Row("lp_token", lambda w, who: (), only(), NOT_OWNER),
-    # -- LP token: holders move their own shares; nobody moves another's without allowance --
+    # -- LP vault: shares are minted and burnt only by its own add/remove; `bind` is one-shot
+    # and renounced the deployer's ownership, so no one (its deployer included) can rebind --
+    "vault.bind": Row("vault", lambda w, who: (w.ch,), only(), NOT_OWNER),
+    # -- LP vault: holders move their own shares; nobody moves another's without allowance --
     "transfer": Row(
-        "lp_token",
+        "vault",
         lambda w, who: (w.stranger if who != w.stranger else w.trader, 10**6),
         everyone(),
         "",
         arrange=_give_shares,
         check=_check_share_transfer,
     ),
-    "transferFrom": Row("lp_token", lambda w, who: (w.lp, who, 1), only(), NO_ALLOWANCE),
-    "approve": Row("lp_token", lambda w, who: (w.lp, 123), everyone(), "", check=_check_approve),
+    "transferFrom": Row("vault", lambda w, who: (w.lp, who, 1), only(), NO_ALLOWANCE),
+    "approve": Row("vault", lambda w, who: (w.lp, 123), everyone(), "", check=_check_approve),
 }
 
 CELLS = [(fn, role) for fn in ROWS for role in ROLES]
+
+
+def function(key: str) -> str:
+    """The function a row calls: its key, less a `contract.` prefix where two deployables share
+    a name (both satellites have a one-shot `bind`)."""
+    return key.rpartition(".")[2]
 
 
 # ---- Tests ----
@@ -348,7 +358,7 @@ def test_matrix__covers_every_state_changing_function():
     deployables = {
         "ch": "Clearinghouse",
         "cfg": "Configurator",
-        "lp_token": "LPToken",
+        "vault": "LPVault",
         "feed": "PriceFeed",
     }
     for key, name in deployables.items():
@@ -358,7 +368,7 @@ def test_matrix__covers_every_state_changing_function():
             for item in abi
             if item["type"] == "function" and item["stateMutability"] in ("nonpayable", "payable")
         }
-        rows = {fn for fn, row in ROWS.items() if row.contract == key}
+        rows = {function(fn) for fn, row in ROWS.items() if row.contract == key}
         assert mutating == rows, f"{name}: rows missing {mutating - rows}, extra {rows - mutating}"
 
 
@@ -366,17 +376,17 @@ def test_matrix__covers_every_state_changing_function():
 def test_matrix__role_calls_function__expected_outcome(world, fn, role):
     row = ROWS[fn]
     caller = getattr(world, role)
-    target = {"ch": world.ch, "cfg": world.cfg, "lp_token": world.system.lp_token}[row.contract]
+    target = {"ch": world.ch, "cfg": world.cfg, "vault": world.vault}[row.contract]
     row.arrange(world, caller)
     args = row.args(world, caller)
     before = ledgers(world, caller)
 
     if role in row.allowed:
-        tx = getattr(target, fn)(*args, sender=caller)
+        tx = getattr(target, function(fn))(*args, sender=caller)
         row.check(world, caller, tx, before)
     else:
         with ape.reverts(dict(row.denied_for).get(role, row.denied)):
-            getattr(target, fn)(*args, sender=caller)
+            getattr(target, function(fn))(*args, sender=caller)
         assert ledgers(world, caller) == before
 
 

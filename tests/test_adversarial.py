@@ -58,7 +58,7 @@ def make_system(project, deployer, guardian):
         if lp is not None:
             token.mint(lp, 1_000_000 * USDC, sender=deployer)
             token.approve(system.clearinghouse, MAX_UINT, sender=lp)
-            system.clearinghouse.add_liquidity(1_000_000 * USDC, 0, sender=lp)
+            system.vault.add_liquidity(1_000_000 * USDC, 0, sender=lp)
         return system
 
     return _make
@@ -98,8 +98,8 @@ def test_reentrant_token__hook_outside_the_engine__runs(
 ):
     """Control: the hook really calls out during the engine's transfer, so a zero success
     count below means the engine refused the call."""
-    ch, lp_token = reentrant_system.clearinghouse, reentrant_system.lp_token
-    reentrant.set_hook(lp_token, lp_token.totalSupply.encode_input(), False, sender=deployer)
+    ch, vault = reentrant_system.clearinghouse, reentrant_system.vault
+    reentrant.set_hook(vault, vault.totalSupply.encode_input(), False, sender=deployer)
     reentrant.mint(trader, 10 * USDC, sender=deployer)
     reentrant.approve(ch, MAX_UINT, sender=trader)
 
@@ -149,12 +149,13 @@ def test_deposit__token_reenters_engine__blocked_and_credit_exact(
     """An honest deposit whose transferFrom calls back into any engine function (a view
     too: the pragma locks reads, so no one sees the half-updated state)."""
     ch, token = reentrant_system.clearinghouse, token_account
+    vault = reentrant_system.vault
     calldata = {
         "withdraw": lambda: ch.withdraw.encode_input(100 * USDC),
         # Without the lock, a nested deposit during the outer one would be counted twice:
         # the outer credit is the balance difference, which includes the nested transfer.
         "deposit": lambda: ch.deposit.encode_input(100 * USDC),
-        "add_liquidity": lambda: ch.add_liquidity.encode_input(100 * USDC, 0),
+        "add_liquidity": lambda: vault.add_liquidity.encode_input(100 * USDC, 0),
         "fund_insurance": lambda: ch.fund_insurance.encode_input(100 * USDC),
         "trade": lambda: ch.trade.encode_input(ETH, WAD // 10, MAX_UINT),
         "liquidate": lambda: ch.liquidate.encode_input(trader),
@@ -162,7 +163,9 @@ def test_deposit__token_reenters_engine__blocked_and_credit_exact(
     }[reentry]()
     token.mint(trader, 500 * USDC, sender=deployer)
     token.approve(ch, MAX_UINT, sender=trader)
-    token.set_hook(ch, calldata, False, sender=deployer)
+    # add_liquidity is the vault's: it re-enters the engine through the pool hooks.
+    target = vault if reentry == "add_liquidity" else ch
+    token.set_hook(target, calldata, False, sender=deployer)
     own_collateral = ch.collateral(token)
 
     ch.deposit(500 * USDC, sender=trader)
@@ -179,21 +182,23 @@ def test_remove_liquidity__token_reenters_remove__one_redemption_only(
     reentrant_system, token_account, deployer, lp
 ):
     ch, token = reentrant_system.clearinghouse, token_account
-    lp_token = reentrant_system.lp_token
+    vault = reentrant_system.vault
     token.mint(token, 1_000 * USDC, sender=deployer)
-    act_as_token(token, ch, ch.add_liquidity.encode_input(1_000 * USDC, 0), deployer)
-    shares = lp_token.balanceOf(token)
+    act_as_token(token, vault, vault.add_liquidity.encode_input(1_000 * USDC, 0), deployer)
+    shares = vault.balanceOf(token)
     # While the engine pays out the first half, the token redeems the other half.
-    token.set_hook(ch, ch.remove_liquidity.encode_input(shares // 2, 0), False, sender=deployer)
+    token.set_hook(
+        vault, vault.remove_liquidity.encode_input(shares // 2, 0), False, sender=deployer
+    )
     balance = token.balanceOf(token)
 
-    tx = act_as_token(token, ch, ch.remove_liquidity.encode_input(shares // 2, 0), deployer)
+    tx = act_as_token(token, vault, vault.remove_liquidity.encode_input(shares // 2, 0), deployer)
 
     assets = tx.decode_logs(ch.LiquidityRemoved)[0].assets
     assert len(tx.decode_logs(ch.LiquidityRemoved)) == 1
     assert token.hook_successes() == 0
     assert token.last_hook_revert() == b""
-    assert lp_token.balanceOf(token) == shares - shares // 2
+    assert vault.balanceOf(token) == shares - shares // 2
     assert token.balanceOf(token) == balance + assets
     assert token.balanceOf(ch) == engine_ledger_total(ch, [token, lp])
 
@@ -245,12 +250,13 @@ def test_pull__token_delivers_nothing__every_entry_point_reverts_and_nothing_mov
     credit anything: deposit, add_liquidity and fund_insurance all revert."""
     system = make_system(fot)
     ch = system.clearinghouse
+    vault = system.vault
     fot.mint(trader, 1_000 * USDC, sender=deployer)
     fot.approve(ch, MAX_UINT, sender=trader)
     fot.set_fee_bps(10_000, sender=deployer)
     calls = (
         lambda: ch.deposit(100 * USDC, sender=trader),
-        lambda: ch.add_liquidity(100 * USDC, 0, sender=trader),
+        lambda: vault.add_liquidity(100 * USDC, 0, sender=trader),
         lambda: ch.fund_insurance(100 * USDC, sender=trader),
     )
     for call in calls:
@@ -271,6 +277,7 @@ def noret(project, deployer):
 def test_deposit_withdraw__token_returns_nothing__works(make_system, noret, deployer, trader, lp):
     system = make_system(noret, lp)
     ch = system.clearinghouse
+    vault = system.vault
     noret.mint(trader, 1_000 * USDC, sender=deployer)
     noret.approve(ch, MAX_UINT, sender=trader)
 
@@ -282,8 +289,8 @@ def test_deposit_withdraw__token_returns_nothing__works(make_system, noret, depl
 
     assert noret.balanceOf(trader) == collateral
     assert ch.collateral(trader) == 0
-    shares = system.lp_token.balanceOf(lp) // 2
-    ch.remove_liquidity(shares, 0, sender=lp)
+    shares = system.vault.balanceOf(lp) // 2
+    vault.remove_liquidity(shares, 0, sender=lp)
     assert noret.balanceOf(ch) == engine_ledger_total(ch, [trader, lp])
 
 
@@ -341,25 +348,26 @@ def test_transfers__token_returns_false__revert_transfer_failed_nothing_lost(
     falsy_system, falsy, deployer, trader, lp, call
 ):
     ch = falsy_system.clearinghouse
+    vault = falsy_system.vault
     falsy.mint(trader, 1_000 * USDC, sender=deployer)
     falsy.approve(ch, MAX_UINT, sender=trader)
     ch.deposit(1_000 * USDC, sender=trader)
     falsy.set_failing(True, sender=deployer)  # e.g. the token was paused or blocklisted
     before = state_of(ch, falsy, [trader, lp])
-    shares = falsy_system.lp_token.balanceOf(lp)
+    shares = falsy_system.vault.balanceOf(lp)
 
     with ape.reverts("clearinghouse: transfer failed"):
         if call == "withdraw":
             ch.withdraw(1_000 * USDC, sender=trader)
         elif call == "remove_liquidity":
-            ch.remove_liquidity(shares // 10, 0, sender=lp)
+            vault.remove_liquidity(shares // 10, 0, sender=lp)
         elif call == "add_liquidity":
-            ch.add_liquidity(10 * USDC, 0, sender=trader)
+            vault.add_liquidity(10 * USDC, 0, sender=trader)
         else:
             ch.fund_insurance(10 * USDC, sender=trader)
 
     assert state_of(ch, falsy, [trader, lp]) == before
-    assert falsy_system.lp_token.balanceOf(lp) == shares
+    assert falsy_system.vault.balanceOf(lp) == shares
     falsy.set_failing(False, sender=deployer)
     ch.withdraw(1_000 * USDC, sender=trader)  # nothing was lost
     assert falsy.balanceOf(trader) == 1_000 * USDC

@@ -201,35 +201,35 @@ CASES: dict[str, Case] = {
     ),
     # -- the counterparty pool --
     "add-liquidity-zero": Case(
-        lambda w: w.ch.add_liquidity(0, 0, sender=w.stranger), "clearinghouse: zero amount"
+        lambda w: w.vault.add_liquidity(0, 0, sender=w.stranger), "vault: zero amount"
     ),
     "add-liquidity-one-wei": Case(
-        lambda w: w.ch.add_liquidity(1, 0, sender=w.stranger),
+        lambda w: w.vault.add_liquidity(1, 0, sender=w.stranger),
         None,
-        lambda w, tx: expect(w.system.lp_token.balanceOf(w.stranger) > 0, "no shares"),
+        lambda w, tx: expect(w.system.vault.balanceOf(w.stranger) > 0, "no shares"),
     ),
     "add-liquidity-max-uint": Case(
-        lambda w: w.ch.add_liquidity(MAX_UINT, 0, sender=w.stranger), SHORTFALL
+        lambda w: w.vault.add_liquidity(MAX_UINT, 0, sender=w.stranger), SHORTFALL
     ),
     "add-liquidity-min-shares-max-uint": Case(
-        lambda w: w.ch.add_liquidity(USDC, MAX_UINT, sender=w.stranger), "clearinghouse: slippage"
+        lambda w: w.vault.add_liquidity(USDC, MAX_UINT, sender=w.stranger), "vault: slippage"
     ),
     "remove-liquidity-zero": Case(
-        lambda w: w.ch.remove_liquidity(0, 0, sender=w.lp), "clearinghouse: zero amount"
+        lambda w: w.vault.remove_liquidity(0, 0, sender=w.lp), "vault: zero amount"
     ),
     "remove-liquidity-one-share": Case(
-        lambda w: w.ch.remove_liquidity(1, 0, sender=w.lp), "clearinghouse: zero assets"
+        lambda w: w.vault.remove_liquidity(1, 0, sender=w.lp), "vault: zero assets"
     ),
     "remove-liquidity-not-held": Case(
-        lambda w: w.ch.remove_liquidity(10**12, 0, sender=w.stranger),
+        lambda w: w.vault.remove_liquidity(10**12, 0, sender=w.stranger),
         "erc20: burn amount exceeds balance",
     ),
     "remove-liquidity-max-uint": Case(
-        lambda w: w.ch.remove_liquidity(MAX_UINT, 0, sender=w.lp),
-        "clearinghouse: insufficient shares",
+        lambda w: w.vault.remove_liquidity(MAX_UINT, 0, sender=w.lp),
+        "vault: insufficient shares",
     ),
     "remove-liquidity-min-assets-max-uint": Case(
-        lambda w: w.ch.remove_liquidity(10**12, MAX_UINT, sender=w.lp), "clearinghouse: slippage"
+        lambda w: w.vault.remove_liquidity(10**12, MAX_UINT, sender=w.lp), "vault: slippage"
     ),
     "fund-insurance-zero": Case(
         lambda w: w.ch.fund_insurance(0, sender=w.stranger), "clearinghouse: zero amount"
@@ -328,19 +328,19 @@ CASES: dict[str, Case] = {
     ),
     # -- LP shares --
     "lp-transfer-to-zero": Case(
-        lambda w: w.system.lp_token.transfer(ZERO_ADDRESS, 1, sender=w.lp),
+        lambda w: w.system.vault.transfer(ZERO_ADDRESS, 1, sender=w.lp),
         "erc20: transfer to the zero address",
     ),
     "lp-transfer-max-uint": Case(
-        lambda w: w.system.lp_token.transfer(w.stranger, MAX_UINT, sender=w.lp),
+        lambda w: w.system.vault.transfer(w.stranger, MAX_UINT, sender=w.lp),
         "erc20: transfer amount exceeds balance",
     ),
     "lp-transfer-to-self": Case(
-        lambda w: w.system.lp_token.transfer(w.lp, 10**6, sender=w.lp),
+        lambda w: w.system.vault.transfer(w.lp, 10**6, sender=w.lp),
         None,
         lambda w, tx: expect(
-            [e.value for e in tx.decode_logs(w.system.lp_token.Transfer)] == [10**6]
-            and w.system.lp_token.balanceOf(w.lp) == w.system.lp_token.totalSupply(),
+            [e.value for e in tx.decode_logs(w.system.vault.Transfer)] == [10**6]
+            and w.system.vault.balanceOf(w.lp) == w.system.vault.totalSupply(),
             "self-transfer changed the balance",
         ),
     ),

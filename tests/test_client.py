@@ -100,7 +100,7 @@ def feed_answer(price_usd: float) -> int:
 # ---- In-process: web3's EthereumTesterProvider ----
 
 
-CONTRACTS = ("MockERC20", "LPToken", "Configurator", "Clearinghouse", "MockAggregator", "PriceFeed")
+CONTRACTS = ("MockERC20", "LPVault", "Configurator", "Clearinghouse", "MockAggregator", "PriceFeed")
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +145,10 @@ def tester(build_dir, tmp_path_factory):
     params = SystemParams()
     start_block = int(w3.eth.block_number)
     token = deploy(w3, arts["MockERC20"], roles.deployer, "USD Coin (mock)", "USDC", 6)
-    lp_token = deploy(w3, arts["LPToken"], roles.deployer, "Margin Maintenance LP", "mmLP", 12)
+    vault = deploy(w3, arts["LPVault"], roles.deployer, "Margin Maintenance LP", "mmLP", 12)
     cfg = deploy(w3, arts["Configurator"], roles.deployer)
     ch = deploy(
-        w3, arts["Clearinghouse"], roles.deployer, token.address, lp_token.address, cfg.address
+        w3, arts["Clearinghouse"], roles.deployer, token.address, vault.address, cfg.address
     )
     send(
         w3,
@@ -162,8 +162,7 @@ def tester(build_dir, tmp_path_factory):
         ),
         roles.deployer,
     )
-    send(w3, lp_token.functions.set_minter(ch.address, True), roles.deployer)
-    send(w3, lp_token.functions.renounce_ownership(), roles.deployer)
+    send(w3, vault.functions.bind(ch.address), roles.deployer)
     aggregators, markets = [], []
     for m in params.markets:
         base = m.symbol.split("-")[0]
@@ -211,7 +210,7 @@ def tester(build_dir, tmp_path_factory):
         "chain_id": int(w3.eth.chain_id),
         "start_block": start_block,
         "clearinghouse": ch.address,
-        "lp_token": lp_token.address,
+        "lp_token": vault.address,
         "collateral": {"address": token.address, "decimals": 6},
         "markets": markets,
         "deployer": roles.deployer,
@@ -223,7 +222,7 @@ def tester(build_dir, tmp_path_factory):
     # Counterparty capital for the book.
     send(w3, token.functions.mint(roles.lp, 1_000_000 * USDC), roles.deployer)
     send(w3, token.functions.approve(ch.address, 2**256 - 1), roles.lp)
-    send(w3, ch.functions.add_liquidity(1_000_000 * USDC, 0), roles.lp)
+    send(w3, vault.functions.add_liquidity(1_000_000 * USDC, 0), roles.lp)
     return SimpleNamespace(
         w3=w3,
         ch=ch,

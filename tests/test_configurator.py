@@ -60,9 +60,9 @@ def engine_config(ch) -> tuple:
 @pytest.fixture
 def unbound(project, deployer, token):
     """A configurator and an engine deployed for it, not yet bound."""
-    lp_token = project.LPToken.deploy("LP", "LP", 12, sender=deployer)
+    vault = project.LPVault.deploy("LP", "LP", 12, sender=deployer)
     cfg = project.Configurator.deploy(sender=deployer)
-    ch = project.Clearinghouse.deploy(token, lp_token, cfg, sender=deployer)
+    ch = project.Clearinghouse.deploy(token, vault, cfg, sender=deployer)
     return cfg, ch
 
 
@@ -79,9 +79,9 @@ def test_wiring__deployed_system__each_names_the_other(ch, configurator):
 
 
 def test_engine__zero_configurator__deploy_reverts(project, deployer, token):
-    lp_token = project.LPToken.deploy("LP", "LP", 12, sender=deployer)
+    vault = project.LPVault.deploy("LP", "LP", 12, sender=deployer)
     with ape.reverts("clearinghouse: zero configurator"):
-        project.Clearinghouse.deploy(token, lp_token, ZERO_ADDRESS, sender=deployer)
+        project.Clearinghouse.deploy(token, vault, ZERO_ADDRESS, sender=deployer)
 
 
 def test_bind__fresh_pair__sets_guardian_and_params_and_logs_from_configurator(

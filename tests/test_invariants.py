@@ -11,7 +11,7 @@ invariants must hold.
 
 The system is deployed once per module; each example restores the same snapshot
 (`chain.provider.snapshot/restore`, not `chain.isolate()`, which swallows assertion errors).
-A read-only lens contract (contracts/mocks/ClearinghouseLens.vy) reads the engine's state in
+The production lens (contracts/ClearinghouseLens.vy) reads the engine's state in
 one call per step.
 
 Settings from the environment: MM_FUZZ_EXAMPLES (default 25), MM_FUZZ_STEPS (default 30
@@ -48,7 +48,15 @@ from hypothesis.stateful import (
 )
 from tqdm import tqdm
 
-from margin_maintenance.model import bps_up, notional_down, notional_up, partial_reachable, pnl
+from margin_maintenance.chain.types import AccountStatus
+from margin_maintenance.model import (
+    PoolState,
+    bps_up,
+    notional_down,
+    notional_up,
+    partial_reachable,
+    pnl,
+)
 from margin_maintenance.model.engine import MarketInfo, MarketModel, Mirror
 from margin_maintenance.model.ledger import Ledger, apply_event
 from margin_maintenance.system import SystemParams, deploy_system
@@ -88,6 +96,7 @@ FUZZ_SETTINGS = settings(
 STATS: Counter[str] = Counter()  # steps and outcomes over the whole module, printed at the end
 
 E_ZERO_AMOUNT = "clearinghouse: zero amount"
+E_VAULT_ZERO = "vault: zero amount"
 E_STALE = "oracle: stale price"
 E_HEALTHY = "clearinghouse: account healthy"
 E_NOT_OWNER = "ownable: caller is not the owner"
@@ -102,7 +111,7 @@ class World:
     ch: Any
     cfg: Any  # the configurator: every admin rule goes through it
     token: Any
-    lp_token: Any
+    vault: Any  # the LP vault (the share token)
     aggregators: list[Any]
     owner: Any
     guardian: Any
@@ -140,7 +149,7 @@ def world(project, accounts, request):
         ch=system.clearinghouse,
         cfg=system.configurator,
         token=system.token,
-        lp_token=system.lp_token,
+        vault=system.vault,
         aggregators=system.aggregators,
         owner=owner,
         guardian=guardian,
@@ -195,6 +204,7 @@ class MarginMachine(RuleBasedStateMachine):
         super().__init__()
         w = self.w
         self.ch = w.ch
+        self.vault = w.vault
         self.cfg = w.cfg
         self.traders = [addr(a) for a in w.traders]
         self.lps = [addr(a) for a in w.lps]
@@ -353,7 +363,7 @@ class MarginMachine(RuleBasedStateMachine):
             if lev_bps:
                 t, m = self.traders[i // 2], i % 2
                 self.do_trade(t, m, self.leveraged_size(t, m, lev_bps))
-        self.nav_price = self.ch.convert_to_assets(SHARE_PROBE)
+        self.nav_price = self.vault.convert_to_assets(SHARE_PROBE)
         self.redeem_nav = self.m.redeem_nav()
         self.debt = self.ch.total_debt()
         self.realised_price = self.m.realised_share_price(SHARE_PROBE)
@@ -528,10 +538,10 @@ class MarginMachine(RuleBasedStateMachine):
             self.mint(a, amount)
         trial = copy.deepcopy(self.m)
         shares = trial.to_shares(amount)
-        expect = E_ZERO_AMOUNT if amount == 0 else None
+        expect = E_VAULT_ZERO if amount == 0 else None
         if expect is None and shares == 0:
-            expect = "clearinghouse: zero shares"
-        sent = self.send(self.ch.add_liquidity, amount, 0, sender=a, expect=expect)
+            expect = "vault: zero shares"
+        sent = self.send(self.vault.add_liquidity, amount, 0, sender=a, expect=expect)
         if sent:
             trial.pool += amount
             trial.supply += shares
@@ -560,18 +570,18 @@ class MarginMachine(RuleBasedStateMachine):
         floor = {"none": 0, "exact": assets, "above": assets + 1}[min_assets]
         expect = None
         if shares == 0:
-            expect = E_ZERO_AMOUNT
+            expect = E_VAULT_ZERO
         elif self.m.paused:
-            expect = "clearinghouse: paused"
+            expect = "vault: paused"
         elif assets == 0:
-            expect = "clearinghouse: zero assets"
+            expect = "vault: zero assets"
         elif assets < floor:
-            expect = "clearinghouse: slippage"
+            expect = "vault: slippage"
         elif assets > self.m.free_liquidity():
-            expect = "clearinghouse: insufficient free liquidity"
+            expect = "vault: insufficient free liquidity"
         elif shares > self.m.shares[a]:
             expect = "erc20: burn amount exceeds balance"
-        sent = self.send(self.ch.remove_liquidity, shares, floor, sender=a, expect=expect)
+        sent = self.send(self.vault.remove_liquidity, shares, floor, sender=a, expect=expect)
         STATS[f"lp_remove_{'ok' if sent else 'revert'}"] += 1
         if sent:
             self.m.pool -= assets
@@ -889,27 +899,31 @@ class MarginMachine(RuleBasedStateMachine):
     @invariant()
     def engine_matches_mirror_and_spec(self) -> None:
         m = self.m
-        snap = self.w.lens.snapshot(self.ch, len(m.markets), self.holders, SHARE_PROBE)
-        accounts = {acc.account: acc for acc in snap.accounts}
-        statuses = {s.account: s for s in self.ch.margin_status(self.holders)}
+        snap, accs = self.w.lens.snapshot(self.ch, self.holders, SHARE_PROBE)
+        pool = PoolState(*snap.pool)  # nested structs decode as tuples
+        table = self.w.lens.position_table(self.ch, self.holders, len(m.markets))
+        accounts = {acc.account: acc for acc in accs}
+        statuses = {acc.account: AccountStatus(*acc.status) for acc in accs}
         collateral = {a: accounts[a].collateral for a in self.holders}
 
         # Conservation: the engine holds exactly the collateral, the pool and the insurance,
         # and no token leaves the actors and the engine.
-        ledgers = sum(collateral.values()) + snap.pool_assets + snap.insurance_fund
+        ledgers = sum(collateral.values()) + pool.pool_assets + snap.insurance_fund
         assert snap.token_balance == ledgers, "conservation broken"
-        outside = sum(acc.token_balance for acc in snap.accounts)
+        outside = sum(acc.token_balance for acc in accs)
         assert self.w.token.totalSupply() == outside + snap.token_balance
-        assert snap.total_debt == sum(-c for c in collateral.values() if c < 0)
+        assert pool.total_debt == sum(-c for c in collateral.values() if c < 0)
+        assert pool == m.pool_state(), "pool_state differs from the mirror"
 
         # The mirror and the event-only ledger (what an auditor rebuilds) agree with the chain.
         assert collateral == m.collateral, "collateral differs from the mirror"
         assert collateral == self.ledger.collateral, "events do not rebuild the collateral"
-        assert (snap.pool_assets, snap.insurance_fund) == (m.pool, m.insurance)
+        assert (pool.pool_assets, snap.insurance_fund) == (m.pool, m.insurance)
         assert (self.ledger.pool_assets, self.ledger.insurance_fund) == (m.pool, m.insurance)
         assert snap.lp_supply == m.supply == self.ledger.lp_shares
         assert snap.free_liquidity == m.free_liquidity()
-        assert snap.paused == m.paused
+        assert pool.paused == m.paused
+        assert len(snap.markets) == len(m.markets) == self.ch.market_count()
         assert (snap.keeper_share_bps, snap.max_partial_bps, snap.min_keeper_reward) == (
             m.keeper_share,
             m.max_partial,
@@ -942,9 +956,12 @@ class MarginMachine(RuleBasedStateMachine):
 
         for a in self.holders:
             acc, view = accounts[a], m.load(a)
-            assert list(acc.market_ids) == m.order[a], a
+            assert [p.market_id for p in acc.positions] == m.order[a], a
+            listed = {p.market_id: (p.size, p.entry_price) for p in acc.positions}
+            row = self.holders.index(a) * len(m.markets)
             for mid in range(len(m.markets)):
-                pos = (acc.sizes[mid], acc.entries[mid])
+                pos = tuple(table[row + mid])
+                assert pos == listed.get(mid, (0, 0)), (a, mid, pos)
                 assert pos == m.positions[a].get(mid, (0, 0)), (a, mid, pos)
                 assert pos == self.ledger.position(a, mid), (a, mid, pos)
             assert acc.lp_shares == m.shares.get(a, 0), a
@@ -957,7 +974,7 @@ class MarginMachine(RuleBasedStateMachine):
                 view.initial,
             ), a
             flag = bool(view.legs) and status.equity < status.maintenance
-            assert status.liquidatable == acc.is_liquidatable == flag, a
+            assert status.liquidatable == acc.liquidatable == flag, a
 
         # An account with no positions can always withdraw all its positive collateral
         # (simulated with eth_call for one such account per step, in rotation; the
@@ -973,7 +990,7 @@ class MarginMachine(RuleBasedStateMachine):
         # redemption price `convert_to_assets` also marks open positions to the oracle, so
         # an oracle update (or new uncovered account debt) moves it too.
         realised = (
-            SHARE_PROBE * (snap.pool_assets + VIRTUAL_ASSETS) // (snap.lp_supply + VIRTUAL_SHARES)
+            SHARE_PROBE * (pool.pool_assets + VIRTUAL_ASSETS) // (snap.lp_supply + VIRTUAL_SHARES)
         )
         socialised = any(n == "BadDebtSettled" and e["socialised"] > 0 for n, e in self.step_logs)
         profit = any(n == "PositionChanged" and e["realized_pnl"] > 0 for n, e in self.step_logs)
@@ -991,7 +1008,7 @@ class MarginMachine(RuleBasedStateMachine):
         if nav_price < self.nav_price:
             uncovered = any(n == "BadDebtSettled" and e["uncovered"] > 0 for n, e in self.step_logs)
             if not (socialised or profit or uncovered or self.price_moved):
-                debt_rise = snap.total_debt - self.debt
+                debt_rise = pool.total_debt - self.debt
                 assert 0 < self.redeem_nav - redeem_nav <= debt_rise, (
                     "LP redemption price fell",
                     self.nav_price,
@@ -1002,7 +1019,7 @@ class MarginMachine(RuleBasedStateMachine):
             STATS["nav_price_drops"] += 1
         self.nav_price = nav_price
         self.redeem_nav = redeem_nav
-        self.debt = snap.total_debt
+        self.debt = pool.total_debt
         self.price_moved = False
         self.step_logs = []
 
@@ -1054,7 +1071,7 @@ def test_partial_liquidation__minimum_reward_binds__remainder_meets_initial(
 
 @pytest.mark.parametrize(("pool_usd", "expect_full"), [(5_000, True), (12_000, False)])
 def test_partial_liquidation__profit_haircut__margin_ratio_not_lowered(
-    ch, deposit, fund, set_price, trader, liquidator, lp, pool_usd, expect_full
+    ch, vault, deposit, fund, set_price, trader, liquidator, lp, pool_usd, expect_full
 ):
     """A partial liquidation must not lower the margin ratio (SPEC section 3), also when the
     account's equity is mostly unrealised ETH profit that a thin pool cannot pay in full.
@@ -1062,7 +1079,7 @@ def test_partial_liquidation__profit_haircut__margin_ratio_not_lowered(
     close then realised it with a haircut, and the ratio fell from 0.91 to 0.62 with the
     account still liquidatable (5,000 pool). Fixed: the plan uses min(equity, collateral +
     pool assets), since net profit beyond the pool's assets is haircut when realised."""
-    ch.add_liquidity(fund(lp, pool_usd), 0, sender=lp)  # a thin pool
+    vault.add_liquidity(fund(lp, pool_usd), 0, sender=lp)  # a thin pool
     deposit(trader, 1_000)
     ch.trade(0, 4 * WAD, MAX_UINT, sender=trader)  # 4 ETH long at $2,000
     set_price(0, 10_000)  # +32,000 unrealised: more than the pool holds

@@ -684,6 +684,7 @@ def test_liquidate__bad_debt_within_insurance__insurance_covers_it(
 @pytest.mark.integration
 def test_liquidate__bad_debt_beyond_insurance__socialised_to_lps(
     ch,
+    vault,
     system,
     lp,
     deposit,
@@ -701,12 +702,12 @@ def test_liquidate__bad_debt_beyond_insurance__socialised_to_lps(
     open_position(trader, BTC, 0.05)
     set_price(ETH, 1_650)  # -1,400
     set_price(BTC, 50_000)  # -500: E = 1,194.5 - 1,900 = -705.5
-    shares = system.lp_token.balanceOf(lp)
+    shares = system.vault.balanceOf(lp)
     pool_before = ch.pool_assets()
     # LPs' mark-to-market value: realised pool assets less what they owe traders unrealised.
     lp_value_before = pool_before - ch.trader_unrealized_pnl(ETH) - ch.trader_unrealized_pnl(BTC)
     share_value_unsocialised = (
-        shares * (pool_before + usd(1_900) + 1) // (system.lp_token.totalSupply() + 10**6)
+        shares * (pool_before + usd(1_900) + 1) // (system.vault.totalSupply() + 10**6)
     )
     o = model_now(ch, system, trader)
     assert (o.bad_debt, o.insurance_covered, o.socialised) == (usd(705.5), usd(99), usd(606.5))
@@ -731,7 +732,7 @@ def test_liquidate__bad_debt_beyond_insurance__socialised_to_lps(
     )
     assert lp_value_before - lp_value_after == usd(606.5)
     # ... and their shares are worth less than had the account's loss been collected in full.
-    assert ch.convert_to_assets(shares) < share_value_unsocialised
+    assert vault.convert_to_assets(shares) < share_value_unsocialised
     conserved()
 
 
@@ -1221,6 +1222,7 @@ def test_liquidate__paused__still_liquidates(
 
 def test_liquidate__profit_leg_before_loss_leg_thin_pool__settled_net(
     ch,
+    vault,
     system,
     fund,
     lp,
@@ -1232,7 +1234,7 @@ def test_liquidate__profit_leg_before_loss_leg_thin_pool__settled_net(
     liquidator,
     conserved,
 ):
-    ch.add_liquidity(fund(lp, 100), 0, sender=lp)  # a thin pool
+    vault.add_liquidity(fund(lp, 100), 0, sender=lp)  # a thin pool
     deposit(trader, 1_200)
     open_position(trader, BTC, -0.1)  # listed first: settled first
     open_position(trader, ETH, 2)

@@ -84,20 +84,15 @@ def everyone(accounts):
 
 
 @pytest.fixture
-def lp_token(system):
-    return system.lp_token
-
-
-@pytest.fixture
 def lp2(accounts):
     return accounts[7]
 
 
 @pytest.fixture
-def add_liquidity(fund, ch):
+def add_liquidity(fund, ch, vault):
     def _add(who, usd: float, min_shares: int = 0):
         amount = fund(who, usd)
-        return ch.add_liquidity(amount, min_shares, sender=who)
+        return vault.add_liquidity(amount, min_shares, sender=who)
 
     return _add
 
@@ -121,82 +116,84 @@ def new_feed(make_aggregator, make_feed):
 
 @pytest.mark.integration
 def test_add_liquidity__first_provider__shares_at_virtual_offset_and_logged(
-    ch, token, lp_token, fund, lp, everyone
+    ch, vault, token, fund, lp, everyone
 ):
     amount = fund(lp, 1_000_000)
     expected = to_shares(amount, 0, 0)
     assert expected == amount * VIRTUAL_SHARES
-    assert ch.convert_to_shares(amount) == expected
+    assert vault.convert_to_shares(amount) == expected
 
-    tx = ch.add_liquidity(amount, expected, sender=lp)  # min_shares == quote is accepted
+    tx = vault.add_liquidity(amount, expected, sender=lp)  # min_shares == quote is accepted
 
-    assert lp_token.balanceOf(lp) == expected
-    assert lp_token.totalSupply() == expected
+    assert vault.balanceOf(lp) == expected
+    assert vault.totalSupply() == expected
     assert ch.pool_assets() == amount
     [log] = tx.decode_logs(ch.LiquidityAdded)
     assert log.event_arguments["provider"] == lp.address  # `.provider` is Ape's
     assert (log.assets, log.shares) == (amount, expected)
-    assert ch.convert_to_assets(expected) == to_assets(expected, expected, amount) == amount
+    assert vault.convert_to_assets(expected) == to_assets(expected, expected, amount) == amount
     assert_conserved(ch, token, everyone)
 
 
 def test_add_liquidity__after_fees_accrued__shares_by_formula(
-    ch, token, lp_token, deposit, add_liquidity, seeded_pool, trader, lp2, everyone
+    ch, token, vault, deposit, add_liquidity, seeded_pool, trader, lp2, everyone
 ):
     deposit(trader, 10_000)
     buy(ch, trader, ETH, 10 * WAD)
     sell(ch, trader, ETH, 10 * WAD)  # two 10-USD fees: the pool grew, shares are dearer
-    pool, supply = ch.pool_assets(), lp_token.totalSupply()
+    pool, supply = ch.pool_assets(), vault.totalSupply()
     assert pool == seeded_pool + units(20)
 
     amount = units(12_345.678901)
     expected = to_shares(amount, supply, pool)
     tx = add_liquidity(lp2, 12_345.678901)
 
-    assert lp_token.balanceOf(lp2) == expected < amount * VIRTUAL_SHARES
+    assert vault.balanceOf(lp2) == expected < amount * VIRTUAL_SHARES
     assert tx.decode_logs(ch.LiquidityAdded)[0].shares == expected
     assert ch.pool_assets() == pool + amount
     assert_conserved(ch, token, everyone)
 
 
-def test_add_liquidity__zero_amount__reverts(ch, fund, lp):
+def test_add_liquidity__zero_amount__reverts(ch, vault, fund, lp):
     fund(lp, 10)
-    with ape.reverts("clearinghouse: zero amount"):
-        ch.add_liquidity(0, 0, sender=lp)
+    with ape.reverts("vault: zero amount"):
+        vault.add_liquidity(0, 0, sender=lp)
 
 
-def test_add_liquidity__min_shares_above_quote__reverts_slippage(ch, fund, lp):
+def test_add_liquidity__min_shares_above_quote__reverts_slippage(ch, vault, fund, lp):
     amount = fund(lp, 1_000)
-    with ape.reverts("clearinghouse: slippage"):
-        ch.add_liquidity(amount, to_shares(amount, 0, 0) + 1, sender=lp)
+    with ape.reverts("vault: slippage"):
+        vault.add_liquidity(amount, to_shares(amount, 0, 0) + 1, sender=lp)
 
 
-def test_add_liquidity__dust_into_grown_pool__reverts_zero_shares(ch, fund, deposit, trader, lp):
+def test_add_liquidity__dust_into_grown_pool__reverts_zero_shares(
+    ch, vault, fund, deposit, trader, lp
+):
     deposit(trader, 10_000)
     buy(ch, trader, ETH, 10 * WAD)  # no LP yet: the pool is a 10-USD fee, supply 0
     assert to_shares(1, 0, ch.pool_assets()) == 0
     fund(lp, 1)
-    with ape.reverts("clearinghouse: zero shares"):
-        ch.add_liquidity(1, 0, sender=lp)
+    with ape.reverts("vault: zero shares"):
+        vault.add_liquidity(1, 0, sender=lp)
 
 
 @pytest.mark.integration
 def test_remove_liquidity__all_shares__assets_by_formula_and_logged(
-    ch, token, lp_token, deposit, seeded_pool, trader, lp, everyone
+    ch, vault, token, deposit, seeded_pool, trader, lp, everyone
 ):
     deposit(trader, 10_000)
     buy(ch, trader, ETH, 10 * WAD)
     sell(ch, trader, ETH, 10 * WAD)  # the pool earned 20 USD of fees, no open interest
-    shares, pool = lp_token.balanceOf(lp), ch.pool_assets()
+    shares, pool = vault.balanceOf(lp), ch.pool_assets()
     expected = to_assets(shares, shares, pool)
-    assert ch.convert_to_assets(shares) == expected
-    assert ch.free_liquidity() == pool
+    assert vault.convert_to_assets(shares) == expected
+    assert vault.free_liquidity() == pool
 
-    tx = ch.remove_liquidity(shares, expected, sender=lp)  # min_assets == quote is accepted
+    tx = vault.remove_liquidity(shares, expected, sender=lp)  # min_assets == quote is accepted
 
     assert token.balanceOf(lp) == expected
     assert seeded_pool < expected <= pool  # fees earned; the virtual share keeps its sliver
-    assert lp_token.balanceOf(lp) == lp_token.totalSupply() == 0
+    assert vault.balanceOf(lp) == vault.totalSupply() == 0
     assert ch.pool_assets() == pool - expected
     [log] = tx.decode_logs(ch.LiquidityRemoved)
     assert log.event_arguments["provider"] == lp.address  # `.provider` is Ape's
@@ -204,31 +201,31 @@ def test_remove_liquidity__all_shares__assets_by_formula_and_logged(
     assert_conserved(ch, token, everyone)
 
 
-def test_remove_liquidity__zero_shares__reverts(ch, seeded_pool, lp):
-    with ape.reverts("clearinghouse: zero amount"):
-        ch.remove_liquidity(0, 0, sender=lp)
+def test_remove_liquidity__zero_shares__reverts(ch, vault, seeded_pool, lp):
+    with ape.reverts("vault: zero amount"):
+        vault.remove_liquidity(0, 0, sender=lp)
 
 
-def test_remove_liquidity__min_assets_above_quote__reverts_slippage(ch, lp_token, seeded_pool, lp):
-    shares = lp_token.balanceOf(lp) // 2
-    quote = ch.convert_to_assets(shares)
-    with ape.reverts("clearinghouse: slippage"):
-        ch.remove_liquidity(shares, quote + 1, sender=lp)
+def test_remove_liquidity__min_assets_above_quote__reverts_slippage(ch, vault, seeded_pool, lp):
+    shares = vault.balanceOf(lp) // 2
+    quote = vault.convert_to_assets(shares)
+    with ape.reverts("vault: slippage"):
+        vault.remove_liquidity(shares, quote + 1, sender=lp)
 
 
-def test_remove_liquidity__dust_shares__reverts_zero_assets(ch, seeded_pool, lp):
-    assert ch.convert_to_assets(VIRTUAL_SHARES - 1) == 0
-    with ape.reverts("clearinghouse: zero assets"):
-        ch.remove_liquidity(VIRTUAL_SHARES - 1, 0, sender=lp)
+def test_remove_liquidity__dust_shares__reverts_zero_assets(ch, vault, seeded_pool, lp):
+    assert vault.convert_to_assets(VIRTUAL_SHARES - 1) == 0
+    with ape.reverts("vault: zero assets"):
+        vault.remove_liquidity(VIRTUAL_SHARES - 1, 0, sender=lp)
 
 
-def test_remove_liquidity__shares_not_held__reverts(ch, seeded_pool, stranger):
+def test_remove_liquidity__shares_not_held__reverts(ch, vault, seeded_pool, stranger):
     with ape.reverts("erc20: burn amount exceeds balance"):
-        ch.remove_liquidity(10**18, 0, sender=stranger)
+        vault.remove_liquidity(10**18, 0, sender=stranger)
 
 
 def test_free_liquidity__open_interest_and_trader_profit__locked(
-    ch, token, lp_token, system, deployer, deposit, seeded_pool, trader, trader2, lp, everyone
+    ch, vault, token, system, deployer, deposit, seeded_pool, trader, trader2, lp, everyone
 ):
     deposit(trader, 50_000)
     deposit(trader2, 50_000)
@@ -237,44 +234,44 @@ def test_free_liquidity__open_interest_and_trader_profit__locked(
     pool = ch.pool_assets()
     gross = 250 * WAD
     reserve = bps_up(notional_up(gross, ETH_WAD), POOL_RESERVE_BPS)
-    assert ch.free_liquidity() == pool - reserve  # traders flat: only the reserve is locked
+    assert vault.free_liquidity() == pool - reserve  # traders flat: only the reserve is locked
 
     price = move(system, deployer, ETH, 2_100 * FEED_UNIT)  # longs +20,000, shorts -5,000
     trader_pnl = pnl(200 * WAD, ETH_WAD, price) + pnl(-50 * WAD, ETH_WAD, price)
     assert ch.trader_unrealized_pnl(ETH) == trader_pnl == units(15_000)
     # Trader profit is locked with one unit to spare (the aggregate truncates towards zero).
     free = pool - bps_up(notional_up(gross, price), POOL_RESERVE_BPS) - trader_pnl - 1
-    assert ch.free_liquidity() == free
+    assert vault.free_liquidity() == free
 
     # A redeeming LP is paid from the pool less the traders' paper profit.
     redeem_nav = pool - trader_pnl - 1
-    shares = lp_token.balanceOf(lp)
+    shares = vault.balanceOf(lp)
     too_many = to_shares(free, shares, redeem_nav) + 2 * VIRTUAL_SHARES
-    assert ch.convert_to_assets(too_many) == to_assets(too_many, shares, redeem_nav) > free
-    with ape.reverts("clearinghouse: insufficient free liquidity"):
-        ch.remove_liquidity(too_many, 0, sender=lp)
+    assert vault.convert_to_assets(too_many) == to_assets(too_many, shares, redeem_nav) > free
+    with ape.reverts("vault: insufficient free liquidity"):
+        vault.remove_liquidity(too_many, 0, sender=lp)
     within = to_shares(free, shares, redeem_nav)
     paid = to_assets(within, shares, redeem_nav)
     assert free - 2 <= paid <= free  # all of it, to rounding
-    ch.remove_liquidity(within, 0, sender=lp)
+    vault.remove_liquidity(within, 0, sender=lp)
     assert token.balanceOf(lp) == paid
-    assert ch.free_liquidity() == free - paid
+    assert vault.free_liquidity() == free - paid
     assert_conserved(ch, token, everyone)
 
 
 def test_free_liquidity__trader_losses__not_locked(
-    ch, system, deployer, deposit, seeded_pool, trader
+    ch, vault, system, deployer, deposit, seeded_pool, trader
 ):
     deposit(trader, 50_000)
     buy(ch, trader, ETH, 100 * WAD)
     price = move(system, deployer, ETH, 1_900 * FEED_UNIT)  # traders -10,000: nothing to pay
     assert ch.trader_unrealized_pnl(ETH) == -units(10_000)
     reserve = bps_up(notional_up(100 * WAD, price), POOL_RESERVE_BPS)
-    assert ch.free_liquidity() == ch.pool_assets() - reserve
+    assert vault.free_liquidity() == ch.pool_assets() - reserve
 
 
 def test_free_liquidity__account_debt__locked(
-    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
+    ch, vault, token, system, deployer, deposit, seeded_pool, trader, everyone
 ):
     deposit(trader, 1_200)
     buy(ch, trader, ETH, 4 * WAD)
@@ -290,30 +287,30 @@ def test_free_liquidity__account_debt__locked(
     trader_pnl = ch.trader_unrealized_pnl(BTC)
     assert trader_pnl == units(1_000)
     # + 1: trader profit is locked with one unit to spare
-    assert ch.free_liquidity() == ch.pool_assets() - reserve - trader_pnl - 1 - debt
+    assert vault.free_liquidity() == ch.pool_assets() - reserve - trader_pnl - 1 - debt
     assert_conserved(ch, token, everyone)
 
     deposit(trader, 300)  # a deposit repays the debt first
     assert ch.total_debt() == 0
     assert ch.collateral(trader) == units(300) - debt
-    assert ch.free_liquidity() == ch.pool_assets() - reserve - trader_pnl - 1
+    assert vault.free_liquidity() == ch.pool_assets() - reserve - trader_pnl - 1
     assert_conserved(ch, token, everyone)
 
 
 def test_remove_liquidity__traders_in_profit__redeemer_bears_share_of_loss(
-    ch, token, lp_token, system, deployer, fund, deposit, trader, lp, lp2, everyone
+    ch, vault, token, system, deployer, fund, deposit, trader, lp, lp2, everyone
 ):
     for provider in (lp, lp2):
-        ch.add_liquidity(fund(provider, 500_000), 0, sender=provider)
+        vault.add_liquidity(fund(provider, 500_000), 0, sender=provider)
     deposit(trader, 20_000)
     buy(ch, trader, ETH, 50 * WAD)
     move(system, deployer, ETH, 3_000 * FEED_UNIT)  # the pool owes the trader 50,000 USD
     owed = ch.trader_unrealized_pnl(ETH)
     assert owed == units(50_000)
-    pool, supply, shares = ch.pool_assets(), lp_token.totalSupply(), lp_token.balanceOf(lp)
+    pool, supply, shares = ch.pool_assets(), vault.totalSupply(), vault.balanceOf(lp)
     fair = shares * (pool - owed + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
 
-    ch.remove_liquidity(shares, 0, sender=lp)
+    vault.remove_liquidity(shares, 0, sender=lp)
     sell(ch, trader, ETH, 50 * WAD)  # the loss is realised; only lp2 is left to bear it
 
     assert token.balanceOf(lp) <= fair  # about 475,000, not the 500,000 of realised assets
@@ -321,7 +318,7 @@ def test_remove_liquidity__traders_in_profit__redeemer_bears_share_of_loss(
 
 
 def test_redemption_value__trade_realises_loss_into_debt__falls_by_debt_less_fee_then_recovers(
-    ch, token, lp_token, system, deployer, seeded_pool, deposit, trader, trader2, everyone
+    ch, vault, token, system, deployer, seeded_pool, deposit, trader, trader2, everyone
 ):
     """A trade may realise a loss beyond the account's collateral while another position
     carries the account (cross margin): the loss becomes account debt. The redemption value
@@ -337,8 +334,8 @@ def test_redemption_value__trade_realises_loss_into_debt__falls_by_debt_less_fee
     eth = move(system, deployer, ETH, 2_700 * FEED_UNIT)  # the short loses 1,400
     move(system, deployer, BTC, 80_000 * FEED_UNIT)  # the BTC long gains 2,000
     probe = 10**12
-    supply = lp_token.totalSupply()
-    value_before, realised_before = ch.convert_to_assets(probe), ch.pool_assets()
+    supply = vault.totalSupply()
+    value_before, realised_before = vault.convert_to_assets(probe), ch.pool_assets()
 
     tx = buy(ch, trader, ETH, 2 * WAD)  # close the losing leg; the BTC leg carries the account
 
@@ -347,31 +344,31 @@ def test_redemption_value__trade_realises_loss_into_debt__falls_by_debt_less_fee
     assert debt > fee > 0 and ch.total_debt() == debt and not ch.is_liquidatable(trader)
     assert ch.pool_assets() == realised_before - pnl(-2 * WAD, ETH_WAD, eth) + fee  # grew
     fall = (debt - fee) * probe // (supply + VIRTUAL_SHARES)
-    assert value_before - ch.convert_to_assets(probe) in (fall, fall + 1)  # rounding
+    assert value_before - vault.convert_to_assets(probe) in (fall, fall + 1)  # rounding
 
     sell(ch, trader, BTC, WAD // 10)  # the BTC profit is realised and repays the debt
 
-    assert ch.total_debt() == 0 and ch.convert_to_assets(probe) >= value_before
+    assert ch.total_debt() == 0 and vault.convert_to_assets(probe) >= value_before
     assert_conserved(ch, token, everyone)
 
 
 def test_add_liquidity__traders_losing__newcomer_pays_for_paper_gains(
-    ch, token, lp_token, system, deployer, fund, deposit, trader, lp, lp2, everyone
+    ch, vault, token, system, deployer, fund, deposit, trader, lp, lp2, everyone
 ):
-    ch.add_liquidity(fund(lp, 500_000), 0, sender=lp)
+    vault.add_liquidity(fund(lp, 500_000), 0, sender=lp)
     deposit(trader, 20_000)
     buy(ch, trader, ETH, 50 * WAD)
     move(system, deployer, ETH, 1_800 * FEED_UNIT)  # the trader owes the pool 10,000 USD
     owing = -ch.trader_unrealized_pnl(ETH)
     assert owing == units(10_000)
-    pool, supply = ch.pool_assets(), lp_token.totalSupply()
+    pool, supply = ch.pool_assets(), vault.totalSupply()
     amount = fund(lp2, 100_000)
     expected = amount * (supply + VIRTUAL_SHARES) // (pool + owing + VIRTUAL_ASSETS)
-    assert ch.convert_to_shares(amount) == expected
+    assert vault.convert_to_shares(amount) == expected
 
-    ch.add_liquidity(amount, 0, sender=lp2)
+    vault.add_liquidity(amount, 0, sender=lp2)
 
-    assert lp_token.balanceOf(lp2) == expected  # fewer than at the realised share price
+    assert vault.balanceOf(lp2) == expected  # fewer than at the realised share price
     assert expected < amount * (supply + VIRTUAL_SHARES) // (pool + VIRTUAL_ASSETS)
     assert_conserved(ch, token, everyone)
 
@@ -668,13 +665,13 @@ def test_set_pool_reserve__above_100_percent__reverts(ch, deployer, configurator
 
 
 def test_set_pool_reserve__zero__open_interest_no_longer_locks(
-    ch, deployer, deposit, seeded_pool, trader, configurator
+    ch, vault, deployer, deposit, seeded_pool, trader, configurator
 ):
     deposit(trader, 10_000)
     buy(ch, trader, ETH, 10 * WAD)
-    assert ch.free_liquidity() < ch.pool_assets()
+    assert vault.free_liquidity() < ch.pool_assets()
     configurator.set_pool_reserve(0, sender=deployer)
-    assert ch.free_liquidity() == ch.pool_assets()
+    assert vault.free_liquidity() == ch.pool_assets()
 
 
 def test_set_guardian__new_guardian__pauses_and_old_cannot(
@@ -763,7 +760,7 @@ def test_unpause__guardian__reverts_and_stays_paused(ch, guardian, configurator)
 
 @pytest.mark.integration
 def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
-    ch, token, lp_token, guardian, deposit, seeded_pool, trader, trader2, lp, everyone, configurator
+    ch, vault, token, guardian, deposit, seeded_pool, trader, trader2, lp, everyone, configurator
 ):
     deposit(trader, 2_000)
     buy(ch, trader, ETH, 2 * WAD)
@@ -778,8 +775,8 @@ def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
         buy(ch, trader, ETH, WAD // 10)  # increase
     with ape.reverts("clearinghouse: paused"):
         sell(ch, trader, ETH, 3 * WAD)  # flip (even to a smaller size)
-    with ape.reverts("clearinghouse: paused"):
-        ch.remove_liquidity(lp_token.balanceOf(lp) // 10, 0, sender=lp)
+    with ape.reverts("vault: paused"):
+        vault.remove_liquidity(vault.balanceOf(lp) // 10, 0, sender=lp)
 
     sell(ch, trader, ETH, WAD)  # reduce
     sell(ch, trader, ETH, WAD)  # close
@@ -825,17 +822,7 @@ def test_pause__market_listed_or_repriced_while_paused__stays_paused(
 
 
 def test_unpause__owner__trading_resumes(
-    ch,
-    token,
-    deployer,
-    guardian,
-    deposit,
-    seeded_pool,
-    trader,
-    lp,
-    lp_token,
-    everyone,
-    configurator,
+    ch, vault, token, deployer, guardian, deposit, seeded_pool, trader, lp, everyone, configurator
 ):
     deposit(trader, 1_000)
     configurator.pause(sender=guardian)
@@ -846,7 +833,7 @@ def test_unpause__owner__trading_resumes(
     assert (log.by, log.paused) == (deployer.address, False)
     assert not ch.paused()
     buy(ch, trader, ETH, WAD)
-    ch.remove_liquidity(lp_token.balanceOf(lp) // 10, 0, sender=lp)
+    vault.remove_liquidity(vault.balanceOf(lp) // 10, 0, sender=lp)
     assert_conserved(ch, token, everyone)
 
 

@@ -854,6 +854,7 @@ def test_read_report__black_thursday_replay__market_time_and_lp_pnl_match_the_ch
     steps = plan_replay(points, current_answer(system, eth), factor=60, skip=47, max_steps=20)
     run_replay(system, eth, steps, deployer)
     ch = system.clearinghouse
+    vault = system.vault
     traders = [t.address for t in seeded.traders]
     victims = [r.account for r in read_margin_status(ch, traders) if r.liquidatable]
     assert victims
@@ -871,11 +872,11 @@ def test_read_report__black_thursday_replay__market_time_and_lp_pnl_match_the_ch
     f = rep.figures[rep.segments.index(window)]
     assert f.liquidations == len(victims)
     # mark-to-market = the change in the LPs' redemption value, as the chain prices it
-    supply = int(system.lp_token.totalSupply())
+    supply = int(system.vault.totalSupply())
     base, end = window.start_block - 1, window.end_block
-    value = [int(ch.convert_to_assets(supply, block_id=b)) for b in (base, end)]
+    value = [int(vault.convert_to_assets(supply, block_id=b)) for b in (base, end)]
     assert f.lp_mark_to_market == pytest.approx(value[1] - value[0], abs=10)
-    assert f.share_price_end == int(ch.convert_to_assets(10**12))
+    assert f.share_price_end == int(vault.convert_to_assets(10**12))
     pnl = sum(max(int(ch.trader_unrealized_pnl(m)), 0) for m in system.market_ids)
     assert f.open_profit_end == pnl
     text = console_report(rep, "test")

@@ -646,7 +646,7 @@ def test_deploy_seed_replay_audit__black_thursday__books_balance(
     ch.liquidate_many(victims, sender=liquidator)
     assert not any(r.liquidatable for r in read_margin_status(ch, traders))
 
-    report = run_audit(ch, system.token, system.lp_token, system.market_ids, dep.start_block)
+    report = run_audit(ch, system.token, system.vault, system.market_ids, dep.start_block)
     assert report.differences == []
     assert report.ledger.counts["Deposited"] == 5
     assert report.ledger.counts["LiquidityAdded"] == 1

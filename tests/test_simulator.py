@@ -454,7 +454,7 @@ def test_simulate__tiny_run__report_matches_chain_events_and_is_reproducible(
 
     def audit(result, sim):
         s = sim.system
-        report = run_audit(s.clearinghouse, s.token, s.lp_token, s.market_ids, s.start_block)
+        report = run_audit(s.clearinghouse, s.token, s.vault, s.market_ids, s.start_block)
         audits.append(report.differences)
         # The mirror the screen runs on, moved only by events, equals the chain.
         fresh = [replace(a) for a in sim.accounts]

@@ -156,6 +156,29 @@ def _oi_short(oi: uint256) -> uint256:
     return oi >> 128
 
 
+# ---- Pool assets and insurance fund: one word, read once per liquidation ----
+# bits 0-127 pool assets, 128-255 insurance fund (token units each)
+
+
+@pure
+@internal
+def _pack_funds(pool: uint256, insurance: uint256) -> uint256:
+    assert (pool | insurance) >> 128 == 0, "clearinghouse: funds overflow"
+    return (insurance << 128) | pool
+
+
+@pure
+@internal
+def _funds_pool(funds: uint256) -> uint256:
+    return funds & MASK128
+
+
+@pure
+@internal
+def _funds_insurance(funds: uint256) -> uint256:
+    return funds >> 128
+
+
 # ---- Liquidation parameters ----
 
 

@@ -32,7 +32,7 @@ from .margin import (
     pnl,
     unpack_position,
 )
-from .pool import to_assets, to_shares
+from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
 
 __all__ = [
     "BPS",
@@ -45,10 +45,13 @@ __all__ = [
     "Margin",
     "MarketRates",
     "Outcome",
+    "PoolState",
     "bps_up",
     "ceil_div",
     "closes_at",
     "constant",
+    "deposit_nav",
+    "free_liquidity",
     "keeper_reward",
     "liquidate",
     "liquidation_fraction",
@@ -60,6 +63,7 @@ __all__ = [
     "plan",
     "planned_fraction",
     "pnl",
+    "redeem_nav",
     "remaining_legs",
     "to_assets",
     "to_shares",

@@ -18,6 +18,7 @@ CONTRACTS = Path(__file__).resolve().parent.parent.parent / "contracts"
 SOURCES = (  # where each constant lives; the first file that defines a name wins
     CONTRACTS / "modules" / "margin_math.vy",
     CONTRACTS / "Clearinghouse.vy",
+    CONTRACTS / "LPVault.vy",
 )
 _LINE = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*): constant\((?P<type>\w+)\) = (?P<expr>[^#]+)")
 _OPS = {

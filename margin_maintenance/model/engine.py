@@ -15,7 +15,7 @@ from .constants import WAD
 from .liquidation import LiquidationParams, keeper_reward, plan
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
-from .pool import to_assets, to_shares
+from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
 
 
 def vdiv(a: int, b: int) -> int:
@@ -180,15 +180,19 @@ class Mirror:
                 owing += -trader_pnl
         return reserve, owed, owing
 
+    def pool_state(self) -> PoolState:
+        """`Clearinghouse.pool_state`: what the LP vault prices shares against."""
+        reserve, owed, owing = self.pool_exposure()
+        return PoolState(self.pool, self.total_debt(), reserve, owed, owing, self.paused)
+
     def free_liquidity(self) -> int:
-        reserve, owed, _ = self.pool_exposure()
-        return max(0, self.pool - (self.total_debt() + reserve + owed))
+        return free_liquidity(self.pool_state())
 
     def deposit_nav(self) -> int:
-        return self.pool + self.pool_exposure()[2]
+        return deposit_nav(self.pool_state())
 
     def redeem_nav(self) -> int:
-        return max(0, self.pool - self.pool_exposure()[1] - self.total_debt())
+        return redeem_nav(self.pool_state())
 
     def to_shares(self, assets: int) -> int:
         return to_shares(assets, self.supply, self.deposit_nav())

@@ -190,19 +190,20 @@ def read_lp_samples(system: Any, blocks: Sequence[int]) -> dict[int, LPSample]:
     eth_call batches where the provider allows it, else one Ape call at a time."""
     from margin_maintenance.keeper.reads import Method
 
-    ch = system.clearinghouse
-    one_share = 10 ** int(system.lp_token.decimals())
+    ch, vault = system.clearinghouse, system.vault
+    one_share = 10 ** int(vault.decimals())
     markets = list(system.market_ids)
-    price, pnl = Method(ch.convert_to_assets.abis[0]), Method(ch.trader_unrealized_pnl.abis[0])
-    calls = [(price, (one_share,))] + [(pnl, (m,)) for m in markets]
-    to = str(ch.address)
-    data = [m.calldata(*args) for m, args in calls]
+    price, pnl = Method(vault.convert_to_assets.abis[0]), Method(ch.trader_unrealized_pnl.abis[0])
+    calls = [(price, (one_share,), str(vault.address))] + [
+        (pnl, (m,), str(ch.address)) for m in markets
+    ]
+    data = [(to, m.calldata(*args)) for m, args, to in calls]
     try:
         raw = _batched(
             [
-                lambda w3, b=b, d=d: w3.eth.call({"to": to, "data": d}, b)
+                lambda w3, b=b, to=to, d=d: w3.eth.call({"to": to, "data": d}, b)
                 for b in blocks
-                for d in data
+                for to, d in data
             ]
         )
         out: dict[int, LPSample] = {}
@@ -210,7 +211,7 @@ def read_lp_samples(system: Any, blocks: Sequence[int]) -> dict[int, LPSample]:
             try:
                 values = [
                     int(m.result(bytes(raw[k * len(calls) + j]))[0])
-                    for j, (m, _) in enumerate(calls)
+                    for j, (m, _, _) in enumerate(calls)
                 ]
             except Exception as err:  # e.g. empty return data before the engine existed
                 log.warning("LP sample at block %s unreadable: %s", b, err)
@@ -223,7 +224,7 @@ def read_lp_samples(system: Any, blocks: Sequence[int]) -> dict[int, LPSample]:
     out = {}
     for b in blocks:
         try:
-            share_price: int | None = int(ch.convert_to_assets(one_share, block_id=b))
+            share_price: int | None = int(vault.convert_to_assets(one_share, block_id=b))
         except Exception as err:  # e.g. a node that pruned the state of block b
             log.warning("convert_to_assets at block %s failed: %s", b, err)
             share_price = None

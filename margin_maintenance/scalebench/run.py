@@ -183,7 +183,7 @@ def run_size(
         ch, token, unit = sysm.clearinghouse, sysm.token, sysm.unit
         token.mint(deployer, 5_100_000 * unit, sender=deployer)
         token.approve(ch, MAX_UINT, sender=deployer)
-        ch.add_liquidity(5_000_000 * unit, 0, sender=deployer)
+        sysm.vault.add_liquidity(5_000_000 * unit, 0, sender=deployer)
         ch.fund_insurance(100_000 * unit, sender=deployer)
 
         t = time.perf_counter()

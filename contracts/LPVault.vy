@@ -1,0 +1,194 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title Liquidity-pool vault: the LP share token and its maths
+@license MIT
+@notice ERC20 shares of the clearinghouse's counterparty pool. `add_liquidity` and
+        `remove_liquidity` price the shares here; the tokens never pass through this
+        contract: the engine pulls them from the provider (approve the clearinghouse,
+        as for `deposit`), credits its pool and pays redemptions, and emits
+        `LiquidityAdded` / `LiquidityRemoved` itself, so every balance is rebuilt from
+        the engine's events alone.
+@custom:security The engine's pool hooks accept only this vault, and this vault only the
+        engine it was bound to, once, by its deployer (`bind`, which then renounces
+        ownership). Shares are minted and burnt only here; holders transfer freely.
+        Pricing: a virtual offset (VIRTUAL_SHARES / VIRTUAL_ASSETS) against the
+        first-depositor inflation attack; both directions round down. Entries buy at
+        pool assets plus the traders' unrealised losses, exits take pool assets less the
+        traders' unrealised profit and the accounts' debt, within the free liquidity.
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import ILPVault
+from interfaces import IPoolHooks
+
+implements: IERC20
+implements: ILPVault
+
+from snekmate.auth import ownable
+from snekmate.tokens import erc20
+
+initializes: ownable
+initializes: erc20[ownable := ownable]
+
+exports: (
+    erc20.IERC20,
+    erc20.name,
+    erc20.symbol,
+    erc20.decimals,
+    ownable.owner,
+)
+
+
+interface IEngine:
+    def lp_token() -> address: view
+
+
+VIRTUAL_SHARES: constant(uint256) = 10**6  # share-price inflation guard (virtual offset)
+VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
+
+engine: public(address)  # the clearinghouse whose pool these shares own; set once by `bind`
+
+
+@deploy
+def __init__(name_: String[25], symbol_: String[5], decimals_: uint8):
+    """
+    @param decimals_ The collateral token's decimals (one share unit per asset unit at the
+           virtual offset's price).
+    """
+    ownable.__init__()
+    erc20.__init__(name_, symbol_, decimals_, name_, "1")
+
+
+@external
+def bind(engine_: address):
+    """
+    @notice Bind the vault to its engine, once (deployer), then renounce ownership.
+    @param engine_ A Clearinghouse deployed with this vault as its `lp_token`.
+    """
+    ownable._check_owner()  # one-shot: binding renounces the ownership this checks
+    assert engine_.is_contract, "vault: wrong engine"
+    assert staticcall IEngine(engine_).lp_token() == self, "vault: wrong engine"
+    self.engine = engine_
+    ownable._transfer_ownership(empty(address))
+
+
+@external
+def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
+    """
+    @notice Deposit `assets` of the collateral token into the pool for shares; the engine
+            pulls them from the caller and the shares are priced on what arrives.
+    @return The shares minted.
+    """
+    assert assets > 0, "vault: zero amount"
+    engine_: address = self._engine()
+    nav: uint256 = self._deposit_nav(staticcall IPoolHooks(engine_).pool_state())
+    received: uint256 = extcall IPoolHooks(engine_).pool_pull(msg.sender, assets)
+    shares: uint256 = self._to_shares(received, erc20.totalSupply, nav)
+    assert shares > 0, "vault: zero shares"
+    assert shares >= min_shares, "vault: slippage"
+    erc20._mint(msg.sender, shares)
+    extcall IPoolHooks(engine_).pool_add(msg.sender, received, shares)
+    return shares
+
+
+@external
+def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
+    """
+    @notice Redeem `shares` for pool assets, within the pool's free liquidity.
+    @return The assets paid to the caller.
+    """
+    assert shares > 0, "vault: zero amount"
+    engine_: address = self._engine()
+    ps: IPoolHooks.PoolState = staticcall IPoolHooks(engine_).pool_state()
+    assert not ps.paused, "vault: paused"
+    supply: uint256 = erc20.totalSupply
+    # No one holds more than the supply; the bound also keeps shares * nav from overflowing.
+    assert shares <= supply, "vault: insufficient shares"
+    assets: uint256 = self._to_assets(shares, supply, self._redeem_nav(ps))
+    assert assets > 0, "vault: zero assets"
+    assert assets >= min_assets, "vault: slippage"
+    assert assets <= self._free(ps), "vault: insufficient free liquidity"
+    erc20._burn(msg.sender, shares)
+    extcall IPoolHooks(engine_).pool_pay(msg.sender, assets, shares)
+    return assets
+
+
+@view
+@external
+def free_liquidity() -> uint256:
+    """
+    @notice Pool assets LPs may withdraw now: pool assets less the reserve against open
+            notional, unrealised trader profit and outstanding account debt.
+    """
+    return self._free(staticcall IPoolHooks(self._engine()).pool_state())
+
+
+@view
+@external
+def convert_to_shares(assets: uint256) -> uint256:
+    """
+    @notice Shares `add_liquidity(assets)` would mint now (before any transfer fee).
+    """
+    ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
+    return self._to_shares(assets, erc20.totalSupply, self._deposit_nav(ps))
+
+
+@view
+@external
+def convert_to_assets(shares: uint256) -> uint256:
+    """
+    @notice Assets `remove_liquidity(shares)` would pay now (before the free-liquidity check).
+    """
+    ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
+    return self._to_assets(shares, erc20.totalSupply, self._redeem_nav(ps))
+
+
+@view
+@internal
+def _engine() -> address:
+    engine_: address = self.engine
+    assert engine_ != empty(address), "vault: not bound"
+    return engine_
+
+
+@pure
+@internal
+def _deposit_nav(ps: IPoolHooks.PoolState) -> uint256:
+    # What a new LP buys into: realised assets plus traders' unrealised losses, never less
+    # than the realised assets (a newcomer never buys the pool's paper losses cheaply).
+    return ps.pool_assets + ps.trader_loss
+
+
+@pure
+@internal
+def _redeem_nav(ps: IPoolHooks.PoolState) -> uint256:
+    # What a redeemer takes a share of: realised assets less traders' unrealised profit and
+    # the accounts' debt (a redeemer bears paper losses and leaves paper gains behind).
+    locked: uint256 = ps.trader_profit + ps.total_debt
+    if ps.pool_assets <= locked:
+        return 0
+    return ps.pool_assets - locked
+
+
+@pure
+@internal
+def _free(ps: IPoolHooks.PoolState) -> uint256:
+    locked: uint256 = ps.total_debt + ps.reserve + ps.trader_profit
+    if ps.pool_assets <= locked:
+        return 0
+    return ps.pool_assets - locked
+
+
+@pure
+@internal
+def _to_shares(assets: uint256, supply: uint256, nav: uint256) -> uint256:
+    # Rounded down: the depositor gets no more than they paid for.
+    return assets * (supply + VIRTUAL_SHARES) // (nav + VIRTUAL_ASSETS)
+
+
+@pure
+@internal
+def _to_assets(shares: uint256, supply: uint256, nav: uint256) -> uint256:
+    # Rounded down: the redeemer gets no more than the shares are worth.
+    return shares * (nav + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)

@@ -1,21 +1,11 @@
-"""The deployment record (`deployments/<network>.json`) and the traders file next to it.
+"""The deployment record (`deployments/<network>.json`), Ape side, and the traders file next
+to it.
 
-The record is what the keeper, the simulator and outside tools read (SPEC.md section 6): with it
-and the ABIs in `.build/` a client can trade and liquidate. Records for local networks are
-git-ignored (`deployments/*local*.json`).
-
-Layout of `deployments/<network>.json`::
-
-    {"network": "local", "chain_id": 31337, "start_block": 0,
-     "clearinghouse": "0x..", "lp_token": "0x..",
-     "collateral": {"address": "0x..", "decimals": 6},
-     "markets": [{"id": 0, "symbol": "ETH-USD", "aggregator": "0x..", "feed": "0x.."}],
-     "deployer": "0x..", "guardian": "0x..", "deployed_at": 1764000000,
-     "configurator": "0x..", "schema_version": 2}
-
-Schema versions: a record without `schema_version` is version 1 (no configurator: the engine
-was its own administrator); version 2 adds `configurator`, the contract every admin call goes
-to (owner, guardian, setters, admin events). Every version-1 key is kept as it was.
+The record itself (its dataclasses, `from_dict` / `to_dict`, `load` / `save`, the path helpers
+and `DeploymentError`) is defined once, Ape-free, in `margin_maintenance.chain.record` (layout
+and schema versions in its docstring) and re-exported here. This module adds what needs Ape or
+the contracts: the record of a system just deployed (`deployment_from_system`), contract
+handles for a recorded one (`attach`, `load_connected`), the chain checks and the test signer.
 
 Layout of `deployments/<network>-traders.json` (written by `ape run seed`)::
 
@@ -30,136 +20,29 @@ later run can allocate fresh indices instead of reusing someone else's account.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from margin_maintenance.chain.record import (
+    DEPLOYMENTS_ENV,
+    REPO_ROOT,
+    SCHEMA_VERSION,
+    CollateralRecord,
+    Deployment,
+    DeploymentError,
+    MarketRecord,
+    deployments_dir,
+    load_deployment,
+    network_slug,
+    read_json_object,
+    record_path,
+    save_deployment,
+    write_json,
+)
 from margin_maintenance.system import System
 
-SCHEMA_VERSION = 2  # what `deployment_from_system` writes; a record without one is version 1
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEPLOYMENTS_ENV = "MM_DEPLOYMENTS_DIR"  # overrides the folder the records live in
-
-
-class DeploymentError(RuntimeError):
-    """A record is missing, malformed, or does not match the connected chain."""
-
-
-# ---- Paths ----
-
-
-def network_slug(ecosystem: str, network: str) -> str:
-    """File stem for a network: `local` for ethereum:local, `sepolia` for ethereum:sepolia,
-    `arbitrum-mainnet` for arbitrum:mainnet (any `*local*` stem is git-ignored)."""
-    net = network.lower().replace(":", "-")
-    eco = ecosystem.lower()
-    return net if eco == "ethereum" else f"{eco}-{net}"
-
-
-def deployments_dir(directory: str | Path | None = None) -> Path:
-    """The folder holding the records: `directory`, else $MM_DEPLOYMENTS_DIR, else
-    `<repo>/deployments`."""
-    if directory is not None:
-        return Path(directory)
-    if env := os.environ.get(DEPLOYMENTS_ENV):
-        return Path(env)
-    return REPO_ROOT / "deployments"
-
-
-def record_path(network: str, directory: str | Path | None = None) -> Path:
-    return deployments_dir(directory) / f"{network}.json"
-
-
-def traders_path(network: str, directory: str | Path | None = None) -> Path:
-    return deployments_dir(directory) / f"{network}-traders.json"
-
-
-# ---- The deployment record ----
-
-
-@dataclass(frozen=True)
-class CollateralRecord:
-    address: str
-    decimals: int
-
-
-@dataclass(frozen=True)
-class MarketRecord:
-    id: int
-    symbol: str
-    aggregator: str
-    feed: str
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """Typed view of `deployments/<network>.json`."""
-
-    network: str
-    chain_id: int
-    start_block: int
-    clearinghouse: str
-    lp_token: str
-    collateral: CollateralRecord
-    markets: tuple[MarketRecord, ...]
-    deployer: str
-    guardian: str | None = None
-    deployed_at: int | None = None  # head block time when written: tells apart two deployments
-    # at the same addresses (a restarted anvil replays the same deployer nonces)
-    configurator: str | None = None  # the admin contract (schema 2; None in a version-1 record)
-    schema_version: int = 1  # 1 when the record has none
-
-    @property
-    def unit(self) -> int:
-        """One whole collateral token in token units."""
-        return 10**self.collateral.decimals
-
-    def market(self, key: int | str) -> MarketRecord:
-        """A market by id or by symbol (case-insensitive, `ETH` matches `ETH-USD`)."""
-        for m in self.markets:
-            if isinstance(key, int) and m.id == key:
-                return m
-            if isinstance(key, str):
-                k = key.upper()
-                if m.symbol.upper() == k or m.symbol.upper().split("-")[0] == k:
-                    return m
-        known = ", ".join(f"{m.id}:{m.symbol}" for m in self.markets)
-        raise DeploymentError(f"no market {key!r} in the deployment (markets: {known})")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["markets"] = [asdict(m) for m in self.markets]
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Deployment:
-        try:
-            col = data["collateral"]
-            return cls(
-                network=str(data.get("network", "")),
-                chain_id=int(data["chain_id"]),
-                start_block=int(data["start_block"]),
-                clearinghouse=str(data["clearinghouse"]),
-                lp_token=str(data["lp_token"]),
-                collateral=CollateralRecord(str(col["address"]), int(col["decimals"])),
-                markets=tuple(
-                    MarketRecord(
-                        int(m["id"]), str(m["symbol"]), str(m["aggregator"]), str(m["feed"])
-                    )
-                    for m in data["markets"]
-                ),
-                deployer=str(data["deployer"]),
-                guardian=None if data.get("guardian") is None else str(data["guardian"]),
-                deployed_at=None if data.get("deployed_at") is None else int(data["deployed_at"]),
-                configurator=None
-                if data.get("configurator") is None
-                else str(data["configurator"]),
-                schema_version=int(data.get("schema_version", 1)),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise DeploymentError(f"malformed deployment record: {err!r}") from err
+# ---- The record of a deployment (Ape) ----
 
 
 def chain_market_ids(ch: Any, feeds: list[Any]) -> list[int]:
@@ -214,38 +97,6 @@ def deployment_from_system(
         configurator=str(system.configurator.address),
         schema_version=SCHEMA_VERSION,
     )
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a file
-    return path
-
-
-def _read_json(path: Path, what: str, hint: str) -> dict[str, Any]:
-    if not path.exists():
-        raise DeploymentError(f"no {what} at {path}: {hint}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DeploymentError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(data, dict):
-        raise DeploymentError(f"{path} does not hold a JSON object")
-    return data
-
-
-def save_deployment(dep: Deployment, directory: str | Path | None = None) -> Path:
-    return _write_json(record_path(dep.network, directory), dep.to_dict())
-
-
-def load_deployment(network: str, directory: str | Path | None = None) -> Deployment:
-    data = _read_json(
-        record_path(network, directory), "deployment record", "run `ape run deploy` first"
-    )
-    dep = Deployment.from_dict(data)
-    return dep if dep.network else replace(dep, network=network)
 
 
 # ---- Connecting to a recorded deployment ----
@@ -314,6 +165,10 @@ def test_signer(address: str) -> Any:
 
 
 # ---- The traders file ----
+
+
+def traders_path(network: str, directory: str | Path | None = None) -> Path:
+    return deployments_dir(directory) / f"{network}-traders.json"
 
 
 @dataclass(frozen=True)
@@ -389,11 +244,13 @@ class TradersFile:
 
 
 def save_traders(tf: TradersFile, directory: str | Path | None = None) -> Path:
-    return _write_json(traders_path(tf.network, directory), tf.to_dict())
+    return write_json(traders_path(tf.network, directory), tf.to_dict())
 
 
 def load_traders(network: str, directory: str | Path | None = None) -> TradersFile:
-    data = _read_json(traders_path(network, directory), "traders file", "run `ape run seed` first")
+    data = read_json_object(
+        traders_path(network, directory), "traders file", "run `ape run seed` first"
+    )
     return TradersFile.from_dict(data)
 
 
@@ -417,6 +274,8 @@ def traders_for(dep: Deployment, directory: str | Path | None = None) -> Traders
 
 
 __all__ = [
+    "DEPLOYMENTS_ENV",
+    "REPO_ROOT",
     "SCHEMA_VERSION",
     "CollateralRecord",
     "Deployment",

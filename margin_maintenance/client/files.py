@@ -1,18 +1,20 @@
 """Files a client needs: plain ABIs (abi/, a single file or Ape's build manifest) and the
-deployment record.
+deployment record (defined in `margin_maintenance.chain.record`, read here as the client needs
+it: checksummed addresses, `ClientError`).
 
 Part of `margin_maintenance.client` (see its docstring).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_utils import to_checksum_address
+
+from margin_maintenance.chain.record import CollateralRecord, Deployment, MarketRecord, read_json
 
 from .settings import (
     ABI_DIR_NAME,
@@ -64,12 +66,7 @@ def _artifact_from_json(data: Any, name: str, source: Path) -> Artifact:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as err:
-        raise ClientError(f"no {what} at {path}") from err
-    except json.JSONDecodeError as err:
-        raise ClientError(f"{path} is not valid JSON: {err}") from err
+    return read_json(path, what, error=ClientError)
 
 
 def _read_manifest(path: Path) -> Any:
@@ -162,67 +159,25 @@ def load_abi(
     return load_artifact(name, path, build_dir, abi_dir).abi
 
 
-@dataclass(frozen=True)
-class CollateralInfo:
-    address: str
-    decimals: int
+# The record's parts under the client's older names.
+CollateralInfo = CollateralRecord
+MarketInfo = MarketRecord
+
+# The keys a client needs; the others may be absent (`lp_token`, `deployer`: None; no markets).
+CLIENT_KEYS = ("chain_id", "start_block", "clearinghouse", "collateral")
 
 
-@dataclass(frozen=True)
-class MarketInfo:
-    id: int
-    symbol: str
-    aggregator: str
-    feed: str
+class DeploymentRecord(Deployment):
+    """`deployments/<network>.json` as a client reads it (`Deployment` with fewer required keys,
+    checksummed addresses and `ClientError`; `load(path)` and `from_dict(data)` as there)."""
 
-
-@dataclass(frozen=True)
-class DeploymentRecord:
-    """The fields of `deployments/<network>.json` a client needs (others are ignored)."""
-
-    chain_id: int
-    start_block: int
-    clearinghouse: str
-    collateral: CollateralInfo
-    markets: tuple[MarketInfo, ...] = ()
-    network: str = ""
-
-    @property
-    def unit(self) -> int:
-        """One whole collateral token in token units."""
-        return 10**self.collateral.decimals
-
-    def market(self, market_id: int) -> MarketInfo | None:
-        return next((m for m in self.markets if m.id == market_id), None)
+    REQUIRED_KEYS = CLIENT_KEYS
+    ERROR = ClientError
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeploymentRecord:
-        try:
-            col = data["collateral"]
-            return cls(
-                chain_id=int(data["chain_id"]),
-                start_block=int(data["start_block"]),
-                clearinghouse=to_checksum_address(data["clearinghouse"]),
-                collateral=CollateralInfo(
-                    to_checksum_address(col["address"]), int(col["decimals"])
-                ),
-                markets=tuple(
-                    MarketInfo(
-                        int(m["id"]),
-                        str(m["symbol"]),
-                        to_checksum_address(m["aggregator"]),
-                        to_checksum_address(m["feed"]),
-                    )
-                    for m in data.get("markets", [])
-                ),
-                network=str(data.get("network", "")),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise ClientError(f"malformed deployment record: {err!r}") from err
+    def read_address(cls, value: Any) -> str:
+        return to_checksum_address(value)
 
-    @classmethod
-    def load(cls, path: str | Path) -> DeploymentRecord:
-        data = _read_json(Path(path), "deployment record (run `ape run deploy`)")
-        if not isinstance(data, dict):
-            raise ClientError(f"{path} does not hold a JSON object")
-        return cls.from_dict(data)
+    def market(self, market_id: int) -> MarketRecord | None:  # type: ignore[override]
+        """The market with this id, or None (the client's lookup never raises)."""
+        return self.find_market(market_id)

@@ -4,7 +4,8 @@ Where the clearinghouse is, in order of precedence:
 
 1. `MM_CLEARINGHOUSE` (address) and `MM_START_BLOCK` (first block to scan, default 0);
 2. `MM_DEPLOYMENT`: path to the deployment record (`deployments/<network>.json`, SPEC.md
-   section 6), read with plain `json`: `clearinghouse`, `start_block`, `chain_id`;
+   section 6, defined in `margin_maintenance.chain.record`, plain `json`): `clearinghouse`,
+   `start_block` (default 0), `chain_id` (checked against the chain when present);
 3. `<deployments dir>/<network>.json` when it exists, the folder being `MM_DEPLOYMENTS_DIR`
    or the repository's `deployments/` and `<network>` being `local` for ethereum:local,
    `<ecosystem>-<network>` off Ethereum (the names `ape run deploy` writes).
@@ -12,7 +13,6 @@ Where the clearinghouse is, in order of precedence:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,15 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from . import decisions
+from margin_maintenance.chain.record import (
+    DEFAULT_DEPLOYMENTS_DIR,
+    REPO_ROOT,
+    Deployment,
+    network_slug,
+    record_path,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from . import decisions
 
 
 class KeeperSettings(BaseSettings):
@@ -32,7 +38,7 @@ class KeeperSettings(BaseSettings):
 
     # Where the system is
     deployment: Path | None = None  # deployment record (JSON); see module docstring
-    deployments_dir: Path = REPO_ROOT / "deployments"  # where records live by network name
+    deployments_dir: Path = DEFAULT_DEPLOYMENTS_DIR  # where records live by network name
     clearinghouse: str | None = None  # overrides the record's address
     start_block: int | None = Field(default=None, ge=0)  # overrides the record's start block
 
@@ -81,39 +87,46 @@ class Watch:
     chain_id: int | None  # from the record, to check against the connected chain
 
 
+class WatchRecord(Deployment):
+    """The deployment record as the keeper reads it: only `clearinghouse` is required (no
+    `start_block` scans from 0, no `chain_id` skips the chain check); errors are ValueError."""
+
+    REQUIRED_KEYS = ("clearinghouse",)
+    ERROR = ValueError
+
+
 def read_deployment(path: Path) -> dict[str, Any]:
-    """The deployment record as a dict (plain JSON, no dependency on the writer's module)."""
-    with open(path) as f:
-        record = json.load(f)
-    if not isinstance(record, dict) or "clearinghouse" not in record:
-        raise ValueError(f"{path}: not a deployment record (no 'clearinghouse')")
-    return record
-
-
-def network_slug(ecosystem: str, network: str) -> str:
-    """Record file stem for a network: `local` for ethereum:local, `arbitrum-mainnet` for
-    arbitrum:mainnet (the same names the deploy script writes)."""
-    net = network.lower().replace(":", "-")
-    return net if ecosystem.lower() == "ethereum" else f"{ecosystem.lower()}-{net}"
+    """The deployment record at `path` as a dict (see `WatchRecord`)."""
+    return WatchRecord.load(path).to_dict()
 
 
 def resolve_watch(settings: KeeperSettings, network: str | None = None) -> Watch:
     """Apply the precedence in the module docstring; raise with a hint when nothing is set.
     `network` is the record's file stem (see `network_slug`)."""
-    record: dict[str, Any] = {}
+    record: WatchRecord | None = None
     path = settings.deployment
     if path is None and network and settings.clearinghouse is None:
-        default = settings.deployments_dir / f"{network}.json"
+        default = record_path(network, settings.deployments_dir)
         path = default if default.exists() else None
     if path is not None:
-        record = read_deployment(path)
-    address = settings.clearinghouse or record.get("clearinghouse")
+        record = WatchRecord.load(path)
+    address = settings.clearinghouse or (record.clearinghouse if record else None)
     if not address:
         raise ValueError(
             "no clearinghouse: set MM_CLEARINGHOUSE (and MM_START_BLOCK) or MM_DEPLOYMENT"
         )
     start = settings.start_block
     if start is None:
-        start = int(record.get("start_block", 0))
-    chain_id = record.get("chain_id")
-    return Watch(str(address), start, int(chain_id) if chain_id is not None else None)
+        start = record.start_block if record else 0
+    return Watch(str(address), start, record.chain_id if record else None)
+
+
+__all__ = [
+    "REPO_ROOT",
+    "KeeperSettings",
+    "Watch",
+    "WatchRecord",
+    "network_slug",
+    "read_deployment",
+    "resolve_watch",
+]

@@ -61,7 +61,6 @@ struct Leg:
     entry: uint256  # WAD price the position is marked from
     price: uint256  # current oracle price, WAD
     cfg: uint256  # packed market configuration
-    notional: uint256  # |size| * price, token units, rounded up
 
 
 struct AccountState:
@@ -98,8 +97,8 @@ market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over pos
 
 # Pool, insurance, parameters
 funds: uint256  # packed pool assets (LP capital, realised) and insurance fund, see codec
-price_cache: transient(HashMap[uint256, uint256])  # market -> price, within one liquidate_many
-cached_markets: transient(uint256)  # bit i set: market i's price is in price_cache
+price_cache: transient(HashMap[uint256, uint256])  # market -> batch << 128 | price read in it
+price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
 liquidation_config: uint256  # packed liquidation parameters, see codec
 pool_reserve_bps: public(uint256)  # share of open notional LPs cannot withdraw
 guardian: public(address)  # may pause new risk (through the configurator)
@@ -217,17 +216,22 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     # Settle PnL of the old position, charge the fee.
     c: int256 = self.collateral[msg.sender]
     funds: uint256 = self.funds
-    pool: uint256 = codec._funds_pool(funds)
+    pool: uint256 = funds & codec.MASK128  # codec funds word, inline on the hot path
     realized: int256 = 0
     if old_size != 0:
-        realized, pool = self._settle_pnl(
-            msg.sender, market_id, mm._pnl(old_size, entry, price, token_scale), pool
-        )
+        realized = mm._pnl(old_size, entry, price, token_scale)
+        if realized < 0:
+            pool += convert(-realized, uint256)  # a loss is the pool's, in full
+        elif realized > 0:
+            realized = self._pay_profit(msg.sender, market_id, realized, pool)
+            pool -= convert(realized, uint256)
     fee: uint256 = mm._bps_up(
         mm._notional_up(convert(abs(size_delta), uint256), price, token_scale),
         (cfg >> codec.CFG_TRADE) & codec.MASK16,
     )
-    self.funds = codec._pack_funds(pool + fee, codec._funds_insurance(funds))
+    pool += fee
+    assert pool <= codec.MASK128, "clearinghouse: funds overflow"
+    self.funds = (funds & ~codec.MASK128) | pool
     c_after: int256 = c + realized - convert(fee, int256)
     self._set_collateral(msg.sender, c, c_after)
 
@@ -251,7 +255,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     )
 
     # Margin check on the whole account after the trade (this market's price is known).
-    st: AccountState = self._load_known(msg.sender, market_id, price, False)
+    st: AccountState = self._load_known(msg.sender, market_id, price)
     if adds_risk:
         assert st.equity >= convert(st.initial, int256), "clearinghouse: insufficient margin"
     elif len(st.legs) > 0:
@@ -280,7 +284,7 @@ def liquidate(account: address) -> uint256:
     """
     reward: uint256 = 0
     done: bool = False
-    reward, done = self._liquidate(account, msg.sender, False)
+    reward, done = self._liquidate(account, msg.sender, 0)
     assert done, "clearinghouse: account healthy"
     return reward
 
@@ -292,21 +296,16 @@ def liquidate_many(accounts: DynArray[address, MAX_BATCH]) -> uint256:
             repeats, healthy once liquidated) are skipped without reverting.
     @return The total reward credited to the caller.
     """
+    # Each market's price is read from its feed once per call: cached prices are tagged with
+    # this call's number, so a later call in the same transaction reads the feeds afresh.
+    batch: uint256 = self.price_batch + 1
+    self.price_batch = batch
     total: uint256 = 0
     for a: address in accounts:
         reward: uint256 = 0
         done: bool = False
-        reward, done = self._liquidate(a, msg.sender, True)
+        reward, done = self._liquidate(a, msg.sender, batch)
         total += reward
-    # Each market's price was read once for the whole batch; forget it before the next call.
-    mask: uint256 = self.cached_markets
-    for market_id: uint256 in range(MAX_MARKETS):
-        if mask == 0:
-            break
-        if mask & 1 == 1:
-            self.price_cache[market_id] = 0
-        mask >>= 1
-    self.cached_markets = 0
     return total
 
 
@@ -372,23 +371,21 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     fraction: uint256 = 0
     closes: DynArray[uint256, MAX_POSITIONS] = []
     full: bool = False
-    fraction, closes, full = self._plan(st, lcfg, codec._funds_pool(self.funds))
+    funds: uint256 = self.funds
+    fraction, closes, full = self._plan(st, lcfg, codec._funds_pool(funds))
     fee: uint256 = 0
-    notional: uint256 = 0
     for i: uint256 in range(len(st.legs), bound=MAX_POSITIONS):
         leg: Leg = st.legs[i]
-        n: uint256 = mm._notional_up(closes[i], leg.price, token_scale)
-        notional += n
-        fee += mm._bps_up(n, codec._market_liq_fee(leg.cfg))
+        fee += mm._bps_up(
+            mm._notional_up(closes[i], leg.price, token_scale), codec._market_liq_fee(leg.cfg)
+        )
     # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
-    fee = max(fee, codec._liq_min_reward(lcfg))
-    available: uint256 = 0
-    if st.equity > 0:
-        available = convert(st.equity, uint256)
-    fee_paid: uint256 = min(fee, available)
+    fee_paid: uint256 = 0
     reward: uint256 = 0
-    ins: uint256 = codec._funds_insurance(self.funds) + fee_paid
-    reward, ins = self._keeper_reward(fee_paid, lcfg, ins)
+    ins: uint256 = 0
+    fee_paid, reward, ins = self._fee_split(
+        fee, st.equity, lcfg, codec._funds_insurance(funds), True
+    )
     bad: uint256 = 0
     if full and st.equity < 0:
         bad = convert(-st.equity, uint256)
@@ -425,7 +422,7 @@ def pool_pull(provider: address, assets: uint256) -> uint256:
     @notice Vault hook: pull `assets` from `provider` (who approved this contract) and
             return what arrived; `pool_add` credits it in the same transaction.
     """
-    assert msg.sender == lp_token, "clearinghouse: not vault"
+    self._only(lp_token)
     return self._pull(provider, assets)
 
 
@@ -435,7 +432,7 @@ def pool_add(provider: address, assets: uint256, shares: uint256):
     @notice Vault hook: credit `assets` (pulled by `pool_pull`) to the pool for the
             `shares` the vault minted.
     """
-    assert msg.sender == lp_token, "clearinghouse: not vault"
+    self._only(lp_token)
     self._set_pool(self._pool() + assets)
     log IClearinghouse.LiquidityAdded(provider=provider, assets=assets, shares=shares)
 
@@ -446,7 +443,7 @@ def pool_pay(provider: address, assets: uint256, shares: uint256):
     @notice Vault hook: pay `assets` out of the pool to `provider` for the `shares` the vault
             burnt (the vault checked them against the free liquidity).
     """
-    assert msg.sender == lp_token, "clearinghouse: not vault"
+    self._only(lp_token)
     self._set_pool(self._pool() - assets)
     self._push(provider, assets)
     log IClearinghouse.LiquidityRemoved(provider=provider, assets=assets, shares=shares)
@@ -561,7 +558,7 @@ def configure_market(market_id: uint256, config_word: uint256, limits_word: uint
     @notice Store a market's packed configuration and limits words (codec layouts), as the
             configurator checked and packed them. `market_id == market_count` lists a new one.
     """
-    assert msg.sender == configurator, "clearinghouse: not configurator"
+    self._only(configurator)
     if market_id == self.market_count:
         self.market_count = market_id + 1
     self.market_config[market_id] = config_word
@@ -573,7 +570,7 @@ def configure_params(liquidation_config: uint256, pool_reserve_bps: uint256, gua
     """
     @notice Store the packed liquidation parameters, the pool reserve and the guardian.
     """
-    assert msg.sender == configurator, "clearinghouse: not configurator"
+    self._only(configurator)
     self.liquidation_config = liquidation_config
     self.pool_reserve_bps = pool_reserve_bps
     self.guardian = guardian
@@ -584,7 +581,7 @@ def configure_pause(paused: bool):
     """
     @notice Set the pause flag and its copy in every market's configuration word.
     """
-    assert msg.sender == configurator, "clearinghouse: not configurator"
+    self._only(configurator)
     self.paused = paused
     for market_id: uint256 in range(self.market_count, bound=MAX_MARKETS):
         self.market_config[market_id] = codec._market_with_paused(
@@ -596,22 +593,17 @@ def configure_pause(paused: bool):
 
 
 @internal
-def _liquidate(account: address, keeper: address, cache: bool) -> (uint256, bool):
+def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, bool):
     """
-    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated). With `cache`
-         (liquidate_many) each market's price is read from its feed once per batch.
+    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated). A non-zero
+         `batch` (liquidate_many) reads each market's price from its feed once per batch.
     """
-    st: AccountState = self._load_known(account, MAX_MARKETS, 0, cache)
+    st: AccountState = self._load_known(account, MAX_MARKETS + batch, 0)
     n: uint256 = len(st.legs)
-    if cache:
-        # Remember the prices read for this account for the rest of the batch.
-        mask: uint256 = self.cached_markets
-        for leg: Leg in st.legs:
-            bit: uint256 = 1 << leg.market_id
-            if mask & bit == 0:
-                self.price_cache[leg.market_id] = leg.price
-                mask |= bit
-        self.cached_markets = mask
+    if batch != 0:
+        for leg: Leg in st.legs:  # remembered for the rest of the batch
+            if leg.price <= mm.MAX_PRICE:
+                self.price_cache[leg.market_id] = (batch << 128) | leg.price
     if n == 0 or st.equity >= convert(st.maintenance, int256):
         return 0, False
 
@@ -641,9 +633,8 @@ def _liquidate(account: address, keeper: address, cache: bool) -> (uint256, bool
 
         pnl: int256 = mm._pnl(leg.size, leg.entry, leg.price, token_scale)
         if pnl < 0:
-            paid: int256 = 0
-            paid, pool = self._settle_pnl(account, leg.market_id, pnl, pool)
-            c += paid
+            pool += convert(-pnl, uint256)
+            c += pnl
         pnls.append(pnl)
         limits: uint256 = 2**128 - 1  # decreases never hit the cap; skip the SLOAD
         self._move_open_interest(leg.market_id, leg.size, new_size, limits)
@@ -659,7 +650,8 @@ def _liquidate(account: address, keeper: address, cache: bool) -> (uint256, bool
         leg: Leg = st.legs[i]
         realized: int256 = pnls[i]
         if realized > 0:
-            realized, pool = self._settle_pnl(account, leg.market_id, realized, pool)
+            realized = self._pay_profit(account, leg.market_id, realized, pool)
+            pool -= convert(realized, uint256)
             c += realized
         new_size: int256 = self._after_close(leg.size, closes[i])
         log IClearinghouse.PositionChanged(
@@ -676,16 +668,13 @@ def _liquidate(account: address, keeper: address, cache: bool) -> (uint256, bool
     # Fee from what the account has left: at least the minimum keeper reward when a third
     # party liquidates, so the insurance fund tops the reward up only when the account
     # cannot pay it (a hedged owner cannot farm the top-up from a second address).
-    if keeper != account:
-        fee = max(fee, lcfg >> codec.LIQ_REWARD)
     fee_paid: uint256 = 0
-    if c > 0:
-        fee_paid = min(fee, convert(c, uint256))
-        c -= convert(fee_paid, int256)
-    insurance: uint256 = codec._funds_insurance(funds) + fee_paid
     reward: uint256 = 0
-    if keeper != account:
-        reward, insurance = self._keeper_reward(fee_paid, lcfg, insurance)
+    insurance: uint256 = 0
+    fee_paid, reward, insurance = self._fee_split(
+        fee, c, lcfg, codec._funds_insurance(funds), keeper != account
+    )
+    c -= convert(fee_paid, int256)
 
     # Bad debt: insurance first, then the pool; whatever is left stays as account debt.
     if full and c < 0:
@@ -780,18 +769,29 @@ def _plan(
 
 @pure
 @internal
-def _keeper_reward(fee_paid: uint256, lcfg: uint256, insurance: uint256) -> (uint256, uint256):
+def _fee_split(
+    fee: uint256, available: int256, lcfg: uint256, insurance: uint256, third_party: bool
+) -> (uint256, uint256, uint256):
     """
-    @dev The keeper's share of the fee, topped up to the minimum reward from the
-         insurance fund (which already holds `fee_paid`, so the share is always
-         covered). Returns (reward, insurance after paying it).
+    @dev The liquidation fee out of what the account has left (`available`), at least the
+         minimum keeper reward when a third party liquidates; the keeper's share of it,
+         topped up to the minimum reward from the insurance fund (which receives the fee
+         first, so the share is always covered). Returns (fee paid, reward, insurance after).
     """
-    reward: uint256 = fee_paid * (lcfg & codec.MASK16) // BPS
     min_reward: uint256 = lcfg >> codec.LIQ_REWARD
+    if third_party:
+        fee = max(fee, min_reward)
+    fee_paid: uint256 = 0
+    if available > 0:
+        fee_paid = min(fee, convert(available, uint256))
+    ins: uint256 = insurance + fee_paid
+    if not third_party:
+        return fee_paid, 0, ins
+    reward: uint256 = fee_paid * (lcfg & codec.MASK16) // BPS
     if reward < min_reward:
         # Paid from the fee first (insurance already holds it), the fund only beyond it.
-        reward = min(min_reward, insurance)
-    return reward, insurance - reward
+        reward = min(min_reward, ins)
+    return fee_paid, reward, ins - reward
 
 
 # ---- Internal: account state ----
@@ -800,18 +800,19 @@ def _keeper_reward(fee_paid: uint256, lcfg: uint256, insurance: uint256) -> (uin
 @view
 @internal
 def _load(account: address) -> AccountState:
-    return self._load_known(account, MAX_MARKETS, 0, False)
+    return self._load_known(account, MAX_MARKETS, 0)
 
 
 @view
 @internal
 def _load_known(
-    account: address, known_id: uint256, known_price: uint256, cache: bool
+    account: address, known_id: uint256, known_price: uint256
 ) -> AccountState:
     """
     @dev Every open position of `account` marked at the oracle: equity and requirements.
-         `known_price` is used for market `known_id` instead of a second feed call; with
-         `cache`, prices already read in this batch come from its transient price cache.
+         `known_price` is used for market `known_id` instead of a second feed call. A
+         `known_id` of MAX_MARKETS + batch (liquidate_many) means no known market, and
+         prices already read in that batch come from the price cache.
     """
     st: AccountState = empty(AccountState)
     st.collateral = self.collateral[account]
@@ -822,42 +823,43 @@ def _load_known(
         size: int256 = 0
         entry: uint256 = 0
         size, entry = mm._unpack_position(self.positions[account][market_id])
-        price: uint256 = 0
-        if market_id == known_id:
-            price = known_price
-        elif cache:
-            price = self.price_cache[market_id]
-        if price == 0:
-            price = staticcall IPriceFeed(convert(cfg & codec.MASK160, address)).latest_price()
+        price: uint256 = known_price
+        if market_id != known_id:
+            feed: IPriceFeed = IPriceFeed(convert(cfg & codec.MASK160, address))
+            if known_id <= MAX_MARKETS:
+                price = staticcall feed.latest_price()
+            else:
+                batch: uint256 = known_id - MAX_MARKETS
+                cached: uint256 = self.price_cache[market_id]
+                if cached >> 128 == batch:
+                    price = cached & codec.MASK128
+                else:
+                    price = staticcall feed.latest_price()
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, token_scale)
         eq += mm._pnl(size, entry, price, token_scale)
         st.initial += mm._bps_up(notional, (cfg >> codec.CFG_IM) & codec.MASK16)
         st.maintenance += mm._bps_up(notional, (cfg >> codec.CFG_MM) & codec.MASK16)
         st.liq_fee += mm._bps_up(notional, (cfg >> codec.CFG_LIQ) & codec.MASK16)
         st.legs.append(
-            Leg(market_id=market_id, size=size, entry=entry, price=price, cfg=cfg, notional=notional)
+            Leg(market_id=market_id, size=size, entry=entry, price=price, cfg=cfg)
         )
     st.equity = eq
     return st
 
 
 @internal
-def _settle_pnl(
-    account: address, market_id: uint256, pnl: int256, pool: uint256
-) -> (int256, uint256):
+def _pay_profit(account: address, market_id: uint256, pnl: int256, pool: uint256) -> int256:
     """
-    @dev Move realised PnL between `pool` (the pool assets, which the caller writes back)
-         and the account's collateral (the caller writes it too); returns (PnL settled, pool
-         after). Profit is paid only from pool assets, never from other traders'
-         collateral; a shortfall is logged as a haircut.
+    @dev The part of a realised profit `pnl` > 0 the pool pays: all of it up to `pool`, its
+         assets (the caller moves both the pool and the collateral). Profit is paid only from
+         pool assets, never from other traders' collateral; a shortfall is logged as a
+         haircut. Losses need no call: the pool takes them in full.
     """
-    if pnl <= 0:
-        return pnl, pool + convert(-pnl, uint256)
     owed: uint256 = convert(pnl, uint256)
     paid: uint256 = min(owed, pool)
     if paid < owed:
         log IClearinghouse.ProfitHaircut(account=account, market_id=market_id, owed=owed, paid=paid)
-    return convert(paid, int256), pool - paid
+    return convert(paid, int256)
 
 
 @internal
@@ -986,6 +988,19 @@ def _without(word: uint256, market_id: uint256) -> uint256:
             break
     out = out & ~(255 << (8 + 8 * last))
     return (out & ~255) | last
+
+
+# ---- Internal: the satellites' hooks ----
+
+
+@view
+@internal
+def _only(satellite: address):
+    # One revert site per satellite: the hooks answer to the configurator or the vault alone.
+    if satellite == configurator:
+        assert msg.sender == configurator, "clearinghouse: not configurator"
+    else:
+        assert msg.sender == lp_token, "clearinghouse: not vault"
 
 
 # ---- Internal: pool assets and insurance (one slot) ----

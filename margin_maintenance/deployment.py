@@ -96,6 +96,8 @@ def deployment_from_system(
         deployed_at=deployed_at,
         configurator=str(system.configurator.address),
         schema_version=SCHEMA_VERSION,
+        lp_vault=str(system.vault.address),
+        lens=None if system.lens is None else str(system.lens.address),
     )
 
 
@@ -130,6 +132,7 @@ def attach(project: Any, dep: Deployment) -> System:
         market_ids=[m.id for m in dep.markets],
         symbols=[m.symbol for m in dep.markets],
         start_block=dep.start_block,
+        lens=None if dep.lens is None else project.ClearinghouseLens.at(dep.lens),
     )
 
 

@@ -104,7 +104,7 @@ def test_to_dict__every_key__in_the_written_order():
         "aggregator": addr("66"),
         "feed": addr("77"),
     }
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
 
 
 def test_new_addresses__omitted_while_none__round_trip_when_set(tmp_path):

@@ -13,16 +13,16 @@ Layout::
      "collateral": {"address": "0x..", "decimals": 6},
      "markets": [{"id": 0, "symbol": "ETH-USD", "aggregator": "0x..", "feed": "0x.."}],
      "deployer": "0x..", "guardian": "0x..", "deployed_at": 1764000000,
-     "configurator": "0x..", "schema_version": 2}
+     "configurator": "0x..", "lp_vault": "0x..", "lens": "0x..", "schema_version": 3}
 
 Schema versions: a record without `schema_version` is version 1 (no configurator: the engine
 was its own administrator); version 2 adds `configurator`, the contract every admin call goes
-to (owner, guardian, setters, admin events). Every version-1 key is kept as it was.
+to (owner, guardian, setters, admin events); version 3 adds `lp_vault` (the LP vault, the same
+address as `lp_token`, which names the share token as it always did) and `lens` (the stateless
+ClearinghouseLens). Every older key is kept as it was.
 
-Optional addresses of the contracts still to come, `lp_vault` and `lens`: absent (or null) reads
-as None, and `to_dict` leaves them out while they are None, so a record without them, old or
-new, is byte for byte what it was and older readers never see a key they do not know. They do
-not change the schema version.
+`lp_vault` and `lens` are optional: absent (or null) reads as None, and `to_dict` leaves them
+out while they are None, so an older record reads unchanged and round-trips byte for byte.
 
 How strict a reader is, is a class attribute: `Deployment` (the Ape side, scripts) needs every
 key a deployment writes (`REQUIRED_KEYS`) and raises `DeploymentError`; the client's
@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-SCHEMA_VERSION = 2  # what `deployment_from_system` writes; a record without one is version 1
+SCHEMA_VERSION = 3  # what `deployment_from_system` writes; a record without one is version 1
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout this package lives in
 DEFAULT_DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
 DEPLOYMENTS_ENV = "MM_DEPLOYMENTS_DIR"  # overrides the folder the records live in
@@ -174,8 +174,8 @@ class Deployment:
     # at the same addresses (a restarted anvil replays the same deployer nonces)
     configurator: str | None = None  # the admin contract (schema 2; None in a version-1 record)
     schema_version: int = 1  # 1 when the record has none
-    lp_vault: str | None = None  # upcoming LP vault; not written while None
-    lens: str | None = None  # upcoming read-only lens; not written while None
+    lp_vault: str | None = None  # the LP vault (== lp_token since version 3); not written if None
+    lens: str | None = None  # the ClearinghouseLens; not written while None
 
     @property
     def unit(self) -> int:

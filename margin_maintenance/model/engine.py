@@ -289,7 +289,7 @@ class Mirror:
         return plan(legs, m, self.params(), self.token_scale, view.collateral + self.pool)
 
     def keeper_reward(self, fee_paid: int, insurance: int) -> int:
-        """`_keeper_reward`: the reward (`insurance` already holds `fee_paid`)."""
+        """`_fee_split`: the reward (`insurance` already holds `fee_paid`)."""
         return keeper_reward(fee_paid, self.params(), insurance)[0]
 
     def liquidate(self, a: str, keeper: str) -> tuple[bool, list, dict]:

@@ -1,5 +1,5 @@
 """The liquidation plan and its settlement, bit for bit as `Clearinghouse._plan`,
-`_keeper_reward` and `_liquidate` do them (SPEC section 3)."""
+`_fee_split` and `_liquidate` do them (SPEC section 3)."""
 
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ def plan(
 
 
 def keeper_reward(fee_paid: int, params: LiquidationParams, insurance: int) -> tuple[int, int]:
-    """`Clearinghouse._keeper_reward`: (reward, insurance after it). `insurance` already holds
-    `fee_paid`, so the fund only tops up what the account could not pay of the minimum."""
+    """`Clearinghouse._fee_split`, its reward part: (reward, insurance after it). `insurance`
+    already holds `fee_paid`, so the fund only tops up what the account could not pay of the
+    minimum."""
     reward = fee_paid * params.keeper_share_bps // BPS
     if reward < params.min_keeper_reward:
         reward = min(params.min_keeper_reward, insurance)

@@ -1,16 +1,25 @@
-"""Shared fixtures: actors by role, tokens and feeds, amounts derived from decimals."""
+"""Shared fixtures: actors by role, tokens and feeds, the deployed system, amounts derived
+from decimals. Constants, deploy helpers and strategies are plain code in tests/support/
+(`from support.constants import ...`): tests/ is on sys.path, as it is for this conftest."""
 
 from __future__ import annotations
 
 import pytest
 
-USDC_DECIMALS = 6
-USDC = 10**USDC_DECIMALS
-WAD = 10**18
-FEED_DECIMALS = 8
-HEARTBEAT = 3_600  # seconds an oracle answer stays fresh
-ETH_PRICE = 2_000  # USD, whole
-BTC_PRICE = 60_000  # USD, whole
+# Before anything imports it: the shared helpers and the state machine assert, and their
+# failures should be reported with pytest's introspection, as in a test module.
+pytest.register_assert_rewrite("support")
+
+from support.constants import BTC, ETH, FEED_DECIMALS, HEARTBEAT, MAX_UINT, USDC, WAD  # noqa: E402
+from support.deployers import (  # noqa: E402
+    deploy_aggregator,
+    deploy_feed,
+    deploy_usdc,
+    deploy_world,
+    fund_and_approve,
+)
+
+from margin_maintenance.system import SystemParams, deploy_system  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +62,7 @@ def make_aggregator(project, deployer):
     """Deploy a mock Chainlink aggregator: make_aggregator(decimals, answer, description)."""
 
     def _make(decimals: int = FEED_DECIMALS, answer: int | None = None, description="ETH / USD"):
-        if answer is None:
-            answer = ETH_PRICE * 10**decimals
-        return project.MockAggregator.deploy(decimals, description, answer, sender=deployer)
+        return deploy_aggregator(project, deployer, decimals, answer, description)
 
     return _make
 
@@ -72,9 +79,8 @@ def make_feed(project, deployer):
         sequencer=None,
         grace: int = 0,
     ):
-        seq = sequencer.address if sequencer is not None else "0x" + "00" * 20
-        return project.PriceFeed.deploy(
-            aggregator, max_staleness, min_answer, max_answer, seq, grace, sender=deployer
+        return deploy_feed(
+            project, deployer, aggregator, max_staleness, min_answer, max_answer, sequencer, grace
         )
 
     return _make
@@ -82,7 +88,7 @@ def make_feed(project, deployer):
 
 @pytest.fixture
 def usdc(project, deployer):
-    return project.MockERC20.deploy("USD Coin (mock)", "USDC", USDC_DECIMALS, sender=deployer)
+    return deploy_usdc(project, deployer)
 
 
 @pytest.fixture
@@ -108,15 +114,6 @@ def warp(chain):
 
 
 # ---- The whole system ----
-
-from margin_maintenance.system import SystemParams, deploy_system  # noqa: E402
-
-MIN_NOTIONAL_USD = 10
-KEEPER_SHARE_BPS = 5_000
-MAX_PARTIAL_BPS = 8_000
-MIN_KEEPER_REWARD_USD = 1
-POOL_RESERVE_BPS = 1_000
-ETH, BTC = 0, 1  # market ids as listed by deploy_system
 
 
 @pytest.fixture
@@ -172,10 +169,7 @@ def fund(token, ch, deployer):
     """Mint `usd` whole tokens to `who` and approve the clearinghouse."""
 
     def _fund(who, usd: float):
-        amount = round(usd * USDC)
-        token.mint(who, amount, sender=deployer)
-        token.approve(ch, 2**256 - 1, sender=who)
-        return amount
+        return fund_and_approve(token, ch, who, round(usd * USDC), deployer)
 
     return _fund
 
@@ -204,53 +198,18 @@ def open_position(ch):
 
     def _open(who, market_id: int, size_units: float):
         size = round(size_units * WAD)
-        limit = 2**256 - 1 if size > 0 else 0
+        limit = MAX_UINT if size > 0 else 0
         return ch.trade(market_id, size, limit, sender=who)
 
     return _open
 
 
-def engine_ledger_total(ch, accounts) -> int:
-    """Sum of every ledger the engine's token balance must equal."""
-    return sum(ch.collateral(a) for a in accounts) + ch.pool_assets() + ch.insurance_fund()
-
-
 # ---- One world per module, for the access and bad-input matrices ----
-
-CRASH_PRICE = 1_850  # USD: the world's victim (9 ETH long on 2,000 USDC) is liquidatable here
 
 
 @pytest.fixture(scope="module")
 def world(project, accounts):
-    """A deployed system with one actor per role (owner and pending owner of the configurator,
-    guardian, trader with a
-    1 ETH long on 5,000 USDC, stranger with tokens only), a 500,000 USDC pool and a victim one
-    price move (`crash`) away from liquidation. Module-scoped: Ape reverts the chain to this
-    state after every test."""
-    from types import SimpleNamespace
-
-    owner, guardian, trader, victim, lp, _, stranger, pending = (accounts[i] for i in range(8))
-    system = deploy_system(project, owner, guardian, SystemParams())
-    ch, cfg, token, vault = system.clearinghouse, system.configurator, system.token, system.vault
-    for who in (owner, guardian, trader, victim, lp, stranger, pending):
-        token.mint(who, 1_000_000 * USDC, sender=owner)
-        token.approve(ch, 2**256 - 1, sender=who)
-    vault.add_liquidity(500_000 * USDC, 0, sender=lp)
-    ch.deposit(5_000 * USDC, sender=trader)
-    ch.trade(ETH, WAD, 2**256 - 1, sender=trader)
-    ch.deposit(2_000 * USDC, sender=victim)
-    ch.trade(ETH, 9 * WAD, 2**256 - 1, sender=victim)
-    cfg.transfer_ownership(pending, sender=owner)
-    roles = dict(
-        owner=owner, pending_owner=pending, guardian=guardian, trader=trader, stranger=stranger
-    )
-    return SimpleNamespace(
-        system=system, ch=ch, cfg=cfg, vault=vault, token=token, lp=lp, victim=victim, **roles
-    )
-
-
-def crash(w) -> None:
-    """Drop ETH so the world's victim (and only the victim) is liquidatable."""
-    w.system.aggregators[ETH].set_price(CRASH_PRICE * 10**FEED_DECIMALS, sender=w.owner)
-    assert w.ch.is_liquidatable(w.victim)
-    assert not w.ch.is_liquidatable(w.trader)
+    """A deployed system with one actor per role and a victim one price move
+    (`support.deployers.crash`) away from liquidation (`support.deployers.deploy_world`).
+    Module-scoped: Ape reverts the chain to this state after every test."""
+    return deploy_world(project, accounts)

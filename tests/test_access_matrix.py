@@ -27,18 +27,27 @@ from typing import Any
 
 import ape
 import pytest
-from conftest import ETH, USDC, WAD, crash
+from support.constants import (
+    ETH,
+    IM_BPS,
+    LIQ_FEE_BPS,
+    MAX_UINT,
+    MM_BPS,
+    NOT_CONFIGURATOR,
+    NOT_OWNER,
+    TRADE_FEE_BPS,
+    USDC,
+    WAD,
+    ZERO_ADDRESS,
+)
+from support.deployers import crash
 
 ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
-NOT_OWNER = "ownable: caller is not the owner"
 NOT_PENDING = "ownable_2step: caller is not the new owner"
 NOT_GUARDIAN = "configurator: not guardian"
-NOT_CONFIGURATOR = "clearinghouse: not configurator"
 NOT_VAULT = "clearinghouse: not vault"
 ALREADY_BOUND = "configurator: already bound"
 NO_ALLOWANCE = "erc20: insufficient allowance"
-MAX_UINT = 2**256 - 1
-IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -128,7 +137,7 @@ def _check_transfer(w, who, tx, before):
 
 def _check_accept(w, who, tx, before):
     assert w.cfg.owner() == who.address
-    assert w.cfg.pending_owner() == "0x" + "00" * 20
+    assert w.cfg.pending_owner() == ZERO_ADDRESS
 
 
 # Permissionless calls: they move the caller's own ledgers by exactly the amount asked.
@@ -204,14 +213,14 @@ ROWS: dict[str, Row] = {
     # -- Configurator: owner (administration moved off the engine, every cell kept) --
     "add_market": Row(
         "cfg",
-        lambda w, who: (w.system.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC),
+        lambda w, who: (w.system.feeds[0], IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC),
         only("owner"),
         NOT_OWNER,
         check=_check_market_added,
     ),
     "set_market_risk": Row(
         "cfg",
-        lambda w, who: (ETH, 2_000, MM_BPS, LIQ_BPS, FEE_BPS),
+        lambda w, who: (ETH, 2_000, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS),
         only("owner"),
         NOT_OWNER,
         check=_check_risk,

@@ -12,13 +12,19 @@ from __future__ import annotations
 import ape
 import pytest
 from ape.exceptions import ContractLogicError
-from conftest import BTC, ETH, FEED_DECIMALS, HEARTBEAT, USDC, WAD, engine_ledger_total
-
-from margin_maintenance.system import SystemParams, deploy_system
-
-MAX_UINT = 2**256 - 1
-TRADE_FEE_BPS = 5  # SystemParams default for both markets
-BPS = 10_000
+from support.constants import (
+    BPS,
+    BTC,
+    ETH,
+    FEED_DECIMALS,
+    HEARTBEAT,
+    MAX_UINT,
+    TOKEN_SCALE,
+    TRADE_FEE_BPS,
+    USDC,
+    WAD,
+)
+from support.deployers import deploy_system_with_pool, engine_ledger_total
 
 
 def answer(price_usd: float) -> int:
@@ -27,7 +33,7 @@ def answer(price_usd: float) -> int:
 
 def trading_fee(size: int, price: int) -> int:
     """The engine's trading fee: notional and fee both rounded up (token units)."""
-    notional = -(-abs(size) * price // 10**30)
+    notional = -(-abs(size) * price // (WAD * TOKEN_SCALE))
     return -(-notional * TRADE_FEE_BPS // BPS)
 
 
@@ -54,12 +60,7 @@ def make_system(project, deployer, guardian):
     """deploy_system over a given token contract, with a 1,000,000-token pool seeded by `lp`."""
 
     def _make(token, lp=None):
-        system = deploy_system(project, deployer, guardian, SystemParams(), token=token)
-        if lp is not None:
-            token.mint(lp, 1_000_000 * USDC, sender=deployer)
-            token.approve(system.clearinghouse, MAX_UINT, sender=lp)
-            system.vault.add_liquidity(1_000_000 * USDC, 0, sender=lp)
-        return system
+        return deploy_system_with_pool(project, deployer, guardian, token=token, lp=lp)
 
     return _make
 
@@ -459,7 +460,7 @@ def test_trade__front_run_known_update__gain_is_move_minus_two_fees(
     deposit(trader, 10_000)
     agg = system.aggregators[market]
     p0 = system.feeds[market].latest_price()
-    size = side * 4 * 10_000 * USDC * 10**12 * WAD // p0  # 4x the collateral
+    size = side * 4 * 10_000 * USDC * TOKEN_SCALE * WAD // p0  # 4x the collateral
     c0, pool0 = ch.collateral(trader), ch.pool_assets()
 
     ch.trade(market, size, MAX_UINT if size > 0 else 0, sender=trader)  # just before the update

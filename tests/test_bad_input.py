@@ -17,16 +17,32 @@ from typing import Any
 
 import ape
 import pytest
-from conftest import BTC, ETH, USDC, WAD, crash, engine_ledger_total
+from support.constants import (
+    BTC,
+    ETH,
+    IM_BPS,
+    LIQ_FEE_BPS,
+    MAX_BATCH,
+    MAX_MARKETS,
+    MAX_SIZE,
+    MAX_UINT,
+    MM_BPS,
+    TRADE_FEE_BPS,
+    USDC,
+    WAD,
+    ZERO_ADDRESS,
+)
+from support.deployers import crash, engine_ledger_total
 
-MAX_UINT = 2**256 - 1
 MAX_INT = 2**255 - 1
 MIN_INT = -(2**255)
-MAX_SIZE = 2**127 - 1  # the largest |size| a position may have
-ZERO_ADDRESS = "0x" + "00" * 20
-UNKNOWN_IDS = {"next-id": 2, "last-slot": 63, "past-slots": 64, "max-uint": MAX_UINT}
-IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5
-RATES = (IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS)
+UNKNOWN_IDS = {
+    "next-id": 2,
+    "last-slot": MAX_MARKETS - 1,
+    "past-slots": MAX_MARKETS,
+    "max-uint": MAX_UINT,
+}
+RATES = (IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS)
 
 ZERO = "clearinghouse: zero amount"
 SHORTFALL = "erc20: transfer amount exceeds balance"  # the mock USDC's own revert
@@ -191,7 +207,7 @@ CASES: dict[str, Case] = {
         crash,
     ),
     "liquidate-many-64-copies": Case(
-        lambda w: w.ch.liquidate_many([w.victim] * 64, sender=w.stranger),
+        lambda w: w.ch.liquidate_many([w.victim] * MAX_BATCH, sender=w.stranger),
         None,
         _one_liquidation,
         crash,
@@ -259,7 +275,9 @@ CASES: dict[str, Case] = {
         "configurator",
     ),
     "set-market-risk-max-uint": Case(
-        lambda w: w.cfg.set_market_risk(ETH, MAX_UINT, MM_BPS, LIQ_BPS, FEE_BPS, sender=w.owner),
+        lambda w: w.cfg.set_market_risk(
+            ETH, MAX_UINT, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, sender=w.owner
+        ),
         "configurator: bad margin rates",
     ),
     "set-market-risk-zero": Case(
@@ -296,13 +314,13 @@ CASES: dict[str, Case] = {
     # -- owner setters: feeds that are not price feeds --
     "add-market-zero-feed": Case(
         lambda w: w.cfg.add_market(
-            ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=w.owner
+            ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=w.owner
         ),
         "configurator: zero feed",
     ),
     "add-market-feed-is-an-account": Case(
         lambda w: w.cfg.add_market(
-            w.stranger, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=w.owner
+            w.stranger, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=w.owner
         ),
         "configurator: feed is not a contract",
     ),
@@ -365,7 +383,7 @@ def test_bad_input__65_accounts_to_liquidate_many__rejected_by_the_abi_bound(wor
     code runs, so the revert carries no string (the compiler's, not ours)."""
     crash(world)
     with ape.reverts():
-        world.ch.liquidate_many([world.victim] * 65, sender=world.stranger)
+        world.ch.liquidate_many([world.victim] * (MAX_BATCH + 1), sender=world.stranger)
     assert world.ch.is_liquidatable(world.victim)
 
 

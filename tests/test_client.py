@@ -26,7 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import BTC, ETH, FEED_DECIMALS, USDC, WAD
+from support.constants import BTC, ETH, FEED_DECIMALS, MAX_UINT, USDC, WAD, ZERO_ADDRESS
 from web3 import EthereumTesterProvider, Web3
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
@@ -71,7 +71,6 @@ CRASH_PRICE = 1_800  # ETH -10%: the 4 ETH and 3.5 ETH longs on 1,000 USDC fall 
 BOOK = [(ETH, 4), (ETH, 1), (ETH, 3.5), (ETH, -4), (BTC, 0.12), None]
 DOOMED = (0, 2)  # indices into BOOK
 DEPOSIT_USD = 1_000
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 # ---- Plain web3.py helpers (what a bot writer without Ape would write) ----
@@ -221,7 +220,7 @@ def tester(build_dir, tmp_path_factory):
 
     # Counterparty capital for the book.
     send(w3, token.functions.mint(roles.lp, 1_000_000 * USDC), roles.deployer)
-    send(w3, token.functions.approve(ch.address, 2**256 - 1), roles.lp)
+    send(w3, token.functions.approve(ch.address, MAX_UINT), roles.lp)
     send(w3, vault.functions.add_liquidity(1_000_000 * USDC, 0), roles.lp)
     return SimpleNamespace(
         w3=w3,
@@ -241,12 +240,12 @@ def booked(tester):
     w3, ch, token, roles = tester.w3, tester.ch, tester.token, tester.roles
     for who, pos in zip(roles.traders, BOOK, strict=True):
         send(w3, token.functions.mint(who, DEPOSIT_USD * USDC), roles.deployer)
-        send(w3, token.functions.approve(ch.address, 2**256 - 1), who)
+        send(w3, token.functions.approve(ch.address, MAX_UINT), who)
         send(w3, ch.functions.deposit(DEPOSIT_USD * USDC), who)
         if pos is not None:
             market_id, units = pos
             size = round(units * WAD)
-            send(w3, ch.functions.trade(market_id, size, 2**256 - 1 if size > 0 else 0), who)
+            send(w3, ch.functions.trade(market_id, size, MAX_UINT if size > 0 else 0), who)
     return SimpleNamespace(
         traders=list(roles.traders),
         doomed=[roles.traders[i] for i in DOOMED],

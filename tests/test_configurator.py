@@ -11,12 +11,23 @@ import json
 
 import ape
 import pytest
-from conftest import BTC, ETH, USDC, WAD
+from support.constants import (
+    BTC,
+    ETH,
+    KEEPER_SHARE_BPS,
+    MAX_PARTIAL_BPS,
+    MAX_UINT,
+    MIN_KEEPER_REWARD_USD,
+    NOT_CONFIGURATOR,
+    POOL_RESERVE_BPS,
+    USDC,
+    WAD,
+    ZERO_ADDRESS,
+)
+from support.deployers import deploy_unbound_vault
 
 from margin_maintenance.abi import ABI_DIR
 
-ZERO_ADDRESS = "0x" + "00" * 20
-NOT_CONFIGURATOR = "clearinghouse: not configurator"
 ADMIN_EVENTS = {
     "MarketAdded",
     "MarketRiskUpdated",
@@ -60,14 +71,21 @@ def engine_config(ch) -> tuple:
 @pytest.fixture
 def unbound(project, deployer, token):
     """A configurator and an engine deployed for it, not yet bound."""
-    vault = project.LPVault.deploy("LP", "LP", 12, sender=deployer)
+    vault = deploy_unbound_vault(project, deployer)
     cfg = project.Configurator.deploy(sender=deployer)
     ch = project.Clearinghouse.deploy(token, vault, cfg, sender=deployer)
     return cfg, ch
 
 
 def bind_args(ch, guardian) -> tuple:
-    return (ch, guardian, 5_000, 8_000, USDC, 1_000)
+    return (
+        ch,
+        guardian,
+        KEEPER_SHARE_BPS,
+        MAX_PARTIAL_BPS,
+        MIN_KEEPER_REWARD_USD * USDC,
+        POOL_RESERVE_BPS,
+    )
 
 
 # ---- Wiring ----
@@ -79,7 +97,7 @@ def test_wiring__deployed_system__each_names_the_other(ch, configurator):
 
 
 def test_engine__zero_configurator__deploy_reverts(project, deployer, token):
-    vault = project.LPVault.deploy("LP", "LP", 12, sender=deployer)
+    vault = deploy_unbound_vault(project, deployer)
     with ape.reverts("clearinghouse: zero configurator"):
         project.Clearinghouse.deploy(token, vault, ZERO_ADDRESS, sender=deployer)
 
@@ -246,9 +264,9 @@ def test_setters__while_paused__keep_every_market_paused(
     deposit(trader, 1_000)
     for m in (ETH, BTC, 2):
         with ape.reverts("clearinghouse: paused"):
-            ch.trade(m, WAD // 100, 2**256 - 1, sender=trader)
+            ch.trade(m, WAD // 100, MAX_UINT, sender=trader)
     configurator.unpause(sender=deployer)
-    ch.trade(2, WAD // 100, 2**256 - 1, sender=trader)
+    ch.trade(2, WAD // 100, MAX_UINT, sender=trader)
     assert ch.position(trader, 2).size == WAD // 100
 
 

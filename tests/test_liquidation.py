@@ -18,9 +18,29 @@ import sys
 import ape
 import pytest
 from ape import chain
-from conftest import BTC, ETH, HEARTBEAT, USDC, WAD, engine_ledger_total
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.constants import (
+    BPS,
+    BTC,
+    ETH,
+    HEARTBEAT,
+    IM_BPS,
+    KEEPER_SHARE_BPS,
+    LIQ_FEE_BPS,
+    MAX_PARTIAL_BPS,
+    MAX_UINT,
+    MIN_KEEPER_REWARD_USD,
+    MIN_NOTIONAL_USD,
+    MM_BPS,
+    TOKEN_SCALE,
+    TRADE_FEE_BPS,
+    USDC,
+    VIRTUAL_ASSETS,
+    VIRTUAL_SHARES,
+    WAD,
+)
+from support.deployers import engine_ledger_total
 
 from margin_maintenance import model
 from margin_maintenance.model import bps_up, ceil_div, closes_at, liquidation_fraction
@@ -30,16 +50,8 @@ from margin_maintenance.model import bps_up, ceil_div, closes_at, liquidation_fr
 # (token units are USDC micro-units, 1e6 = 1 USDC)
 # --------------------------------------------------------------------------------------------
 
-BPS = 10_000
-TOKEN_SCALE = WAD // USDC  # WAD -> token units
-IM_BPS = 1_000  # initial margin, every market
-MM_BPS = 500  # maintenance margin
-LIQ_FEE_BPS = 100  # liquidation fee on the closed notional
-TRADE_FEE_BPS = 5  # trading fee on the traded notional
-MIN_NOTIONAL = 10 * USDC  # smallest position notional (rounded down)
-KEEPER_SHARE_BPS = 5_000  # keeper's share of the liquidation fee
-MAX_PARTIAL_BPS = 8_000  # deployed bound: a larger fraction closes everything
-MIN_KEEPER_REWARD = 1 * USDC  # topped up from the insurance fund
+MIN_NOTIONAL = MIN_NOTIONAL_USD * USDC  # smallest position notional (rounded down)
+MIN_KEEPER_REWARD = MIN_KEEPER_REWARD_USD * USDC  # topped up from the insurance fund
 HALF_BOUND_BPS = 5_000  # the first shipped bound: below the least fraction a liquidation needs
 MIN_REACHABLE_BOUND_BPS = 5_556  # least bound with 5,556 * (im - fee) > (im - mm) * BPS
 
@@ -707,7 +719,9 @@ def test_liquidate__bad_debt_beyond_insurance__socialised_to_lps(
     # LPs' mark-to-market value: realised pool assets less what they owe traders unrealised.
     lp_value_before = pool_before - ch.trader_unrealized_pnl(ETH) - ch.trader_unrealized_pnl(BTC)
     share_value_unsocialised = (
-        shares * (pool_before + usd(1_900) + 1) // (system.vault.totalSupply() + 10**6)
+        shares
+        * (pool_before + usd(1_900) + VIRTUAL_ASSETS)
+        // (system.vault.totalSupply() + VIRTUAL_SHARES)
     )
     o = model_now(ch, system, trader)
     assert (o.bad_debt, o.insurance_covered, o.socialised) == (usd(705.5), usd(99), usd(606.5))
@@ -1003,7 +1017,7 @@ def test_liquidate__sybil_keeper_on_hedged_min_positions__no_gain_over_closing(
     assert_matches_model(ch, tx, trader, liquidator, o)
     assert ch.insurance_fund() == usd(100) - insurance_paid
     close = round(size * WAD)
-    ch.trade(ETH, close, 2**256 - 1, sender=trader2)
+    ch.trade(ETH, close, MAX_UINT, sender=trader2)
     conserved()
 
     gain = sum(ch.collateral(a) for a in owned) - start
@@ -1203,7 +1217,7 @@ def test_liquidate__paused__still_liquidates(
     configurator.pause(sender=guardian)
     assert ch.paused()
     with ape.reverts("clearinghouse: paused"):
-        ch.trade(ETH, WAD, 2**256 - 1, sender=trader)
+        ch.trade(ETH, WAD, MAX_UINT, sender=trader)
     set_price(ETH, 1_800)
     o = model_now(ch, system, trader)
 
@@ -1316,7 +1330,7 @@ def test_liquidate__random_crash__matches_model(
         size = notional_usd * WAD // start_usd
         deposit(trader, notional_usd * 10 / leverage_tenths + 1)
         signed = size if long else -size
-        ch.trade(market_id, signed, 2**256 - 1 if long else 0, sender=trader)
+        ch.trade(market_id, signed, MAX_UINT if long else 0, sender=trader)
         # The price at which equity / notional = equity_bps: around maintenance (500 bps),
         # through the partial range, full closes and bad debt (below 0).
         c_usd, size_units, r = ch.collateral(trader) / USDC, size / WAD, equity_bps / BPS

@@ -13,16 +13,18 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.strategies import (
+    ABS_SIZES,
+    BPS_RATES,
+    PRICES,
+    SIZES,
+    SMALL_PRICES,
+    TOKEN_SCALES,
+)
 
 from margin_maintenance import model
-from margin_maintenance.model.constants import MAX_PRICE, MAX_SIZE, constants
+from margin_maintenance.model.constants import constants
 
-TOKEN_SCALES = st.sampled_from([10**k for k in range(19)])  # 18- down to 0-decimal tokens
-ABS_SIZES = st.integers(0, MAX_SIZE)
-SIZES = st.integers(-MAX_SIZE, MAX_SIZE)
-PRICES = st.integers(0, MAX_PRICE)
-SMALL_PRICES = st.integers(0, 10**30)  # any realistic WAD price (and far beyond)
-RATES = st.integers(0, model.BPS)
 PARITY = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -50,7 +52,7 @@ def test_notional__random_inputs__model_equals_margin_math(harness, abs_size, pr
 
 
 @PARITY
-@given(amount=st.integers(0, 2**200), rate=RATES)
+@given(amount=st.integers(0, 2**200), rate=BPS_RATES)
 def test_bps_up__random_inputs__model_equals_margin_math(harness, amount, rate):
     assert harness.bps_up(amount, rate) == model.bps_up(amount, rate)
 

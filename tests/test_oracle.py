@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import ape
 import pytest
-from conftest import ETH_PRICE, FEED_DECIMALS, HEARTBEAT, WAD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.constants import (
+    ETH_PRICE,
+    FEED_DECIMALS,
+    HEARTBEAT,
+    MAX_UINT,
+    NOT_OWNER,
+    WAD,
+    ZERO_ADDRESS,
+)
+from support.deployers import deploy_aggregator, deploy_feed
 
-ZERO_ADDRESS = "0x" + "00" * 20
 ONE_USD = 10**FEED_DECIMALS  # one USD in the default (8-decimal) aggregator units
 ETH_ANSWER = ETH_PRICE * ONE_USD
 SEQUENCER_GRACE = 3_600  # seconds to wait after the L2 sequencer comes back (Chainlink's advice)
 FLOOR = 100 * ONE_USD  # bounded feed: answers at or below it are rejected
 CEILING = 10_000 * ONE_USD  # bounded feed: answers at or above it are rejected
-NOT_OWNER = "ownable: caller is not the owner"
-UINT256_MAX = 2**256 - 1
 INT192_MAX = 2**191 - 1  # the mock stores answers as int192, like Chainlink's OCR aggregators
 INT192_MIN = -(2**191)
 UINT64_MAX = 2**64 - 1  # the mock stores timestamps in 64 bits
@@ -76,11 +82,11 @@ def feeds_by_decimals(project, deployer):
     """{decimals: (aggregator, feed)} for the property tests: floor 0, ceiling a trillion USD."""
     feeds = {}
     for decimals in WAD_UP_DECIMALS + WAD_DOWN_DECIMALS:
-        agg = project.MockAggregator.deploy(
-            decimals, f"ETH / USD ({decimals})", ETH_PRICE * 10**decimals, sender=deployer
+        agg = deploy_aggregator(
+            project, deployer, decimals, ETH_PRICE * 10**decimals, f"ETH / USD ({decimals})"
         )
-        price_feed = project.PriceFeed.deploy(
-            agg, HEARTBEAT, 0, _ceiling(decimals), ZERO_ADDRESS, 0, sender=deployer
+        price_feed = deploy_feed(
+            project, deployer, agg, HEARTBEAT, min_answer=0, max_answer=_ceiling(decimals)
         )
         feeds[decimals] = (agg, price_feed)
     return feeds
@@ -89,10 +95,8 @@ def feeds_by_decimals(project, deployer):
 @pytest.fixture(scope="module")
 def fuzz_bounded(project, deployer):
     """(aggregator, feed) with FLOOR/CEILING bounds, for the bounds property test."""
-    agg = project.MockAggregator.deploy(FEED_DECIMALS, "ETH / USD", ETH_ANSWER, sender=deployer)
-    price_feed = project.PriceFeed.deploy(
-        agg, HEARTBEAT, FLOOR, CEILING, ZERO_ADDRESS, 0, sender=deployer
-    )
+    agg = deploy_aggregator(project, deployer, FEED_DECIMALS, ETH_ANSWER, "ETH / USD")
+    price_feed = deploy_feed(project, deployer, agg, HEARTBEAT, FLOOR, CEILING)
     return agg, price_feed
 
 
@@ -372,7 +376,7 @@ def test_latest_price__largest_int192_answer__returns_exact_wad(make_aggregator,
     # Chainlink answers are int192, so even at 0 decimals the WAD product fits in uint256.
     price_feed = make_feed(make_aggregator(0, INT192_MAX))
     assert price_feed.latest_price() == INT192_MAX * WAD
-    assert INT192_MAX * WAD <= UINT256_MAX
+    assert INT192_MAX * WAD <= MAX_UINT
 
 
 @FUZZ

@@ -11,37 +11,39 @@ from __future__ import annotations
 
 import ape
 import pytest
-from conftest import (
+from support.constants import (
+    BPS,
     BTC,
     ETH,
-    ETH_PRICE,
+    ETH_WAD,
     FEED_DECIMALS,
+    FEED_UNIT,
+    IM_BPS,
     KEEPER_SHARE_BPS,
+    LIQ_FEE_BPS,
+    MAX_MARKETS,
+    MAX_MIN_KEEPER_REWARD,
     MAX_PARTIAL_BPS,
+    MAX_PRICE,
+    MAX_RESERVE_BPS,
+    MAX_SIZE,
+    MAX_TRADING_FEE_BPS,
+    MAX_UINT,
     MIN_KEEPER_REWARD_USD,
     MIN_NOTIONAL_USD,
+    MM_BPS,
+    NOT_OWNER,
     POOL_RESERVE_BPS,
+    TOKEN_SCALE,
+    TRADE_FEE_BPS,
     USDC,
     WAD,
-    engine_ledger_total,
+    ZERO_ADDRESS,
 )
+from support.deployers import assert_conserved
 
 from margin_maintenance import model
 from margin_maintenance.model import VIRTUAL_ASSETS, VIRTUAL_SHARES, bps_up, to_assets, to_shares
-
-# ---- Constants ----
-
-TOKEN_SCALE = 10**12  # WAD -> USDC units
-BPS = 10_000
-IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS = 1_000, 500, 100, 5  # every default market
-MAX_SIZE = 2**127 - 1
-MAX_UINT = 2**256 - 1
-MAX_MARKETS = 64
-FEED_UNIT = 10**FEED_DECIMALS
-ZERO_ADDRESS = "0x" + "00" * 20
-NOT_OWNER = "ownable: caller is not the owner"
-ETH_WAD = ETH_PRICE * WAD
-
 
 # ---- The engine's maths (margin_maintenance.model) at the deployed token scale ----
 
@@ -72,10 +74,6 @@ def sell(ch, who, market_id: int, size: int):
 def move(system, deployer, market_id: int, answer: int) -> int:
     system.aggregators[market_id].set_price(answer, sender=deployer)
     return answer * 10 ** (18 - FEED_DECIMALS)
-
-
-def assert_conserved(ch, token, accounts) -> None:
-    assert token.balanceOf(ch) == engine_ledger_total(ch, accounts)
 
 
 @pytest.fixture
@@ -437,14 +435,16 @@ def test_add_market__valid__listed_and_logged(
 def test_add_market__zero_feed__reverts(ch, deployer, configurator):
     with ape.reverts("configurator: zero feed"):
         configurator.add_market(
-            ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer
+            ZERO_ADDRESS, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=deployer
         )
 
 
 def test_add_market__feed_price_above_max__reverts(ch, deployer, new_feed, configurator):
-    feed = new_feed(decimals=18, answer=2**128)  # 2**128 WAD: beyond what a position stores
+    feed = new_feed(decimals=18, answer=MAX_PRICE + 1)  # 2**128 WAD: beyond what a position stores
     with ape.reverts("configurator: bad feed price"):
-        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+        configurator.add_market(
+            feed, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=deployer
+        )
 
 
 def test_add_market__stale_feed__reverts(ch, chain, deployer, new_feed, configurator):
@@ -452,7 +452,9 @@ def test_add_market__stale_feed__reverts(ch, chain, deployer, new_feed, configur
     chain.pending_timestamp = chain.pending_timestamp + 3_600 + 10
     chain.mine()
     with ape.reverts("oracle: stale price"):
-        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+        configurator.add_market(
+            feed, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=deployer
+        )
 
 
 # (im, mm, liq, trade) out of bounds, with the reason.
@@ -460,10 +462,10 @@ BAD_RISK = [
     ((1_000, 0, 0, 0), "configurator: bad margin rates"),
     ((1_000, 1_000, 100, 5), "configurator: bad margin rates"),
     ((1_000, 1_001, 100, 5), "configurator: bad margin rates"),
-    ((10_001, 500, 100, 5), "configurator: bad margin rates"),
+    ((BPS + 1, 500, 100, 5), "configurator: bad margin rates"),
     ((1_000, 500, 500, 5), "configurator: liquidation fee >= maintenance"),
     ((1_000, 500, 600, 5), "configurator: liquidation fee >= maintenance"),
-    ((2_000, 1_000, 600, 501), "configurator: trading fee too high"),
+    ((2_000, 1_000, 600, MAX_TRADING_FEE_BPS + 1), "configurator: trading fee too high"),
     ((1_000, 500, 100, 101), "configurator: trading fee above liquidation fee"),
     ((1_000, 500, 0, 1), "configurator: trading fee above liquidation fee"),
     # (im - mm) / (im - fee) = 900 / 901 needs more closed than the 80% partial bound allows.
@@ -492,35 +494,45 @@ def test_add_market__bad_limits__reverts(
 ):
     with ape.reverts(reason):
         configurator.add_market(
-            system.feeds[0], IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, max_oi, min_notional, sender=deployer
+            system.feeds[0],
+            IM_BPS,
+            MM_BPS,
+            LIQ_FEE_BPS,
+            TRADE_FEE_BPS,
+            max_oi,
+            min_notional,
+            sender=deployer,
         )
 
 
 def test_add_market__64_listed__next_reverts_too_many_markets(ch, system, deployer, configurator):
     feed = system.feeds[0]
     for _ in range(MAX_MARKETS - 2):
-        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+        configurator.add_market(
+            feed, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=deployer
+        )
     assert ch.market_count() == MAX_MARKETS
     assert ch.market(MAX_MARKETS - 1).feed == feed.address
     with ape.reverts("configurator: too many markets"):
-        configurator.add_market(feed, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD, USDC, sender=deployer)
+        configurator.add_market(
+            feed, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, WAD, USDC, sender=deployer
+        )
 
 
 def test_set_market_risk__valid__updated_and_logged(ch, system, deployer, configurator):
-    tx = configurator.set_market_risk(
-        BTC, 10_000, 9_999, 9_998, 500, sender=deployer
-    )  # widest allowed
+    widest = (BPS, BPS - 1, BPS - 2, MAX_TRADING_FEE_BPS)  # (im, mm, liq, trade)
+    tx = configurator.set_market_risk(BTC, *widest, sender=deployer)
 
     [log] = tx.decode_logs(configurator.MarketRiskUpdated)
     assert (log.market_id, log.initial_margin_bps, log.maintenance_margin_bps) == (
         BTC,
-        10_000,
-        9_999,
+        BPS,
+        BPS - 1,
     )
-    assert (log.liquidation_fee_bps, log.trading_fee_bps) == (9_998, 500)
+    assert (log.liquidation_fee_bps, log.trading_fee_bps) == (BPS - 2, MAX_TRADING_FEE_BPS)
     info = ch.market(BTC)
-    assert (info.initial_margin_bps, info.maintenance_margin_bps) == (10_000, 9_999)
-    assert (info.liquidation_fee_bps, info.trading_fee_bps) == (9_998, 500)
+    assert (info.initial_margin_bps, info.maintenance_margin_bps) == (BPS, BPS - 1)
+    assert (info.liquidation_fee_bps, info.trading_fee_bps) == (BPS - 2, MAX_TRADING_FEE_BPS)
     assert info.feed == system.feeds[BTC].address  # the feed bits are kept
 
 
@@ -533,7 +545,7 @@ def test_set_market_risk__out_of_bounds__reverts(ch, deployer, rates, reason, co
 
 def test_set_market_risk__unknown_market__reverts(ch, deployer, configurator):
     with ape.reverts("configurator: unknown market"):
-        configurator.set_market_risk(2, IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, sender=deployer)
+        configurator.set_market_risk(2, IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, sender=deployer)
 
 
 def test_set_market_limits__valid__updated_and_logged(ch, deployer, configurator):
@@ -583,7 +595,7 @@ def test_set_market_feed__valid__replaced_and_logged(
     assert (log.market_id, log.feed) == (ETH, feed.address)
     info = ch.market(ETH)
     assert info.feed == feed.address
-    assert (info.initial_margin_bps, info.trading_fee_bps) == (IM_BPS, FEE_BPS)  # rates kept
+    assert (info.initial_margin_bps, info.trading_fee_bps) == (IM_BPS, TRADE_FEE_BPS)  # rates kept
     deposit(trader, 1_000)
     tx = buy(ch, trader, ETH, WAD)
     assert tx.decode_logs(ch.PositionChanged)[0].price == 2_500 * WAD
@@ -601,7 +613,7 @@ def test_set_market_feed__unknown_market__reverts(ch, system, deployer, configur
 
 
 def test_set_market_feed__price_above_max__reverts(ch, deployer, new_feed, configurator):
-    feed = new_feed(decimals=18, answer=2**128)
+    feed = new_feed(decimals=18, answer=MAX_PRICE + 1)
     with ape.reverts("configurator: bad feed price"):
         configurator.set_market_feed(ETH, feed, sender=deployer)
 
@@ -615,17 +627,17 @@ def test_liquidation_params__deployed__view_matches_system(ch):
 
 
 def test_set_liquidation_params__valid__updated_and_logged(ch, deployer, configurator):
-    max_reward = 1_000 * USDC  # the bound: 1,000 whole tokens
+    max_reward = MAX_MIN_KEEPER_REWARD * USDC  # the bound: 1,000 whole tokens
 
-    tx = configurator.set_liquidation_params(10_000, 10_000, max_reward, sender=deployer)
+    tx = configurator.set_liquidation_params(BPS, BPS, max_reward, sender=deployer)
 
     [log] = tx.decode_logs(configurator.LiquidationParamsUpdated)
     assert (log.keeper_share_bps, log.max_partial_bps, log.min_keeper_reward) == (
-        10_000,
-        10_000,
+        BPS,
+        BPS,
         max_reward,
     )
-    assert ch.liquidation_params() == (10_000, 10_000, max_reward)
+    assert ch.liquidation_params() == (BPS, BPS, max_reward)
     # The other ends of the bounds: with im 10%, mm 5%, fee 1% the least fraction a
     # liquidation needs is 5/9, so the smallest bound that keeps a partial close reachable
     # is 5,556 bps (5,556 * 900 > 500 * 10,000).
@@ -636,13 +648,13 @@ def test_set_liquidation_params__valid__updated_and_logged(ch, deployer, configu
 @pytest.mark.parametrize(
     "params, reason",
     [
-        ((10_001, 5_000, USDC), "configurator: bad keeper share"),
+        ((BPS + 1, 5_000, USDC), "configurator: bad keeper share"),
         ((5_000, 0, USDC), "configurator: bad partial bound"),
-        ((5_000, 10_001, USDC), "configurator: bad partial bound"),
+        ((5_000, BPS + 1, USDC), "configurator: bad partial bound"),
         ((5_000, 1, USDC), "configurator: partial bound unreachable"),
         ((5_000, 5_000, USDC), "configurator: partial bound unreachable"),
         ((5_000, 5_555, USDC), "configurator: partial bound unreachable"),
-        ((5_000, 8_000, 1_000 * USDC + 1), "configurator: minimum reward too high"),
+        ((5_000, 8_000, MAX_MIN_KEEPER_REWARD * USDC + 1), "configurator: minimum reward too high"),
     ],
 )
 def test_set_liquidation_params__out_of_bounds__reverts(ch, deployer, params, reason, configurator):
@@ -651,17 +663,17 @@ def test_set_liquidation_params__out_of_bounds__reverts(ch, deployer, params, re
 
 
 def test_set_pool_reserve__valid__updated_and_logged(ch, deployer, configurator):
-    tx = configurator.set_pool_reserve(10_000, sender=deployer)
+    tx = configurator.set_pool_reserve(MAX_RESERVE_BPS, sender=deployer)
     [log] = tx.decode_logs(configurator.PoolReserveUpdated)
-    assert log.pool_reserve_bps == 10_000
-    assert ch.pool_reserve_bps() == 10_000
+    assert log.pool_reserve_bps == MAX_RESERVE_BPS
+    assert ch.pool_reserve_bps() == MAX_RESERVE_BPS
     configurator.set_pool_reserve(0, sender=deployer)
     assert ch.pool_reserve_bps() == 0
 
 
 def test_set_pool_reserve__above_100_percent__reverts(ch, deployer, configurator):
     with ape.reverts("configurator: bad pool reserve"):
-        configurator.set_pool_reserve(10_001, sender=deployer)
+        configurator.set_pool_reserve(MAX_RESERVE_BPS + 1, sender=deployer)
 
 
 def test_set_pool_reserve__zero__open_interest_no_longer_locks(
@@ -811,7 +823,14 @@ def test_pause__market_listed_or_repriced_while_paused__stays_paused(
     deposit(trader, 1_000)
     configurator.pause(sender=guardian)
     configurator.add_market(
-        new_feed(100), IM_BPS, MM_BPS, LIQ_BPS, FEE_BPS, WAD * 10**6, USDC, sender=deployer
+        new_feed(100),
+        IM_BPS,
+        MM_BPS,
+        LIQ_FEE_BPS,
+        TRADE_FEE_BPS,
+        WAD * 10**6,
+        USDC,
+        sender=deployer,
     )
     configurator.set_market_risk(ETH, 2_000, 1_000, 200, 10, sender=deployer)
     configurator.set_market_feed(BTC, new_feed(50_000), sender=deployer)
@@ -860,7 +879,7 @@ def test_market__default_markets__view_matches_listing(ch, system, deposit, seed
         info = ch.market(market_id)
         assert info.feed == feed
         assert (info.initial_margin_bps, info.maintenance_margin_bps) == (IM_BPS, MM_BPS)
-        assert (info.liquidation_fee_bps, info.trading_fee_bps) == (LIQ_BPS, FEE_BPS)
+        assert (info.liquidation_fee_bps, info.trading_fee_bps) == (LIQ_FEE_BPS, TRADE_FEE_BPS)
         assert info.max_open_interest == max_oi
         assert info.min_position_notional == units(MIN_NOTIONAL_USD)
         assert (info.open_interest_long, info.open_interest_short) == (oi_long, oi_short)

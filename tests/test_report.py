@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.constants import BTC, ETH, FEED_UNIT, USDC, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD
 
 from margin_maintenance.audit import rebuild
 from margin_maintenance.crashdata import PricePoint, plan_replay
@@ -49,12 +50,9 @@ from margin_maintenance.report import (
     window_lines,
 )
 
-USDC = 10**6  # collateral token units (6 decimals)
-ANSWER = 10**8  # aggregator units (8 decimals)
-WAD = 10**18
+ANSWER = FEED_UNIT  # one USD in aggregator units (8 decimals)
 ALICE, BOB, CAROL = "0xA11ce", "0xB0b", "0xCa201"
 KEEPER, LP, FUNDER = "0xKeeper", "0xLp", "0xFunder"
-ETH, BTC = 0, 1
 SYMBOLS = {ETH: "ETH-USD", BTC: "BTC-USD"}
 
 
@@ -627,7 +625,9 @@ def lp_samples(events, blocks, pnl=trader_pnl) -> dict[int, LPSample]:
         s = at_block(path, b)
         pnls = pnl(b)
         nav = max(s.pool_assets - sum(max(p, 0) for p in pnls) - s.account_debt, 0)
-        out[b] = LPSample(ONE_SHARE * (nav + 1) // (s.lp_shares + 10**6), pnls)
+        out[b] = LPSample(
+            ONE_SHARE * (nav + VIRTUAL_ASSETS) // (s.lp_shares + VIRTUAL_SHARES), pnls
+        )
     return out
 
 

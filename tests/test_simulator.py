@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 
 import pytest
+from support.constants import TOKEN_SCALE, USDC, WAD
 
 from margin_maintenance.audit import rebuild, run_audit
 from margin_maintenance.crashdata import PricePoint, Scenario, resolve_scenario
@@ -47,9 +48,6 @@ from margin_maintenance.simulator import (
     write_outputs,
 )
 
-USDC = 10**6
-WAD = 10**18
-TOKEN_SCALE = 10**12  # WAD -> 6-decimal token units
 BLACK_THURSDAY = "eth_usdt_binance_1h_2020-03-12_black_thursday"
 
 

@@ -1,4 +1,5 @@
-from conftest import ETH, engine_ledger_total
+from support.constants import ETH
+from support.deployers import engine_ledger_total
 
 
 def test_open_and_liquidate__price_drop__keeper_paid(

@@ -12,35 +12,32 @@ from __future__ import annotations
 
 import ape
 import pytest
-from conftest import (
+from support.constants import (
     BTC,
-    BTC_PRICE,
+    BTC_WAD,
     ETH,
     ETH_PRICE,
+    ETH_WAD,
     FEED_DECIMALS,
+    FEED_UNIT,
     HEARTBEAT,
+    IM_BPS,
+    LIQ_FEE_BPS,
+    MAX_MARKETS,
+    MAX_POSITIONS,
+    MAX_SIZE,
+    MAX_UINT,
     MIN_NOTIONAL_USD,
+    MM_BPS,
+    TOKEN_SCALE,
+    TRADE_FEE_BPS,
     USDC,
     WAD,
-    engine_ledger_total,
 )
+from support.deployers import assert_conserved
 
 from margin_maintenance import model
 from margin_maintenance.model import bps_up
-
-# ---- Constants of the deployed system (margin_maintenance/system.py defaults) ----
-
-TOKEN_SCALE = 10**12  # WAD -> USDC units (6 decimals)
-BPS = 10_000
-IM_BPS = 1_000  # initial margin, every default market
-MM_BPS = 500  # maintenance margin
-FEE_BPS = 5  # trading fee
-MAX_SIZE = 2**127 - 1  # largest |size| the engine accepts (WAD)
-MAX_UINT = 2**256 - 1
-FEED_UNIT = 10**FEED_DECIMALS  # one USD in aggregator units
-ETH_WAD = ETH_PRICE * WAD
-BTC_WAD = BTC_PRICE * WAD
-
 
 # ---- The margin maths: margin_maintenance.model at the deployed token scale ----
 
@@ -60,7 +57,7 @@ def pnl(size: int, entry_wad: int, price_wad: int) -> int:
 
 
 def trading_fee(size_delta: int, price_wad: int) -> int:
-    return bps_up(notional_up(size_delta, price_wad), FEE_BPS)
+    return bps_up(notional_up(size_delta, price_wad), TRADE_FEE_BPS)
 
 
 def requirement(legs: list[tuple[int, int]], rate_bps: int) -> int:
@@ -88,10 +85,6 @@ def move(system, deployer, market_id: int, answer: int):
     """Set a market's aggregator answer (FEED_DECIMALS units) exactly."""
     system.aggregators[market_id].set_price(answer, sender=deployer)
     return answer * 10 ** (18 - FEED_DECIMALS)
-
-
-def assert_conserved(ch, token, accounts) -> None:
-    assert token.balanceOf(ch) == engine_ledger_total(ch, accounts)
 
 
 @pytest.fixture
@@ -388,7 +381,7 @@ def test_trade__fractional_fee__rounded_up_to_the_pool(
     size = 6_123_456_789_123_457  # 0.006123... ETH: 12.246913578... USD
     notional = notional_up(size, ETH_WAD)
     assert notional == 12_246_914  # rounded up from 12,246,913.578
-    fee = bps_up(notional, FEE_BPS)
+    fee = bps_up(notional, TRADE_FEE_BPS)
     assert fee == 6_124  # 6,123.457 rounded up
     pool = ch.pool_assets()
 
@@ -442,14 +435,14 @@ def test_trade__zero_size__reverts(ch, deposit, trader):
         ch.trade(ETH, 0, MAX_UINT, sender=trader)
 
 
-@pytest.mark.parametrize("market_id", [2, 63, 64, 255])
+@pytest.mark.parametrize("market_id", [2, MAX_MARKETS - 1, MAX_MARKETS, 255])
 def test_trade__unknown_market__reverts(ch, deposit, trader, market_id):
     deposit(trader, 1_000)
     with ape.reverts("clearinghouse: unknown market"):
         buy(ch, trader, market_id, WAD)
 
 
-@pytest.mark.parametrize("size_delta", [2**127, -(2**127), 2**255 - 1, -(2**255)])
+@pytest.mark.parametrize("size_delta", [MAX_SIZE + 1, -(MAX_SIZE + 1), 2**255 - 1, -(2**255)])
 def test_trade__size_beyond_int128__reverts(ch, deposit, trader, size_delta):
     deposit(trader, 1_000)
     limit = MAX_UINT if size_delta > 0 else 0
@@ -658,26 +651,34 @@ def test_trade__ninth_market__reverts_too_many_positions(
     everyone,
     configurator,
 ):
-    for i in range(7):  # markets 2 .. 8, each at 100 USD
+    extra = MAX_POSITIONS  # the market id one past a full account (8 positions: the ninth)
+    for i in range(MAX_POSITIONS - 1):  # markets 2 .. 8, each at 100 USD
         agg = make_aggregator(FEED_DECIMALS, 100 * FEED_UNIT, f"ALT{i} / USD")
         configurator.add_market(
-            make_feed(agg), IM_BPS, MM_BPS, 100, FEE_BPS, 10**6 * WAD, units(10), sender=deployer
+            make_feed(agg),
+            IM_BPS,
+            MM_BPS,
+            LIQ_FEE_BPS,
+            TRADE_FEE_BPS,
+            10**6 * WAD,
+            units(10),
+            sender=deployer,
         )
-    assert ch.market_count() == 9
+    assert ch.market_count() == MAX_POSITIONS + 1
     deposit(trader, 1_000)
     buy(ch, trader, ETH, WAD // 100)
     buy(ch, trader, BTC, WAD // 1_000)
-    for market_id in range(2, 8):
+    for market_id in range(2, MAX_POSITIONS):
         buy(ch, trader, market_id, WAD // 5)
-    assert len(ch.account_market_ids(trader)) == 8
+    assert len(ch.account_market_ids(trader)) == MAX_POSITIONS
 
     with ape.reverts("clearinghouse: too many positions"):
-        buy(ch, trader, 8, WAD // 5)
+        buy(ch, trader, extra, WAD // 5)
 
     # Closing one frees a slot; the list stays consistent.
     sell(ch, trader, 3, WAD // 5)
-    buy(ch, trader, 8, WAD // 5)
-    assert sorted(ch.account_market_ids(trader)) == [0, 1, 2, 4, 5, 6, 7, 8]
+    buy(ch, trader, extra, WAD // 5)
+    assert sorted(ch.account_market_ids(trader)) == [m for m in range(extra + 1) if m != 3]
     assert_conserved(ch, token, everyone)
 
 

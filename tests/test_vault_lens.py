@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ape
 import pytest
-from conftest import BTC, ETH, USDC, WAD
+from support.constants import BTC, ETH, USDC, WAD, ZERO_ADDRESS
+from support.deployers import deploy_unbound_vault
 
 from margin_maintenance.model import (
     PoolState,
@@ -21,8 +22,6 @@ from margin_maintenance.model import (
     to_assets,
     to_shares,
 )
-
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def pool_state(ch) -> PoolState:
@@ -45,7 +44,7 @@ def test_engine__zero_vault__deploy_reverts(project, deployer, token, configurat
 
 @pytest.fixture
 def unbound_vault(project, deployer):
-    return project.LPVault.deploy("LP", "LP", 12, sender=deployer)
+    return deploy_unbound_vault(project, deployer)
 
 
 def test_bind__engine_names_another_vault__reverts_wrong_engine(unbound_vault, ch, deployer):

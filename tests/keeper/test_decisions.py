@@ -4,6 +4,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from support.constants import USDC
 
 from margin_maintenance.keeper.decisions import (
     MAX_BATCH,
@@ -24,7 +25,6 @@ from margin_maintenance.keeper.decisions import (
 )
 
 A, B, C, D = (f"0x{i:040x}" for i in (0xA, 0xB, 0xC, 0xD))
-USDC = 10**6
 
 
 def status(account: str, equity: int, maintenance: int, liquidatable: bool | None = None):

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import pytest
 from ape import chain, config
-from conftest import BTC, ETH, engine_ledger_total
 from local_redis import redis_server, stop, wait_for
+from support.constants import BTC, ETH
+from support.deployers import engine_ledger_total
 
 from margin_maintenance.keeper.core import Keeper, index_scope
 from margin_maintenance.keeper.index import AccountIndex

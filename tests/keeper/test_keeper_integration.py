@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 from ape import chain
-from conftest import BTC, ETH, HEARTBEAT, engine_ledger_total
+from support.constants import BTC, ETH, HEARTBEAT
+from support.deployers import engine_ledger_total
 
 from margin_maintenance.keeper.core import IterationResult, Keeper, index_scope
 from margin_maintenance.keeper.index import AccountIndex

@@ -860,6 +860,16 @@ def test_read_report__black_thursday_replay__market_time_and_lp_pnl_match_the_ch
     assert victims
     ch.liquidate_many(victims, sender=liquidator)
 
+    # On a node with an HTTP endpoint the reader batches through the chain layer (the
+    # in-process chain has none and takes the one-call-at-a-time path instead).
+    from margin_maintenance.report.reader import _batched
+
+    if getattr(chain.provider, "http_uri", None):
+        assert _batched([("eth_blockNumber", [])]) == [hex(chain.blocks.head.number)]
+    else:
+        with pytest.raises(RuntimeError, match="no HTTP endpoint"):
+            _batched([("eth_blockNumber", [])])
+
     rep = read_report(system, system.start_block)
     (window,) = rep.windows
     (clock,) = rep.clocks

@@ -7,7 +7,7 @@ Part of `margin_maintenance.report` (see its docstring).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,22 +155,19 @@ def load_crashes(directory: str | Path | None = None) -> dict[str, list[PricePoi
 RPC_BATCH = 200  # requests per JSON-RPC batch in the reader
 
 
-def _batched(requests: Sequence[Callable[[Any], Any]]) -> list[Any]:
-    """Send web3 requests (each `request(w3)` builds one) as JSON-RPC batches; raises where the
-    provider cannot batch or any request failed, so the caller can fall back to single calls."""
+def _batched(calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    """JSON-RPC `(method, params)` calls sent in batches through the chain layer
+    (`margin_maintenance.chain.rpc.JsonRpc`) to the connected provider's HTTP endpoint; raises
+    where there is none (the in-process chain) or any request failed, so the caller can fall
+    back to single Ape calls. Results are the raw JSON-RPC answers (hex strings, dicts)."""
     from ape import chain
 
-    w3 = chain.provider.web3
-    out: list[Any] = []
-    for i in range(0, len(requests), RPC_BATCH):
-        with w3.batch_requests() as batch:
-            for request in requests[i : i + RPC_BATCH]:
-                batch.add(request(w3))
-            responses = batch.execute()
-        if len(responses) != len(requests[i : i + RPC_BATCH]):
-            raise RuntimeError("batch answered a different number of requests")
-        out += responses
-    return out
+    from margin_maintenance.chain.rpc import JsonRpc
+
+    uri = getattr(chain.provider, "http_uri", None)
+    if not uri:
+        raise RuntimeError("the provider has no HTTP endpoint to batch on")
+    return JsonRpc(uri).batch(calls, chunk=RPC_BATCH)
 
 
 def read_block_times(blocks: Sequence[int]) -> dict[int, int]:
@@ -178,8 +175,8 @@ def read_block_times(blocks: Sequence[int]) -> dict[int, int]:
     from ape import chain
 
     try:
-        heads = _batched([lambda w3, b=b: w3.eth.get_block(b) for b in blocks])
-        return {b: int(h["timestamp"]) for b, h in zip(blocks, heads, strict=True)}
+        heads = _batched([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])
+        return {b: int(h["timestamp"], 16) for b, h in zip(blocks, heads, strict=True)}
     except Exception as err:  # no batching (in-process chain) or a failed request
         log.debug("block times one by one: %s", err)
     return {b: int(chain.blocks[b].timestamp) for b in blocks}
@@ -200,17 +197,13 @@ def read_lp_samples(system: Any, blocks: Sequence[int]) -> dict[int, LPSample]:
     data = [(to, m.calldata(*args)) for m, args, to in calls]
     try:
         raw = _batched(
-            [
-                lambda w3, b=b, to=to, d=d: w3.eth.call({"to": to, "data": d}, b)
-                for b in blocks
-                for to, d in data
-            ]
+            [("eth_call", [{"to": to, "data": d}, hex(b)]) for b in blocks for to, d in data]
         )
         out: dict[int, LPSample] = {}
         for k, b in enumerate(blocks):
             try:
                 values = [
-                    int(m.result(bytes(raw[k * len(calls) + j]))[0])
+                    int(m.result(bytes.fromhex(raw[k * len(calls) + j][2:]))[0])
                     for j, (m, _, _) in enumerate(calls)
                 ]
             except Exception as err:  # e.g. empty return data before the engine existed

@@ -16,11 +16,10 @@ from ethereum.ercs import IERC20
 from interfaces import IClearinghouse
 from interfaces import ILPVault
 from interfaces import IPoolHooks
+from modules import constants as k
 
-MAX_MARKETS: constant(uint256) = 64  # the engine's market id space
-MAX_POSITIONS: constant(uint256) = 8  # the engine's positions per account
 MAX_ACCOUNTS: constant(uint256) = 128  # accounts per call
-MAX_TABLE: constant(uint256) = MAX_ACCOUNTS * MAX_MARKETS  # entries of a position table
+MAX_TABLE: constant(uint256) = MAX_ACCOUNTS * k.MAX_MARKETS  # entries of a position table
 
 
 struct MarketView:
@@ -44,7 +43,7 @@ struct EngineView:
     max_partial_bps: uint256
     min_keeper_reward: uint256  # token units
     pool_reserve_bps: uint256
-    markets: DynArray[MarketView, MAX_MARKETS]  # every listed market, id order
+    markets: DynArray[MarketView, k.MAX_MARKETS]  # every listed market, id order
 
 
 struct PositionView:
@@ -58,7 +57,7 @@ struct AccountView:
     collateral: int256  # token units; negative = debt
     status: IClearinghouse.AccountStatus  # from margin_status
     liquidatable: bool  # is_liquidatable, read on its own (a client can check both agree)
-    positions: DynArray[PositionView, MAX_POSITIONS]  # the account's market list, in order
+    positions: DynArray[PositionView, k.MAX_POSITIONS]  # the account's market list, in order
     lp_shares: uint256
     token_balance: uint256  # collateral token held outside the engine
 
@@ -110,7 +109,7 @@ def position_table(
     ch: IClearinghouse = IClearinghouse(engine)
     out: DynArray[IClearinghouse.Position, MAX_TABLE] = []
     for a: address in accounts:
-        for m: uint256 in range(n_markets, bound=MAX_MARKETS):
+        for m: uint256 in range(n_markets, bound=k.MAX_MARKETS):
             out.append(staticcall ch.position(a, m))
     return out
 
@@ -130,7 +129,7 @@ def _engine_view(ch: IClearinghouse, share_probe: uint256) -> EngineView:
     v.share_price = staticcall ILPVault(v.vault).convert_to_assets(share_probe)
     v.keeper_share_bps, v.max_partial_bps, v.min_keeper_reward = staticcall ch.liquidation_params()
     v.pool_reserve_bps = staticcall ch.pool_reserve_bps()
-    for m: uint256 in range(staticcall ch.market_count(), bound=MAX_MARKETS):
+    for m: uint256 in range(staticcall ch.market_count(), bound=k.MAX_MARKETS):
         v.markets.append(
             MarketView(
                 market_id=m,

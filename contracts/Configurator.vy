@@ -21,7 +21,7 @@ from interfaces import IPriceFeed
 from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 from modules import codec
-from modules import margin_math as mm
+from modules import constants as k
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
@@ -51,9 +51,6 @@ interface IEngine:
 
 # ---- Constants (the bounds every setter enforces) ----
 
-WAD: constant(uint256) = 10**18  # fixed-point one
-BPS: constant(uint256) = 10_000  # basis points in one
-MAX_MARKETS: constant(uint256) = 64  # market ids are 0 .. MAX_MARKETS - 1 (the engine's bound)
 MAX_TRADING_FEE_BPS: constant(uint256) = 500  # 5%: bound on any market's trading fee
 MAX_MIN_KEEPER_REWARD: constant(uint256) = 1_000  # whole tokens: bound on the minimum reward
 MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notional, at most 100%
@@ -177,7 +174,7 @@ def add_market(
     ownable._check_owner()
     e: address = self._bound()
     market_id: uint256 = staticcall IEngine(e).market_count()
-    assert market_id < MAX_MARKETS, "configurator: too many markets"
+    assert market_id < k.MAX_MARKETS, "configurator: too many markets"
     self._check_feed(feed)
     self._check_risk(
         e, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
@@ -419,13 +416,13 @@ def _check_feed(feed: address):
     assert feed != empty(address), "configurator: zero feed"
     assert feed.is_contract, "configurator: feed is not a contract"
     price: uint256 = staticcall IPriceFeed(feed).latest_price()
-    assert price > 0 and price <= mm.MAX_PRICE, "configurator: bad feed price"
+    assert price > 0 and price <= k.MAX_PRICE, "configurator: bad feed price"
 
 
 @view
 @internal
 def _check_risk(e: address, im_bps: uint256, mm_bps: uint256, liq_bps: uint256, trade_bps: uint256):
-    assert mm_bps > 0 and mm_bps < im_bps and im_bps <= BPS, "configurator: bad margin rates"
+    assert mm_bps > 0 and mm_bps < im_bps and im_bps <= k.BPS, "configurator: bad margin rates"
     assert liq_bps < mm_bps, "configurator: liquidation fee >= maintenance"
     assert trade_bps <= MAX_TRADING_FEE_BPS, "configurator: trading fee too high"
     # Self-liquidation must never be cheaper than closing.
@@ -446,7 +443,7 @@ def _check_partial_reachable(
     @dev An account that just crossed maintenance needs f = (im - mm) / (im - fee) closed;
          a partial bound at or below that would make every liquidation full.
     """
-    assert max_partial_bps * (im_bps - liq_bps) > (im_bps - mm_bps) * BPS, (
+    assert max_partial_bps * (im_bps - liq_bps) > (im_bps - mm_bps) * k.BPS, (
         "configurator: partial bound unreachable"
     )
 
@@ -454,7 +451,7 @@ def _check_partial_reachable(
 @pure
 @internal
 def _limits_word(max_oi: uint256, min_notional: uint256) -> uint256:
-    assert max_oi > 0 and max_oi <= mm.MAX_SIZE, "configurator: bad open interest cap"
+    assert max_oi > 0 and max_oi <= k.MAX_SIZE, "configurator: bad open interest cap"
     assert min_notional > 0 and min_notional <= codec.MASK128, "configurator: bad minimum notional"
     return codec._pack_limits(max_oi, min_notional)
 
@@ -464,14 +461,14 @@ def _limits_word(max_oi: uint256, min_notional: uint256) -> uint256:
 def _liquidation_word(
     e: address, keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256
 ) -> uint256:
-    assert keeper_share_bps <= BPS, "configurator: bad keeper share"
-    assert max_partial_bps > 0 and max_partial_bps <= BPS, "configurator: bad partial bound"
-    for market_id: uint256 in range(staticcall IEngine(e).market_count(), bound=MAX_MARKETS):
+    assert keeper_share_bps <= k.BPS, "configurator: bad keeper share"
+    assert max_partial_bps > 0 and max_partial_bps <= k.BPS, "configurator: bad partial bound"
+    for market_id: uint256 in range(staticcall IEngine(e).market_count(), bound=k.MAX_MARKETS):
         m: IClearinghouse.MarketInfo = staticcall IClearinghouse(e).market(market_id)
         self._check_partial_reachable(
             m.initial_margin_bps, m.maintenance_margin_bps, m.liquidation_fee_bps, max_partial_bps
         )
-    assert min_reward <= MAX_MIN_KEEPER_REWARD * (WAD // staticcall IEngine(e).token_scale()), (
+    assert min_reward <= MAX_MIN_KEEPER_REWARD * (k.WAD // staticcall IEngine(e).token_scale()), (
         "configurator: minimum reward too high"
     )
     return codec._pack_liquidation(keeper_share_bps, max_partial_bps, min_reward)

@@ -17,7 +17,13 @@
         Open-interest word: bits 0-127 long OI | 128-255 short OI (WAD base units)
         Liquidation word: bits 0-15 keeper share bps | 16-31 max partial bps
             | 32-159 minimum keeper reward (token units)
+        Funds word: bits 0-127 pool assets | 128-255 insurance fund (token units)
+        Market-list word (per account): bits 0-7 count | then one 8-bit market id per
+            open position, in the order they were opened (a removal moves the last id
+            into the freed place)
 """
+
+from . import constants as k
 
 CFG_IM: constant(uint256) = 160  # bit offset of the initial margin (bps)
 CFG_MM: constant(uint256) = 176  # bit offset of the maintenance margin (bps)
@@ -209,3 +215,52 @@ def _liq_max_partial(lcfg: uint256) -> uint256:
 @internal
 def _liq_min_reward(lcfg: uint256) -> uint256:
     return lcfg >> LIQ_REWARD
+
+
+# ---- An account's market list ----
+
+
+@pure
+@internal
+def _list_count(word: uint256) -> uint256:
+    return word & 255
+
+
+@pure
+@internal
+def _list_ids(word: uint256) -> DynArray[uint256, k.MAX_POSITIONS]:
+    ids: DynArray[uint256, k.MAX_POSITIONS] = []
+    for i: uint256 in range(word & 255, bound=k.MAX_POSITIONS):
+        ids.append((word >> (8 + 8 * i)) & 255)
+    return ids
+
+
+@pure
+@internal
+def _list_with(word: uint256, market_id: uint256) -> uint256:
+    """
+    @dev Append `market_id` (< 256) to a list that holds fewer than MAX_POSITIONS ids.
+    """
+    count: uint256 = word & 255
+    # count < 8, so the id lands in bits 8 .. 71; count + 1 <= 8 fits the low byte.
+    return ((word | (market_id << (8 + 8 * count))) & ~255) | (count + 1)
+
+
+@pure
+@internal
+def _list_without(word: uint256, market_id: uint256) -> uint256:
+    """
+    @dev Remove `market_id` from a list by moving the last id into its place.
+    """
+    count: uint256 = word & 255
+    last: uint256 = count - 1
+    last_id: uint256 = (word >> (8 + 8 * last)) & 255
+    out: uint256 = word
+    for i: uint256 in range(count, bound=k.MAX_POSITIONS):
+        bit: uint256 = 8 + 8 * i
+        if (word >> bit) & 255 == market_id:
+            # put the last id at i, then clear the last slot
+            out = (out & ~(255 << bit)) | (last_id << bit)
+            break
+    out = out & ~(255 << (8 + 8 * last))
+    return (out & ~255) | last

@@ -9,11 +9,11 @@
         PnL rounds down (towards minus infinity), payouts round down.
 """
 
-WAD: constant(uint256) = 10**18  # fixed-point one for prices, sizes and fractions
-BPS: constant(uint256) = 10_000  # basis points in one
+from . import constants as k
+
+WAD: constant(uint256) = k.WAD
+BPS: constant(uint256) = k.BPS
 HALF: constant(uint256) = 2**128  # 2**128: width of each half of a packed position
-MAX_SIZE: constant(uint256) = 2**127 - 1  # largest |size| a position holds (WAD base units)
-MAX_PRICE: constant(uint256) = 2**128 - 1  # largest price a position stores (WAD)
 
 
 @pure
@@ -87,14 +87,14 @@ def _liquidation_fraction(equity: int256, initial_req: uint256, fee_total: uint2
 def _pack_position(size: int256, entry_wad: uint256) -> uint256:
     """
     @dev One storage slot per position: size as 128-bit two's complement in the high
-         half, entry price in the low half. Callers bound |size| <= MAX_SIZE and
-         entry_wad <= MAX_PRICE.
+         half, entry price in the low half. Callers bound |size| <= k.MAX_SIZE and
+         entry_wad <= k.MAX_PRICE.
     """
     raw: uint256 = 0
     if size >= 0:
         raw = convert(size, uint256)
     else:
-        raw = HALF - convert(-size, uint256)  # -size <= MAX_SIZE < HALF
+        raw = HALF - convert(-size, uint256)  # -size <= k.MAX_SIZE < HALF
     return (raw << 128) | entry_wad
 
 

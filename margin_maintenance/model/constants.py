@@ -1,6 +1,6 @@
 """The engine's constants, read from the Vyper sources once, never retyped.
 
-`WAD = 10**18` in `contracts/modules/margin_math.vy` becomes `constant("WAD")` here; a constant
+`WAD = 10**18` in `contracts/modules/constants.vy` becomes `constant("WAD")` here; a constant
 that changes in a contract changes here with it. Only integer literals and the operators
 `+ - * // ** << >>` are evaluated (on other constants of the same file too), which is all the
 contracts use for numeric constants.
@@ -16,9 +16,11 @@ from pathlib import Path
 
 CONTRACTS = Path(__file__).resolve().parent.parent.parent / "contracts"
 SOURCES = (  # where each constant lives; the first file that defines a name wins
+    CONTRACTS / "modules" / "constants.vy",
+    CONTRACTS / "modules" / "codec.vy",
     CONTRACTS / "modules" / "margin_math.vy",
-    CONTRACTS / "Clearinghouse.vy",
     CONTRACTS / "LPVault.vy",
+    CONTRACTS / "Configurator.vy",
 )
 _LINE = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*): constant\((?P<type>\w+)\) = (?P<expr>[^#]+)")
 _OPS = {

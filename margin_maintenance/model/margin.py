@@ -1,5 +1,5 @@
 """Margin maths, bit for bit as the engine does it (`contracts/modules/margin_math.vy` and the
-account load of `Clearinghouse.vy`). Every function names what it mirrors; amounts are token
+account load of `modules/accounts.vy`). Every function names what it mirrors; amounts are token
 units, prices WAD, sizes signed WAD base units, rates basis points. Rounding favours the
 protocol: requirements and fees up, trader PnL towards minus infinity, payouts down.
 """

@@ -22,7 +22,7 @@ from margin_maintenance.model.constants import VIRTUAL_ASSETS as VIRTUAL_ASSETS
 from margin_maintenance.model.constants import VIRTUAL_SHARES as VIRTUAL_SHARES
 from margin_maintenance.model.constants import WAD as WAD
 
-# ---- The engine (contracts/Clearinghouse.vy, LPVault.vy, modules/margin_math.vy) ----
+# ---- The engine (contracts/modules/constants.vy, codec.vy, margin_math.vy, LPVault.vy) ----
 
 MAX_MARKETS = constant("MAX_MARKETS")  # market ids are 0 .. MAX_MARKETS - 1
 

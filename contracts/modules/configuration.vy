@@ -1,0 +1,71 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title The configurator's hooks: where the engine's parameters are written
+@license MIT
+@notice The `Configurator` (immutable) checks every bound, holds ownership and the guardian
+        role, and emits the admin events; it calls these hooks with values it has already
+        checked and packed (codec layouts). Nothing else can write a parameter.
+"""
+
+from . import codec
+from . import constants as k
+from . import liquidation
+from . import markets
+from . import pool
+
+uses: markets
+uses: liquidation
+uses: pool
+
+configurator: public(immutable(address))  # the Configurator: the only caller of the hooks
+guardian: public(address)  # may pause new risk (through the configurator)
+
+
+@deploy
+def __init__(configurator_: address):
+    assert configurator_ != empty(address), "clearinghouse: zero configurator"
+    configurator = configurator_
+
+
+@external
+def configure_market(market_id: uint256, config_word: uint256, limits_word: uint256):
+    """
+    @notice Store a market's packed configuration and limits words (codec layouts), as the
+            configurator checked and packed them. `market_id == market_count` lists a new one.
+    """
+    self._only_configurator()
+    if market_id == markets.market_count:
+        markets.market_count = market_id + 1
+    markets.market_config[market_id] = config_word
+    markets.market_limits[market_id] = limits_word
+
+
+@external
+def configure_params(liquidation_config: uint256, pool_reserve_bps: uint256, guardian: address):
+    """
+    @notice Store the packed liquidation parameters, the pool reserve and the guardian.
+    """
+    self._only_configurator()
+    liquidation.liquidation_config = liquidation_config
+    pool.pool_reserve_bps = pool_reserve_bps
+    self.guardian = guardian
+
+
+@external
+def configure_pause(paused: bool):
+    """
+    @notice Set the pause flag and its copy in every market's configuration word.
+    """
+    self._only_configurator()
+    markets.paused = paused
+    for market_id: uint256 in range(markets.market_count, bound=k.MAX_MARKETS):
+        markets.market_config[market_id] = codec._market_with_paused(
+            markets.market_config[market_id], paused
+        )
+
+
+@view
+@internal
+def _only_configurator():
+    assert msg.sender == configurator, "clearinghouse: not configurator"

@@ -1,0 +1,353 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title Liquidation: the permissionless close of an account below maintenance, and the bot views
+@license MIT
+@notice `liquidate` closes the smallest fraction of every position that restores the initial
+        requirement (all of it when that fraction is above the partial bound), realises PnL,
+        splits the fee between the caller and the insurance fund, and covers bad debt from
+        insurance first, then the pool; what neither covers stays as account debt. The views
+        a keeper reads (`margin_status`, `liquidation_preview`, `is_liquidatable`) use the
+        same account load and the same plan, so they agree with the transaction.
+"""
+
+from ..interfaces import IClearinghouse
+from . import accounts as acct
+from . import codec
+from . import constants as k
+from . import ledger
+from . import margin_math as mm
+from . import markets
+
+uses: ledger
+uses: markets
+uses: acct
+
+liquidation_config: uint256  # packed liquidation parameters, see codec
+
+
+@external
+def liquidate(account: address) -> uint256:
+    """
+    @notice Liquidate `account` if its equity is below its maintenance requirement.
+    @return The reward credited to the caller's collateral (token units).
+    """
+    reward: uint256 = 0
+    done: bool = False
+    reward, done = self._liquidate(account, msg.sender, 0)
+    assert done, "clearinghouse: account healthy"
+    return reward
+
+
+@external
+def liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
+    """
+    @notice Liquidate every liquidatable account in `accounts`; healthy ones (and
+            repeats, healthy once liquidated) are skipped without reverting.
+    @return The total reward credited to the caller.
+    """
+    # Each market's price is read from its feed once per call: cached prices are tagged with
+    # this call's number, so a later call in the same transaction reads the feeds afresh.
+    batch: uint256 = markets._next_batch()
+    total: uint256 = 0
+    for a: address in accounts:
+        reward: uint256 = 0
+        done: bool = False
+        reward, done = self._liquidate(a, msg.sender, batch)
+        total += reward
+    return total
+
+
+@view
+@external
+def is_liquidatable(account: address) -> bool:
+    return acct._liquidatable(acct._load(account))
+
+
+@view
+@external
+def equity(account: address) -> int256:
+    return acct._load(account).equity
+
+
+@view
+@external
+def maintenance_requirement(account: address) -> uint256:
+    return acct._load(account).maintenance
+
+
+@view
+@external
+def initial_requirement(account: address) -> uint256:
+    return acct._load(account).initial
+
+
+@view
+@external
+def margin_status(
+    accounts: DynArray[address, k.MAX_STATUS]
+) -> DynArray[IClearinghouse.AccountStatus, k.MAX_STATUS]:
+    """
+    @notice Equity, requirements and the liquidatable flag of many accounts in one call.
+    """
+    out: DynArray[IClearinghouse.AccountStatus, k.MAX_STATUS] = []
+    for a: address in accounts:
+        st: acct.AccountState = acct._load(a)
+        out.append(
+            IClearinghouse.AccountStatus(
+                account=a,
+                equity=st.equity,
+                maintenance=st.maintenance,
+                initial=st.initial,
+                liquidatable=acct._liquidatable(st),
+            )
+        )
+    return out
+
+
+@view
+@external
+def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
+    """
+    @notice What `liquidate(account)` would do now, called by a third party: the fraction
+            closed (WAD, 0 = healthy), the keeper reward and the bad debt, token units.
+    """
+    st: acct.AccountState = acct._load(account)
+    if not acct._liquidatable(st):
+        return empty(IClearinghouse.LiquidationPreview)
+    lcfg: uint256 = self.liquidation_config
+    fraction: uint256 = 0
+    closes: DynArray[uint256, k.MAX_POSITIONS] = []
+    full: bool = False
+    funds: uint256 = ledger.funds
+    fraction, closes, full = self._plan(st, lcfg, codec._funds_pool(funds))
+    fee: uint256 = 0
+    for i: uint256 in range(len(st.legs), bound=k.MAX_POSITIONS):
+        leg: acct.Leg = st.legs[i]
+        fee += mm._bps_up(
+            mm._notional_up(closes[i], leg.price, ledger.token_scale),
+            codec._market_liq_fee(leg.cfg),
+        )
+    # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
+    fee_paid: uint256 = 0
+    reward: uint256 = 0
+    ins: uint256 = 0
+    fee_paid, reward, ins = self._fee_split(
+        fee, st.equity, lcfg, codec._funds_insurance(funds), True
+    )
+    bad: uint256 = 0
+    if full and st.equity < 0:
+        bad = convert(-st.equity, uint256)
+    return IClearinghouse.LiquidationPreview(fraction=fraction, reward=reward, bad_debt=bad)
+
+
+@view
+@external
+def liquidation_params() -> (uint256, uint256, uint256):
+    """
+    @return (keeper share bps, max partial bps, minimum keeper reward in token units).
+    """
+    lcfg: uint256 = self.liquidation_config
+    return (
+        codec._liq_keeper_share(lcfg), codec._liq_max_partial(lcfg), codec._liq_min_reward(lcfg)
+    )
+
+
+@internal
+def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, bool):
+    """
+    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated). A non-zero
+         `batch` (liquidate_many) reads each market's price from its feed once per batch.
+    """
+    st: acct.AccountState = acct._load_known(account, k.MAX_MARKETS + batch, 0)
+    n: uint256 = len(st.legs)
+    if batch != 0:
+        for leg: acct.Leg in st.legs:  # remembered for the rest of the batch
+            if leg.price <= k.MAX_PRICE:
+                markets._remember_price(leg.market_id, batch, leg.price)
+    if n == 0 or st.equity >= convert(st.maintenance, int256):
+        return 0, False
+
+    lcfg: uint256 = self.liquidation_config
+    fraction: uint256 = 0
+    closes: DynArray[uint256, k.MAX_POSITIONS] = []
+    full: bool = False
+    funds: uint256 = ledger.funds
+    pool: uint256 = codec._funds_pool(funds)
+    fraction, closes, full = self._plan(st, lcfg, pool)
+
+    # Close, realise PnL in full on every touched position, reset entries. Losses are
+    # settled into the pool first and profits after, so that a thin pool pays a winning
+    # leg out of the same liquidation's losing legs rather than haircutting it.
+    c: int256 = st.collateral
+    fee: uint256 = 0
+    closed_notional: uint256 = 0
+    ids_word: uint256 = acct.account_markets[account]
+    pnls: DynArray[int256, k.MAX_POSITIONS] = []
+    for i: uint256 in range(n, bound=k.MAX_POSITIONS):
+        leg: acct.Leg = st.legs[i]
+        close: uint256 = closes[i]
+        new_size: int256 = self._after_close(leg.size, close)
+        cn: uint256 = mm._notional_up(close, leg.price, ledger.token_scale)
+        closed_notional += cn
+        fee += mm._bps_up(cn, codec._market_liq_fee(leg.cfg))
+
+        pnl: int256 = mm._pnl(leg.size, leg.entry, leg.price, ledger.token_scale)
+        if pnl < 0:
+            pool += convert(-pnl, uint256)
+            c += pnl
+        pnls.append(pnl)
+        # Decreases never hit the cap: no limits read.
+        markets._move_open_interest(leg.market_id, leg.size, new_size, codec.MASK128)
+        markets._move_entry_sum(leg.market_id, leg.size, leg.entry, new_size, leg.price)
+        if new_size == 0:
+            acct.positions[account][leg.market_id] = 0
+            ids_word = codec._list_without(ids_word, leg.market_id)
+        else:
+            acct.positions[account][leg.market_id] = mm._pack_position(new_size, leg.price)
+    for i: uint256 in range(n, bound=k.MAX_POSITIONS):
+        leg: acct.Leg = st.legs[i]
+        realized: int256 = pnls[i]
+        if realized > 0:
+            realized = ledger._pay_profit(account, leg.market_id, realized, pool)
+            pool -= convert(realized, uint256)
+            c += realized
+        new_size: int256 = self._after_close(leg.size, closes[i])
+        log IClearinghouse.PositionChanged(
+            account=account,
+            market_id=leg.market_id,
+            size_delta=new_size - leg.size,
+            new_size=new_size,
+            price=leg.price,
+            realized_pnl=realized,
+            fee=0,
+        )
+    acct.account_markets[account] = ids_word
+
+    # Fee from what the account has left: at least the minimum keeper reward when a third
+    # party liquidates, so the insurance fund tops the reward up only when the account
+    # cannot pay it (a hedged owner cannot farm the top-up from a second address).
+    fee_paid: uint256 = 0
+    reward: uint256 = 0
+    insurance: uint256 = 0
+    fee_paid, reward, insurance = self._fee_split(
+        fee, c, lcfg, codec._funds_insurance(funds), keeper != account
+    )
+    c -= convert(fee_paid, int256)
+
+    # Bad debt: insurance first, then the pool; whatever is left stays as account debt.
+    if full and c < 0:
+        bad: uint256 = convert(-c, uint256)
+        from_insurance: uint256 = min(bad, insurance)
+        insurance -= from_insurance
+        from_pool: uint256 = min(bad - from_insurance, pool)
+        pool -= from_pool
+        c += convert(from_insurance + from_pool, int256)
+        log IClearinghouse.BadDebtSettled(
+            account=account,
+            bad_debt=bad,
+            insurance_covered=from_insurance,
+            socialised=from_pool,
+            uncovered=bad - from_insurance - from_pool,
+        )
+    ledger.funds = codec._pack_funds(pool, insurance)
+    ledger._set_collateral(account, st.collateral, c)
+    if reward > 0:
+        kc: int256 = ledger.collateral[keeper]
+        ledger._set_collateral(keeper, kc, kc + convert(reward, int256))
+
+    log IClearinghouse.Liquidated(
+        account=account,
+        liquidator=keeper,
+        fraction=fraction,
+        closed_notional=closed_notional,
+        fee=fee_paid,
+        keeper_reward=reward,
+        insurance_delta=convert(fee_paid, int256) - convert(reward, int256),
+        full=full,
+    )
+    return reward, True
+
+
+@pure
+@internal
+def _after_close(size: int256, close: uint256) -> int256:
+    # close <= |size| <= MAX_SIZE < 2**127: the conversion and the sum cannot wrap.
+    if size > 0:
+        return unsafe_sub(size, convert(close, int256))
+    return unsafe_add(size, convert(close, int256))
+
+
+@view
+@internal
+def _plan(
+    st: acct.AccountState, lcfg: uint256, pool: uint256
+) -> (uint256, DynArray[uint256, k.MAX_POSITIONS], bool):
+    """
+    @dev Sizes to close per leg: the fraction of SPEC.md section 3, rounded up per leg,
+         everything when the fraction exceeds the partial bound, and a whole leg when
+         its remainder would be below the market's minimum notional.
+    """
+    # Plan on the equity the close can realise: every touched leg settles its PnL against the
+    # pool, which pays net profit only up to its assets (the rest is haircut), so equity
+    # above collateral + pool assets is paper. Requirements and fees round up leg by leg; two
+    # units of slack per leg make sure the remainder really does meet its initial
+    # requirement after the rounding.
+    realisable: int256 = min(st.equity, st.collateral + convert(pool, int256))
+    slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
+    fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
+    # The fee is at least the minimum keeper reward: close enough that paying it as a flat
+    # amount still leaves the initial requirement of the remainder covered.
+    fraction = max(
+        fraction,
+        mm._liquidation_fraction(
+            slack_equity - convert(codec._liq_min_reward(lcfg), int256), st.initial, 0
+        ),
+    )
+    full: bool = fraction > (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS
+    closes: DynArray[uint256, k.MAX_POSITIONS] = []
+    if full:
+        fraction = k.WAD
+    all_closed: bool = True
+    for leg: acct.Leg in st.legs:
+        abs_size: uint256 = convert(abs(leg.size), uint256)
+        close: uint256 = abs_size
+        if not full:
+            close = min(abs_size, (abs_size * fraction + k.WAD - 1) // k.WAD)
+            remainder: uint256 = abs_size - close
+            min_notional: uint256 = codec._limits_min_notional(markets.market_limits[leg.market_id])
+            if mm._notional_down(remainder, leg.price, ledger.token_scale) < min_notional:
+                close = abs_size
+            else:
+                all_closed = False
+        closes.append(close)
+    if all_closed:
+        return k.WAD, closes, True
+    return fraction, closes, full
+
+
+@pure
+@internal
+def _fee_split(
+    fee: uint256, available: int256, lcfg: uint256, insurance: uint256, third_party: bool
+) -> (uint256, uint256, uint256):
+    """
+    @dev The liquidation fee out of what the account has left (`available`), at least the
+         minimum keeper reward when a third party liquidates; the keeper's share of it,
+         topped up to the minimum reward from the insurance fund (which receives the fee
+         first, so the share is always covered). Returns (fee paid, reward, insurance after).
+    """
+    min_reward: uint256 = codec._liq_min_reward(lcfg)
+    if third_party:
+        fee = max(fee, min_reward)
+    fee_paid: uint256 = 0
+    if available > 0:
+        fee_paid = min(fee, convert(available, uint256))
+    ins: uint256 = insurance + fee_paid
+    if not third_party:
+        return fee_paid, 0, ins
+    reward: uint256 = fee_paid * codec._liq_keeper_share(lcfg) // k.BPS
+    if reward < min_reward:
+        # Paid from the fee first (insurance already holds it), the fund only beyond it.
+        reward = min(min_reward, ins)
+    return fee_paid, reward, ins - reward

@@ -1,0 +1,179 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title Markets: configuration, open interest, entry sums, the oracle read, pool exposure
+@license MIT
+@notice Every listed market's packed configuration and limits (written only through the
+        configurator's hook), its open interest per side and the sum of its positions'
+        entry values (so the pool's exposure to trader PnL is known without visiting
+        accounts), and the price read from its feed, cached per `liquidate_many` call.
+"""
+
+from ..interfaces import IClearinghouse
+from ..interfaces import IPriceFeed
+from . import codec
+from . import constants as k
+from . import ledger
+from . import margin_math as mm
+
+uses: ledger
+
+market_count: public(uint256)  # markets listed so far; ids are 0 .. market_count - 1
+market_config: HashMap[uint256, uint256]  # packed feed, rates and flags, see codec
+market_limits: HashMap[uint256, uint256]  # packed max OI per side and min notional, see codec
+market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see codec
+market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over positions, WAD USD
+paused: public(bool)  # new risk (open, increase, LP withdrawal) blocked
+price_cache: transient(HashMap[uint256, uint256])  # market -> batch << 128 | price read in it
+price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
+
+
+@view
+@external
+def mark_price(market_id: uint256) -> uint256:
+    """
+    @notice The validated oracle price (WAD) the engine marks market `market_id` at now.
+    """
+    return self._mark(market_id)
+
+
+@view
+@external
+def market(market_id: uint256) -> IClearinghouse.MarketInfo:
+    cfg: uint256 = self._listed(market_id)
+    limits: uint256 = self.market_limits[market_id]
+    oi: uint256 = self.market_oi[market_id]
+    return IClearinghouse.MarketInfo(
+        feed=codec._market_feed(cfg),
+        initial_margin_bps=codec._market_im(cfg),
+        maintenance_margin_bps=codec._market_mm(cfg),
+        liquidation_fee_bps=codec._market_liq_fee(cfg),
+        trading_fee_bps=codec._market_trade_fee(cfg),
+        max_open_interest=codec._limits_max_oi(limits),
+        min_position_notional=codec._limits_min_notional(limits),
+        open_interest_long=codec._oi_long(oi),
+        open_interest_short=codec._oi_short(oi),
+    )
+
+
+@view
+@external
+def trader_unrealized_pnl(market_id: uint256) -> int256:
+    """
+    @notice Aggregate unrealised PnL of all traders in a market (pool's exposure), token units.
+    """
+    return self._market_trader_pnl(market_id, self._mark(market_id))
+
+
+@internal
+def _move_open_interest(market_id: uint256, old_size: int256, new_size: int256, max_oi: uint256):
+    """
+    @dev Replace `old_size`'s contribution to open interest with `new_size`'s; a side
+         that grows must stay within `max_oi`.
+    """
+    oi: uint256 = self.market_oi[market_id]
+    long_oi: uint256 = codec._oi_long(oi)
+    short_oi: uint256 = codec._oi_short(oi)
+    if old_size > 0:
+        long_oi -= convert(old_size, uint256)
+    elif old_size < 0:
+        short_oi -= convert(-old_size, uint256)
+    if new_size > 0:
+        long_oi += convert(new_size, uint256)
+        assert long_oi <= max_oi or new_size <= old_size, "clearinghouse: open interest cap"
+    elif new_size < 0:
+        short_oi += convert(-new_size, uint256)
+        assert short_oi <= max_oi or new_size >= old_size, "clearinghouse: open interest cap"
+    self.market_oi[market_id] = codec._pack_oi(long_oi, short_oi)
+
+
+@internal
+def _move_entry_sum(market_id: uint256, old_size: int256, old_entry: uint256, new_size: int256, new_entry: uint256):
+    """
+    @dev Replace a position's entry value (size * entry) in its market's entry sum.
+    """
+    self.market_entry_sum[market_id] += self._entry_value(new_size, new_entry) - self._entry_value(
+        old_size, old_entry
+    )
+
+
+@pure
+@internal
+def _entry_value(size: int256, entry: uint256) -> int256:
+    # |size| < 2**127, entry < 2**128: the product cannot wrap.
+    return unsafe_mul(size, convert(entry, int256)) // convert(k.WAD, int256)
+
+
+@view
+@internal
+def _market_trader_pnl(market_id: uint256, price: uint256) -> int256:
+    oi: uint256 = self.market_oi[market_id]
+    net: int256 = convert(codec._oi_long(oi), int256) - convert(codec._oi_short(oi), int256)
+    value: int256 = net * convert(price, int256) // convert(k.WAD, int256)
+    return (value - self.market_entry_sum[market_id]) // convert(ledger.token_scale, int256)
+
+
+@view
+@internal
+def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256):
+    """
+    @dev The pool's exposure to open positions, market by market: (reserve on open
+         notional at `reserve_bps`, unrealised trader profit, unrealised trader loss).
+         Profit and loss are not netted across markets, so a winning market is never
+         offset by a losing one.
+    """
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
+    for market_id: uint256 in range(self.market_count, bound=k.MAX_MARKETS):
+        oi: uint256 = self.market_oi[market_id]
+        if oi == 0 and self.market_entry_sum[market_id] == 0:
+            continue
+        feed: address = codec._market_feed(self.market_config[market_id])
+        price: uint256 = staticcall IPriceFeed(feed).latest_price()
+        gross: uint256 = codec._oi_long(oi) + codec._oi_short(oi)
+        reserve += mm._bps_up(mm._notional_up(gross, price, ledger.token_scale), reserve_bps)
+        pnl: int256 = self._market_trader_pnl(market_id, price)
+        if pnl > 0:
+            owed += convert(pnl, uint256) + 1  # + 1: the aggregate truncates towards zero
+        else:
+            owing += convert(-pnl, uint256)
+    return reserve, owed, owing
+
+
+@view
+@internal
+def _listed(market_id: uint256) -> uint256:
+    cfg: uint256 = self.market_config[market_id]
+    assert codec._market_listed(cfg), "clearinghouse: unknown market"
+    return cfg
+
+
+@view
+@internal
+def _mark(market_id: uint256) -> uint256:
+    return staticcall IPriceFeed(codec._market_feed(self._listed(market_id))).latest_price()
+
+
+@view
+@internal
+def _batch_price(market_id: uint256, feed: address, batch: uint256) -> uint256:
+    """
+    @dev The feed's price, or the one already read in `liquidate_many` call `batch`.
+    """
+    cached: uint256 = self.price_cache[market_id]
+    if cached >> 128 == batch:
+        return cached & codec.MASK128
+    return staticcall IPriceFeed(feed).latest_price()
+
+
+@internal
+def _remember_price(market_id: uint256, batch: uint256, price: uint256):
+    self.price_cache[market_id] = (batch << 128) | price
+
+
+@internal
+def _next_batch() -> uint256:
+    batch: uint256 = self.price_batch + 1
+    self.price_batch = batch
+    return batch

@@ -1,0 +1,117 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title Pool accounting: the counterparty's assets, its exposure and the LP vault's hooks
+@license MIT
+@notice The pool takes the other side of every trade. Its assets and the insurance fund are
+        ledger words; this module values the pool for the LP vault (`pool_state`), moves
+        assets for it (`pool_pull`, `pool_add`, `pool_pay`, callable by the vault alone) and
+        takes insurance contributions. LP shares and their maths are the vault's.
+"""
+
+from ..interfaces import IClearinghouse
+from ..interfaces import IPoolHooks
+from . import codec
+from . import ledger
+from . import markets
+
+uses: ledger
+uses: markets
+
+lp_token: public(immutable(address))  # the LPVault (share token): the only caller of the pool hooks
+pool_reserve_bps: public(uint256)  # share of open notional LPs cannot withdraw
+
+
+@deploy
+def __init__(lp_token_: address):
+    assert lp_token_ != empty(address), "clearinghouse: zero lp vault"
+    lp_token = lp_token_
+
+
+@view
+@external
+def pool_state() -> IPoolHooks.PoolState:
+    """
+    @notice What the LP vault prices shares against: pool assets, account debt, and the
+            pool's exposure to open positions (reserve, unrealised trader profit and loss).
+    """
+    reserve: uint256 = 0
+    owed: uint256 = 0
+    owing: uint256 = 0
+    reserve, owed, owing = markets._pool_exposure(self.pool_reserve_bps)
+    return IPoolHooks.PoolState(
+        pool_assets=ledger._pool(),
+        total_debt=ledger.total_debt,
+        reserve=reserve,
+        trader_profit=owed,
+        trader_loss=owing,
+        paused=markets.paused,
+    )
+
+
+@external
+def pool_pull(provider: address, assets: uint256) -> uint256:
+    """
+    @notice Vault hook: pull `assets` from `provider` (who approved this contract) and
+            return what arrived; `pool_add` credits it in the same transaction.
+    """
+    self._only_vault()
+    return ledger._pull(provider, assets)
+
+
+@external
+def pool_add(provider: address, assets: uint256, shares: uint256):
+    """
+    @notice Vault hook: credit `assets` (pulled by `pool_pull`) to the pool for the
+            `shares` the vault minted.
+    """
+    self._only_vault()
+    ledger._set_pool(ledger._pool() + assets)
+    log IClearinghouse.LiquidityAdded(provider=provider, assets=assets, shares=shares)
+
+
+@external
+def pool_pay(provider: address, assets: uint256, shares: uint256):
+    """
+    @notice Vault hook: pay `assets` out of the pool to `provider` for the `shares` the vault
+            burnt (the vault checked them against the free liquidity).
+    """
+    self._only_vault()
+    ledger._set_pool(ledger._pool() - assets)
+    ledger._push(provider, assets)
+    log IClearinghouse.LiquidityRemoved(provider=provider, assets=assets, shares=shares)
+
+
+@external
+def fund_insurance(amount: uint256):
+    """
+    @notice Add to the insurance fund (anyone; the credit is what arrives).
+    """
+    received: uint256 = ledger._pull(msg.sender, amount)
+    w: uint256 = ledger.funds
+    ledger.funds = codec._pack_funds(codec._funds_pool(w), codec._funds_insurance(w) + received)
+    log IClearinghouse.InsuranceFunded(funder=msg.sender, amount=received)
+
+
+@view
+@external
+def pool_assets() -> uint256:
+    """
+    @notice LP capital (realised), token units.
+    """
+    return ledger._pool()
+
+
+@view
+@external
+def insurance_fund() -> uint256:
+    """
+    @notice The insurance fund, token units.
+    """
+    return codec._funds_insurance(ledger.funds)
+
+
+@view
+@internal
+def _only_vault():
+    assert msg.sender == lp_token, "clearinghouse: not vault"

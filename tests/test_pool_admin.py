@@ -28,52 +28,22 @@ from support.constants import (
     MAX_RESERVE_BPS,
     MAX_SIZE,
     MAX_TRADING_FEE_BPS,
-    MAX_UINT,
     MIN_KEEPER_REWARD_USD,
     MIN_NOTIONAL_USD,
     MM_BPS,
     NOT_OWNER,
     POOL_RESERVE_BPS,
-    TOKEN_SCALE,
     TRADE_FEE_BPS,
     USDC,
     WAD,
     ZERO_ADDRESS,
 )
 from support.deployers import assert_conserved
+from support.trading import buy, move, notional_up, pnl, sell, units
 
-from margin_maintenance import model
 from margin_maintenance.model import VIRTUAL_ASSETS, VIRTUAL_SHARES, bps_up, to_assets, to_shares
 
-# ---- The engine's maths (margin_maintenance.model) at the deployed token scale ----
-
-
-def notional_up(size: int, price_wad: int) -> int:
-    return model.notional_up(abs(size), price_wad, TOKEN_SCALE)
-
-
-def pnl(size: int, entry_wad: int, price_wad: int) -> int:
-    return model.pnl(size, entry_wad, price_wad, TOKEN_SCALE)
-
-
-def units(amount: float) -> int:
-    return round(amount * USDC)
-
-
-# ---- Helpers ----
-
-
-def buy(ch, who, market_id: int, size: int):
-    return ch.trade(market_id, size, MAX_UINT, sender=who)
-
-
-def sell(ch, who, market_id: int, size: int):
-    return ch.trade(market_id, -size, 0, sender=who)
-
-
-def move(system, deployer, market_id: int, answer: int) -> int:
-    system.aggregators[market_id].set_price(answer, sender=deployer)
-    return answer * 10 ** (18 - FEED_DECIMALS)
+# ---- Helpers (the engine's maths and trade helpers: support.trading) ----
 
 
 @pytest.fixture

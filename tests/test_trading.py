@@ -29,31 +29,15 @@ from support.constants import (
     MAX_UINT,
     MIN_NOTIONAL_USD,
     MM_BPS,
-    TOKEN_SCALE,
     TRADE_FEE_BPS,
-    USDC,
     WAD,
 )
 from support.deployers import assert_conserved
+from support.trading import buy, move, notional_down, notional_up, pnl, sell, units
 
-from margin_maintenance import model
 from margin_maintenance.model import bps_up
 
-# ---- The margin maths: margin_maintenance.model at the deployed token scale ----
-
-
-def notional_up(size: int, price_wad: int) -> int:
-    """|size| * price in token units, rounded up (requirements and fees)."""
-    return model.notional_up(abs(size), price_wad, TOKEN_SCALE)
-
-
-def notional_down(size: int, price_wad: int) -> int:
-    return model.notional_down(abs(size), price_wad, TOKEN_SCALE)
-
-
-def pnl(size: int, entry_wad: int, price_wad: int) -> int:
-    """Unrealised PnL in token units, rounded towards minus infinity."""
-    return model.pnl(size, entry_wad, price_wad, TOKEN_SCALE)
+# ---- The margin maths (support.trading: margin_maintenance.model at the deployed scale) ----
 
 
 def trading_fee(size_delta: int, price_wad: int) -> int:
@@ -66,25 +50,6 @@ def requirement(legs: list[tuple[int, int]], rate_bps: int) -> int:
 
 
 # ---- Helpers ----
-
-
-def units(amount: float) -> int:
-    """Whole tokens -> token units."""
-    return round(amount * USDC)
-
-
-def buy(ch, who, market_id: int, size: int, limit: int = MAX_UINT):
-    return ch.trade(market_id, size, limit, sender=who)
-
-
-def sell(ch, who, market_id: int, size: int, limit: int = 0):
-    return ch.trade(market_id, -size, limit, sender=who)
-
-
-def move(system, deployer, market_id: int, answer: int):
-    """Set a market's aggregator answer (FEED_DECIMALS units) exactly."""
-    system.aggregators[market_id].set_price(answer, sender=deployer)
-    return answer * 10 ** (18 - FEED_DECIMALS)
 
 
 @pytest.fixture

@@ -443,6 +443,15 @@ BAD_RISK = [
 ]
 
 
+# (max open interest, minimum notional) that add_market and set_market_limits refuse.
+BAD_LIMITS = [
+    (0, USDC, "configurator: bad open interest cap"),
+    (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
+    (WAD, 0, "configurator: bad minimum notional"),
+    (WAD, 2**128, "configurator: bad minimum notional"),
+]
+
+
 @pytest.mark.parametrize("rates, reason", BAD_RISK)
 def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason, configurator):
     with ape.reverts(reason):
@@ -450,15 +459,7 @@ def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason, con
     assert ch.market_count() == 2
 
 
-@pytest.mark.parametrize(
-    "max_oi, min_notional, reason",
-    [
-        (0, USDC, "configurator: bad open interest cap"),
-        (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
-        (WAD, 0, "configurator: bad minimum notional"),
-        (WAD, 2**128, "configurator: bad minimum notional"),
-    ],
-)
+@pytest.mark.parametrize("max_oi, min_notional, reason", BAD_LIMITS)
 def test_add_market__bad_limits__reverts(
     ch, system, deployer, max_oi, min_notional, reason, configurator
 ):
@@ -533,15 +534,7 @@ def test_set_market_limits__valid__updated_and_logged(ch, deployer, configurator
     assert (info.max_open_interest, info.min_position_notional) == (MAX_SIZE, 2**128 - 1)
 
 
-@pytest.mark.parametrize(
-    "max_oi, min_notional, reason",
-    [
-        (0, USDC, "configurator: bad open interest cap"),
-        (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
-        (WAD, 0, "configurator: bad minimum notional"),
-        (WAD, 2**128, "configurator: bad minimum notional"),
-    ],
-)
+@pytest.mark.parametrize("max_oi, min_notional, reason", BAD_LIMITS)
 def test_set_market_limits__out_of_bounds__reverts(
     ch, deployer, max_oi, min_notional, reason, configurator
 ):

@@ -884,24 +884,21 @@ def test_liquidate__other_accounts_open__their_margin_unchanged(
     open_position(trader2, ETH, -3)
     open_position(trader2, BTC, 0.5)
     set_price(ETH, 1_800)
-    before = (
-        ch.margin_status([trader2])[0],
-        ch.collateral(trader2),
-        ch.position(trader2, ETH),
-        ch.position(trader2, BTC),
-        ch.account_market_ids(trader2),
-    )
+
+    def state():
+        return (
+            ch.margin_status([trader2])[0],
+            ch.collateral(trader2),
+            ch.position(trader2, ETH),
+            ch.position(trader2, BTC),
+            ch.account_market_ids(trader2),
+        )
+
+    before = state()
 
     ch.liquidate(trader, sender=liquidator)
 
-    after = (
-        ch.margin_status([trader2])[0],
-        ch.collateral(trader2),
-        ch.position(trader2, ETH),
-        ch.position(trader2, BTC),
-        ch.account_market_ids(trader2),
-    )
-    assert after == before
+    assert state() == before
     conserved()
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from margin_maintenance.chain.types import AccountStatus
+from margin_maintenance.keeper.decisions import chunked as batched
 from margin_maintenance.model.constants import MAX_STATUS
-
-T = TypeVar("T")
-
 
 AccountRow = AccountStatus  # one row of margin_status (the shared definition)
 
@@ -33,13 +31,6 @@ class StatusSummary:
     underwater: int  # equity < 0
     total_equity: int
     total_maintenance: int
-
-
-def batched(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    if size <= 0:
-        raise ValueError("batch size must be positive")
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
 
 
 def unique(addresses: Iterable[str]) -> list[str]:

@@ -390,6 +390,15 @@ def test_liquidate__dry_run__sends_nothing(client, book, crash, tester):
     assert tester.w3.eth.block_number == head
 
 
+def estimate_reverts(monkeypatch, w3, reason: str) -> None:
+    """Every gas estimate reverts with `reason`, as a node reports it."""
+
+    def reverts(*args, **kwargs):
+        raise ContractLogicError(f"execution reverted: {reason}")
+
+    monkeypatch.setattr(w3.eth, "estimate_gas", reverts)
+
+
 def test_liquidate__estimate_reverts_account_healthy__returns_zero_sends_nothing(
     client, book, crash, tester, monkeypatch
 ):
@@ -397,11 +406,8 @@ def test_liquidate__estimate_reverts_account_healthy__returns_zero_sends_nothing
     crash()
     liquidator = tester.roles.liquidator
     nonce = tester.w3.eth.get_transaction_count(liquidator)
+    estimate_reverts(monkeypatch, tester.w3, "clearinghouse: account healthy")
 
-    def reverts(*args, **kwargs):
-        raise ContractLogicError("execution reverted: clearinghouse: account healthy")
-
-    monkeypatch.setattr(tester.w3.eth, "estimate_gas", reverts)
     report = client.liquidate_report(book.traders, liquidator)
 
     assert report.reward == 0 and report.tx_hashes == ()
@@ -415,11 +421,7 @@ def test_liquidate__estimate_reverts_otherwise__raises_sends_nothing(
     crash()
     liquidator = tester.roles.liquidator
     nonce = tester.w3.eth.get_transaction_count(liquidator)
-
-    def reverts(*args, **kwargs):
-        raise ContractLogicError("execution reverted: oracle: stale price")
-
-    monkeypatch.setattr(tester.w3.eth, "estimate_gas", reverts)
+    estimate_reverts(monkeypatch, tester.w3, "oracle: stale price")
     with pytest.raises(ClientError, match="stale price"):
         client.liquidate(book.traders, liquidator)
     assert tester.w3.eth.get_transaction_count(liquidator) == nonce

@@ -41,6 +41,8 @@ from support.constants import (
     WAD,
 )
 from support.deployers import engine_ledger_total
+from support.trading import notional_down, notional_up, pnl
+from support.trading import units as usd
 
 from margin_maintenance import model
 from margin_maintenance.model import bps_up, ceil_div, closes_at, liquidation_fraction
@@ -62,18 +64,6 @@ RATES = model.MarketRates(IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, MIN_NOTION
 def Leg(market_id: int, size: int, entry: int, price: int) -> model.Leg:  # noqa: N802
     """A position in one of the deployed markets (every market has the same rates)."""
     return model.Leg(market_id, size, entry, price, RATES)
-
-
-def notional_up(abs_size: int, price: int) -> int:
-    return model.notional_up(abs_size, price, TOKEN_SCALE)
-
-
-def notional_down(abs_size: int, price: int) -> int:
-    return model.notional_down(abs_size, price, TOKEN_SCALE)
-
-
-def pnl(size: int, entry: int, price: int) -> int:
-    return model.pnl(size, entry, price, TOKEN_SCALE)
 
 
 def margin(collateral: int, legs: list[model.Leg]) -> model.Margin:
@@ -123,10 +113,6 @@ def liquidate_model(
     return model.liquidate(
         collateral, legs, insurance, pool, params, TOKEN_SCALE, self_liquidation=self_liquidation
     )
-
-
-def usd(amount: float) -> int:
-    return round(amount * USDC)
 
 
 # --------------------------------------------------------------------------------------------
@@ -898,24 +884,21 @@ def test_liquidate__other_accounts_open__their_margin_unchanged(
     open_position(trader2, ETH, -3)
     open_position(trader2, BTC, 0.5)
     set_price(ETH, 1_800)
-    before = (
-        ch.margin_status([trader2])[0],
-        ch.collateral(trader2),
-        ch.position(trader2, ETH),
-        ch.position(trader2, BTC),
-        ch.account_market_ids(trader2),
-    )
+
+    def state():
+        return (
+            ch.margin_status([trader2])[0],
+            ch.collateral(trader2),
+            ch.position(trader2, ETH),
+            ch.position(trader2, BTC),
+            ch.account_market_ids(trader2),
+        )
+
+    before = state()
 
     ch.liquidate(trader, sender=liquidator)
 
-    after = (
-        ch.margin_status([trader2])[0],
-        ch.collateral(trader2),
-        ch.position(trader2, ETH),
-        ch.position(trader2, BTC),
-        ch.account_market_ids(trader2),
-    )
-    assert after == before
+    assert state() == before
     conserved()
 
 

@@ -117,29 +117,23 @@ def test_deploy__mock_aggregator__opens_first_round(chain, aggregator, deployer)
     assert aggregator.latestTimestamp() == now
 
 
+# The mock aggregator's owner-only setters, each with arguments that open a new round.
+AGGREGATOR_SETTERS = [
+    ("set_price", (ETH_ANSWER,)),
+    ("set_answer_at", (ETH_ANSWER, 1)),
+    ("set_round", (ETH_ANSWER, 1, 1, 0)),
+]
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize(
-    ("setter", "args"),
-    [
-        ("set_price", (ETH_ANSWER,)),
-        ("set_answer_at", (ETH_ANSWER, 1)),
-        ("set_round", (ETH_ANSWER, 1, 1, 0)),
-    ],
-)
+@pytest.mark.parametrize(("setter", "args"), AGGREGATOR_SETTERS)
 def test_move_aggregator__caller_not_owner__reverts(aggregator, stranger, setter, args):
     with ape.reverts(NOT_OWNER):
         getattr(aggregator, setter)(*args, sender=stranger)
     assert aggregator.latest_round() == 1
 
 
-@pytest.mark.parametrize(
-    ("setter", "args"),
-    [
-        ("set_price", (ETH_ANSWER,)),
-        ("set_answer_at", (ETH_ANSWER, 1)),
-        ("set_round", (ETH_ANSWER, 1, 1, 0)),
-    ],
-)
+@pytest.mark.parametrize(("setter", "args"), AGGREGATOR_SETTERS)
 def test_move_aggregator__caller_is_owner__opens_round(aggregator, deployer, setter, args):
     getattr(aggregator, setter)(*args, sender=deployer)
     assert aggregator.latest_round() == 2

@@ -28,52 +28,22 @@ from support.constants import (
     MAX_RESERVE_BPS,
     MAX_SIZE,
     MAX_TRADING_FEE_BPS,
-    MAX_UINT,
     MIN_KEEPER_REWARD_USD,
     MIN_NOTIONAL_USD,
     MM_BPS,
     NOT_OWNER,
     POOL_RESERVE_BPS,
-    TOKEN_SCALE,
     TRADE_FEE_BPS,
     USDC,
     WAD,
     ZERO_ADDRESS,
 )
 from support.deployers import assert_conserved
+from support.trading import buy, move, notional_up, pnl, sell, units
 
-from margin_maintenance import model
 from margin_maintenance.model import VIRTUAL_ASSETS, VIRTUAL_SHARES, bps_up, to_assets, to_shares
 
-# ---- The engine's maths (margin_maintenance.model) at the deployed token scale ----
-
-
-def notional_up(size: int, price_wad: int) -> int:
-    return model.notional_up(abs(size), price_wad, TOKEN_SCALE)
-
-
-def pnl(size: int, entry_wad: int, price_wad: int) -> int:
-    return model.pnl(size, entry_wad, price_wad, TOKEN_SCALE)
-
-
-def units(amount: float) -> int:
-    return round(amount * USDC)
-
-
-# ---- Helpers ----
-
-
-def buy(ch, who, market_id: int, size: int):
-    return ch.trade(market_id, size, MAX_UINT, sender=who)
-
-
-def sell(ch, who, market_id: int, size: int):
-    return ch.trade(market_id, -size, 0, sender=who)
-
-
-def move(system, deployer, market_id: int, answer: int) -> int:
-    system.aggregators[market_id].set_price(answer, sender=deployer)
-    return answer * 10 ** (18 - FEED_DECIMALS)
+# ---- Helpers (the engine's maths and trade helpers: support.trading) ----
 
 
 @pytest.fixture
@@ -473,6 +443,15 @@ BAD_RISK = [
 ]
 
 
+# (max open interest, minimum notional) that add_market and set_market_limits refuse.
+BAD_LIMITS = [
+    (0, USDC, "configurator: bad open interest cap"),
+    (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
+    (WAD, 0, "configurator: bad minimum notional"),
+    (WAD, 2**128, "configurator: bad minimum notional"),
+]
+
+
 @pytest.mark.parametrize("rates, reason", BAD_RISK)
 def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason, configurator):
     with ape.reverts(reason):
@@ -480,15 +459,7 @@ def test_add_market__bad_rates__reverts(ch, system, deployer, rates, reason, con
     assert ch.market_count() == 2
 
 
-@pytest.mark.parametrize(
-    "max_oi, min_notional, reason",
-    [
-        (0, USDC, "configurator: bad open interest cap"),
-        (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
-        (WAD, 0, "configurator: bad minimum notional"),
-        (WAD, 2**128, "configurator: bad minimum notional"),
-    ],
-)
+@pytest.mark.parametrize("max_oi, min_notional, reason", BAD_LIMITS)
 def test_add_market__bad_limits__reverts(
     ch, system, deployer, max_oi, min_notional, reason, configurator
 ):
@@ -563,15 +534,7 @@ def test_set_market_limits__valid__updated_and_logged(ch, deployer, configurator
     assert (info.max_open_interest, info.min_position_notional) == (MAX_SIZE, 2**128 - 1)
 
 
-@pytest.mark.parametrize(
-    "max_oi, min_notional, reason",
-    [
-        (0, USDC, "configurator: bad open interest cap"),
-        (MAX_SIZE + 1, USDC, "configurator: bad open interest cap"),
-        (WAD, 0, "configurator: bad minimum notional"),
-        (WAD, 2**128, "configurator: bad minimum notional"),
-    ],
-)
+@pytest.mark.parametrize("max_oi, min_notional, reason", BAD_LIMITS)
 def test_set_market_limits__out_of_bounds__reverts(
     ch, deployer, max_oi, min_notional, reason, configurator
 ):

@@ -29,31 +29,15 @@ from support.constants import (
     MAX_UINT,
     MIN_NOTIONAL_USD,
     MM_BPS,
-    TOKEN_SCALE,
     TRADE_FEE_BPS,
-    USDC,
     WAD,
 )
 from support.deployers import assert_conserved
+from support.trading import buy, move, notional_down, notional_up, pnl, sell, units
 
-from margin_maintenance import model
 from margin_maintenance.model import bps_up
 
-# ---- The margin maths: margin_maintenance.model at the deployed token scale ----
-
-
-def notional_up(size: int, price_wad: int) -> int:
-    """|size| * price in token units, rounded up (requirements and fees)."""
-    return model.notional_up(abs(size), price_wad, TOKEN_SCALE)
-
-
-def notional_down(size: int, price_wad: int) -> int:
-    return model.notional_down(abs(size), price_wad, TOKEN_SCALE)
-
-
-def pnl(size: int, entry_wad: int, price_wad: int) -> int:
-    """Unrealised PnL in token units, rounded towards minus infinity."""
-    return model.pnl(size, entry_wad, price_wad, TOKEN_SCALE)
+# ---- The margin maths (support.trading: margin_maintenance.model at the deployed scale) ----
 
 
 def trading_fee(size_delta: int, price_wad: int) -> int:
@@ -66,25 +50,6 @@ def requirement(legs: list[tuple[int, int]], rate_bps: int) -> int:
 
 
 # ---- Helpers ----
-
-
-def units(amount: float) -> int:
-    """Whole tokens -> token units."""
-    return round(amount * USDC)
-
-
-def buy(ch, who, market_id: int, size: int, limit: int = MAX_UINT):
-    return ch.trade(market_id, size, limit, sender=who)
-
-
-def sell(ch, who, market_id: int, size: int, limit: int = 0):
-    return ch.trade(market_id, -size, limit, sender=who)
-
-
-def move(system, deployer, market_id: int, answer: int):
-    """Set a market's aggregator answer (FEED_DECIMALS units) exactly."""
-    system.aggregators[market_id].set_price(answer, sender=deployer)
-    return answer * 10 ** (18 - FEED_DECIMALS)
 
 
 @pytest.fixture
@@ -273,104 +238,57 @@ def test_trade__open_short__negative_size_and_short_open_interest(
     assert_conserved(ch, token, everyone)
 
 
-def test_trade__increase_at_new_price__realises_pnl_and_resets_entry(
-    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
+@pytest.mark.parametrize(
+    ("market_id", "entry", "deposit_usd", "opened", "answer", "delta", "realised_usd"),
+    [
+        (ETH, ETH_WAD, 1_000, WAD, 2_100, WAD, 100),
+        (ETH, ETH_WAD, 1_000, 2 * WAD, 1_950, -WAD // 2, -100),  # the loss is paid to the pool
+        (BTC, BTC_WAD, 2_000, -WAD // 20, 58_000, WAD // 20, 100),  # the market is released
+        (ETH, ETH_WAD, 2_000, WAD, 2_050, -3 * WAD, 50),  # settles the long, opens a short
+    ],
+    ids=["increase", "reduce_at_a_loss", "close_in_profit", "flip_long_to_short"],
+)
+def test_trade__after_a_price_move__whole_pnl_settled_entry_reset_fee_on_traded_size(
+    ch,
+    token,
+    system,
+    deployer,
+    deposit,
+    seeded_pool,
+    trader,
+    everyone,
+    market_id,
+    entry,
+    deposit_usd,
+    opened,
+    answer,
+    delta,
+    realised_usd,
 ):
-    deposit(trader, 1_000)
-    buy(ch, trader, ETH, WAD)
-    price = move(system, deployer, ETH, 2_100 * FEED_UNIT)
+    deposit(trader, deposit_usd)
+    (buy if opened > 0 else sell)(ch, trader, market_id, abs(opened))
+    price = move(system, deployer, market_id, answer * FEED_UNIT)
     collateral = ch.collateral(trader)
     pool = ch.pool_assets()
 
-    tx = buy(ch, trader, ETH, WAD)
+    tx = (buy if delta > 0 else sell)(ch, trader, market_id, abs(delta))
 
-    realised = pnl(WAD, ETH_WAD, price)
-    fee = trading_fee(WAD, price)
-    assert realised == units(100)
-    assert ch.position(trader, ETH) == (2 * WAD, price)
-    assert ch.collateral(trader) == collateral + realised - fee
-    assert ch.pool_assets() == pool - realised + fee
-    [log] = tx.decode_logs(ch.PositionChanged)
-    assert (log.size_delta, log.new_size, log.price) == (WAD, 2 * WAD, price)
-    assert (log.realized_pnl, log.fee) == (realised, fee)
-    assert ch.market(ETH).open_interest_long == 2 * WAD
-    assert_conserved(ch, token, everyone)
-
-
-def test_trade__reduce_at_a_loss__loss_paid_to_pool(
-    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
-):
-    deposit(trader, 1_000)
-    size = 2 * WAD
-    buy(ch, trader, ETH, size)
-    price = move(system, deployer, ETH, 1_950 * FEED_UNIT)
-    collateral = ch.collateral(trader)
-    pool = ch.pool_assets()
-
-    tx = sell(ch, trader, ETH, WAD // 2)
-
-    realised = pnl(size, ETH_WAD, price)  # the whole position's PnL is settled
-    fee = trading_fee(WAD // 2, price)
-    assert realised == -units(100)
-    assert ch.position(trader, ETH) == (size - WAD // 2, price)
+    new = opened + delta
+    realised = pnl(opened, entry, price)  # the whole position's PnL is settled
+    fee = trading_fee(delta, price)  # on the whole traded size
+    assert realised == units(realised_usd)
+    assert ch.position(trader, market_id) == ((new, price) if new else (0, 0))
+    assert ch.account_market_ids(trader) == ([market_id] if new else [])
     assert ch.collateral(trader) == collateral + realised - fee
     assert ch.pool_assets() == pool - realised + fee
     assert ch.equity(trader) == ch.collateral(trader)  # entry reset: no unrealised PnL left
+    assert ch.initial_requirement(trader) == requirement([(new, price)], IM_BPS)
+    assert ch.maintenance_requirement(trader) == requirement([(new, price)], MM_BPS)
+    info = ch.market(market_id)
+    assert (info.open_interest_long, info.open_interest_short) == (max(new, 0), max(-new, 0))
     [log] = tx.decode_logs(ch.PositionChanged)
-    assert (log.size_delta, log.new_size, log.realized_pnl) == (-WAD // 2, 3 * WAD // 2, realised)
-    assert_conserved(ch, token, everyone)
-
-
-def test_trade__close_in_profit__profit_settled_and_market_released(
-    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
-):
-    deposit(trader, 2_000)
-    size = WAD // 20  # 0.05 BTC short
-    sell(ch, trader, BTC, size)
-    price = move(system, deployer, BTC, 58_000 * FEED_UNIT)
-    collateral = ch.collateral(trader)
-    pool = ch.pool_assets()
-
-    tx = buy(ch, trader, BTC, size)
-
-    realised = pnl(-size, BTC_WAD, price)
-    fee = trading_fee(size, price)
-    assert realised == units(100)
-    assert ch.position(trader, BTC) == (0, 0)
-    assert ch.account_market_ids(trader) == []
-    assert ch.collateral(trader) == collateral + realised - fee
-    assert ch.pool_assets() == pool - realised + fee
-    assert ch.initial_requirement(trader) == ch.maintenance_requirement(trader) == 0
-    assert ch.market(BTC).open_interest_short == 0
-    [log] = tx.decode_logs(ch.PositionChanged)
-    assert (log.size_delta, log.new_size, log.realized_pnl, log.fee) == (size, 0, realised, fee)
-    assert_conserved(ch, token, everyone)
-
-
-def test_trade__flip_long_to_short__settles_long_and_opens_short(
-    ch, token, system, deployer, deposit, seeded_pool, trader, everyone
-):
-    deposit(trader, 2_000)
-    buy(ch, trader, ETH, WAD)
-    price = move(system, deployer, ETH, 2_050 * FEED_UNIT)
-    collateral = ch.collateral(trader)
-
-    tx = sell(ch, trader, ETH, 3 * WAD)
-
-    realised = pnl(WAD, ETH_WAD, price)
-    fee = trading_fee(3 * WAD, price)  # on the whole traded size
-    assert ch.position(trader, ETH) == (-2 * WAD, price)
-    assert ch.collateral(trader) == collateral + realised - fee
-    info = ch.market(ETH)
-    assert (info.open_interest_long, info.open_interest_short) == (0, 2 * WAD)
-    assert ch.account_market_ids(trader) == [ETH]
-    [log] = tx.decode_logs(ch.PositionChanged)
-    assert (log.size_delta, log.new_size, log.realized_pnl, log.fee) == (
-        -3 * WAD,
-        -2 * WAD,
-        realised,
-        fee,
-    )
+    assert (log.size_delta, log.new_size, log.price) == (delta, new, price)
+    assert (log.realized_pnl, log.fee) == (realised, fee)
     assert_conserved(ch, token, everyone)
 
 

@@ -5,7 +5,7 @@ Part of `margin_maintenance.client` (see its docstring).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -24,7 +24,6 @@ from .settings import (
     KEEPER_ETH_MARKET_ID,
     KEEPER_GAS_PER_ACCOUNT,
     ClientError,
-    T,
 )
 
 # ---- Results ----
@@ -129,12 +128,7 @@ class LiquidationReport:
 
 # ---- Pure helpers ----
 
-
-def batched(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    if size <= 0:
-        raise ValueError("batch size must be positive")
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
+batched = decisions.chunked  # consecutive lists of at most `size`, as the keeper splits
 
 
 def unique_addresses(addresses: Iterable[str]) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TypeVar
 
 from margin_maintenance.keeper import decisions
 
@@ -38,8 +37,6 @@ MANIFEST_RETRY_S = 0.25  # ... this many seconds apart
 EXIT_ERROR = 1  # a refused transaction, a bad file, a revert
 EXIT_UNREACHABLE = 2  # no node at --rpc (bin/mm-client also exits 2 without a venv)
 JSON_UNITS = "token amounts are integers in token units: divide by 10**decimals"
-
-T = TypeVar("T")
 
 
 class ClientError(RuntimeError):

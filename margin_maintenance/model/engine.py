@@ -3,7 +3,8 @@ insurance fund, with every operation returning the revert reason the contract gi
 events it logs (`Clearinghouse.trade`, `_liquidate`, `liquidation_preview`, the pool's share
 maths). The invariant state machine (tests/test_invariants.py) runs it beside the deployed
 contracts and requires the same outcome at every step. The arithmetic is `model.margin`'s and
-the liquidation plan and reward are `model.liquidation`'s; only the bookkeeping lives here.
+the liquidation (plan, settlement, reward, bad debt) is `model.liquidate`; only the bookkeeping
+and the events live here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .constants import WAD
-from .liquidation import LiquidationParams, keeper_reward, plan
+from .liquidation import LiquidationParams, keeper_reward, liquidate, plan
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
 from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
@@ -276,13 +277,17 @@ class Mirror:
         mk = self.markets[m]
         return MarketRates(mk.im, mk.mm, mk.liq, mk.trade, mk.min_notional)
 
-    def plan(self, view: AccountView) -> tuple[int, list[int], bool]:
-        """`_plan`: (fraction, size to close per leg, full), by `model.plan` on realisable
-        equity (collateral + pool assets)."""
-        legs = [
+    def model_legs(self, view: AccountView) -> list[ModelLeg]:
+        """The account's legs as `model.Leg`s, with their markets' rates."""
+        return [
             ModelLeg(leg.market, leg.size, leg.entry, leg.price, self.rates(leg.market))
             for leg in view.legs
         ]
+
+    def plan(self, view: AccountView) -> tuple[int, list[int], bool]:
+        """`_plan`: (fraction, size to close per leg, full), by `model.plan` on realisable
+        equity (collateral + pool assets)."""
+        legs = self.model_legs(view)
         m = Margin(
             view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
         )
@@ -293,35 +298,31 @@ class Mirror:
         return keeper_reward(fee_paid, self.params(), insurance)[0]
 
     def liquidate(self, a: str, keeper: str) -> tuple[bool, list, dict]:
-        """`_liquidate`: (liquidated, events, facts for the spec checks)."""
+        """`_liquidate`: (liquidated, events, facts for the spec checks). The settlement is
+        `model.liquidate`'s; the mirror books its outcome and logs the events."""
         view = self.load(a)
         if not view.liquidatable:
             return False, [], {}
-        fraction, closes, full = self.plan(view)
+        o = liquidate(
+            view.collateral,
+            self.model_legs(view),
+            self.insurance,
+            self.pool,
+            self.params(),
+            self.token_scale,
+            self_liquidation=keeper == a,
+        )
         events: list = []
-        c = view.collateral
-        fee = closed_notional = 0
-        pnls = []
-        # Losses are settled into the pool first, profits after (a thin pool pays a winning
-        # leg out of the same liquidation's losing legs).
-        for leg, close in zip(view.legs, closes, strict=True):
+        for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
             mk = self.markets[leg.market]
             new = leg.size - close if leg.size > 0 else leg.size + close
-            cn = notional_up(close, leg.price, self.token_scale)
-            closed_notional += cn
-            fee += bps_up(cn, mk.liq)
-            leg_pnl = pnl(leg.size, leg.entry, leg.price, self.token_scale)
-            if leg_pnl < 0:
-                c += self.settle(a, leg.market, leg_pnl, events)
-            pnls.append(leg_pnl)
             self.move_oi(leg.market, leg.size, new)
             mk.entry_sum += entry_value(new, leg.price) - entry_value(leg.size, leg.entry)
             self.set_position(a, leg.market, new, leg.price)
-        for leg, close, realized in zip(view.legs, closes, pnls, strict=True):
-            if realized > 0:
-                realized = self.settle(a, leg.market, realized, events)
-                c += realized
-            new = leg.size - close if leg.size > 0 else leg.size + close
+            if realized < owed:  # a thin pool paid this winning leg only part of its profit
+                events.append(
+                    ("ProfitHaircut", {"account": a, "market_id": leg.market, "owed": owed})
+                )
             events.append(
                 (
                     "PositionChanged",
@@ -336,57 +337,41 @@ class Mirror:
                     },
                 )
             )
-        # A third party's liquidation costs the account at least the minimum keeper reward.
-        proportional_fee = fee
-        if keeper != a:
-            fee = max(fee, self.min_reward)
-        fee_paid = min(fee, c) if c > 0 else 0
-        c -= fee_paid
-        insurance = self.insurance + fee_paid
-        reward = 0
-        if keeper != a:
-            reward = self.keeper_reward(fee_paid, insurance)
-            insurance -= reward
-        shortfall = -c if full and c < 0 else 0
-        if shortfall:
-            from_insurance = min(shortfall, insurance)
-            insurance -= from_insurance
-            from_pool = min(shortfall - from_insurance, self.pool)
-            self.pool -= from_pool
-            c += from_insurance + from_pool
+        if o.bad_debt:
             events.append(
                 (
                     "BadDebtSettled",
                     {
                         "account": a,
-                        "bad_debt": shortfall,
-                        "insurance_covered": from_insurance,
-                        "socialised": from_pool,
-                        "uncovered": shortfall - from_insurance - from_pool,
+                        "bad_debt": o.bad_debt,
+                        "insurance_covered": o.insurance_covered,
+                        "socialised": o.socialised,
+                        "uncovered": o.uncovered,
                     },
                 )
             )
-        self.insurance = insurance
-        self.collateral[a] = c
-        self.collateral[keeper] += reward
+        self.pool = o.pool
+        self.insurance = o.insurance
+        self.collateral[a] = o.collateral
+        self.collateral[keeper] += o.reward
         events.append(
             (
                 "Liquidated",
                 {
                     "account": a,
                     "liquidator": keeper,
-                    "fraction": fraction,
-                    "closed_notional": closed_notional,
-                    "fee": fee_paid,
-                    "keeper_reward": reward,
-                    "insurance_delta": fee_paid - reward,
-                    "full": full,
+                    "fraction": o.fraction,
+                    "closed_notional": o.closed_notional,
+                    "fee": o.fee_paid,
+                    "keeper_reward": o.reward,
+                    "insurance_delta": o.fee_paid - o.reward,
+                    "full": o.full,
                 },
             )
         )
-        facts = {"before": view, "after": self.load(a), "full": full, "fraction": fraction}
-        facts.update(reward=reward, shortfall=shortfall, fee_paid=fee_paid)
-        facts.update(proportional_fee=proportional_fee)
+        facts = {"before": view, "after": self.load(a), "full": o.full, "fraction": o.fraction}
+        facts.update(reward=o.reward, shortfall=o.bad_debt, fee_paid=o.fee_paid)
+        facts.update(proportional_fee=o.proportional_fee)
         facts["haircut"] = any(n == "ProfitHaircut" for n, _ in events)
         return True, events, facts
 

@@ -116,6 +116,26 @@ class Outcome:
     socialised: int
     uncovered: int
     remaining: tuple[Leg, ...]
+    proportional_fee: int  # the fee on the closed notional alone, before the minimum
+    pnls: tuple[int, ...]  # each leg's PnL at the price: what it owes (< 0) or is owed
+    realized: tuple[int, ...]  # what each leg settled: a loss in full, a profit up to the pool
+
+
+def settle_pnls(pnls: Sequence[int], collateral: int, pool: int) -> tuple[list[int], int, int]:
+    """`_liquidate`'s settlement of the legs' PnL: losses into the pool first, then profits,
+    each capped by what the pool holds by then (so the pool pays profits from the same
+    liquidation's losses). Returns (realised per leg, collateral after, pool after)."""
+    realized = list(pnls)
+    for p in pnls:  # losses first ...
+        if p < 0:
+            pool -= p
+            collateral += p
+    for i, p in enumerate(pnls):  # ... then profits, each capped by what the pool holds
+        if p > 0:
+            realized[i] = min(p, pool)
+            pool -= realized[i]
+            collateral += realized[i]
+    return realized, collateral, pool
 
 
 def liquidate(
@@ -138,23 +158,15 @@ def liquidate(
     fraction, closes, full = plan(legs, m, params, token_scale, realisable=collateral + pool)
     pairs = list(zip(closes, legs, strict=True))
     notionals = [notional_up(c, leg.price, token_scale) for c, leg in pairs]
-    fee = sum(
+    proportional_fee = sum(
         bps_up(n, leg.rates.liquidation_fee_bps) for n, leg in zip(notionals, legs, strict=True)
     )
+    fee = proportional_fee
     if not self_liquidation:
         fee = max(fee, params.min_keeper_reward)
 
     pnls = [pnl(leg.size, leg.entry, leg.price, token_scale) for leg in legs]
-    c = collateral
-    for p in pnls:  # losses first ...
-        if p < 0:
-            pool -= p
-            c += p
-    for p in pnls:  # ... then profits, each capped by what the pool holds
-        if p > 0:
-            paid = min(p, pool)
-            pool -= paid
-            c += paid
+    realized, c, pool = settle_pnls(pnls, collateral, pool)
     fee_paid = min(fee, max(c, 0))
     c -= fee_paid
     insurance += fee_paid
@@ -187,4 +199,7 @@ def liquidate(
         socialised=socialised,
         uncovered=uncovered,
         remaining=tuple(remaining_legs(legs, closes)),
+        proportional_fee=proportional_fee,
+        pnls=tuple(pnls),
+        realized=tuple(realized),
     )

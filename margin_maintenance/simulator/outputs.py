@@ -26,6 +26,15 @@ def _pyplot() -> Any:
 PNG_METADATA = {"Software": None}  # no version stamp: same inputs, same bytes
 
 
+def _save(plt: Any, fig: Any, out: Path) -> Path:
+    """Lay out `fig`, write it to `out` as a reproducible PNG and close it."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90, metadata=PNG_METADATA)
+    plt.close(fig)
+    return out
+
+
 def plot_crash(result: ScenarioResult, path: CrashPath, out: Path) -> Path:
     """Price path with liquidation markers; insurance fund, bad debt and socialised loss."""
     plt = _pyplot()
@@ -68,11 +77,7 @@ def plot_crash(result: ScenarioResult, path: CrashPath, out: Path) -> Path:
     ax2.set_xlabel("hours since the first row")
     ax2.legend(loc="best", fontsize=8)
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90, metadata=PNG_METADATA)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_sweep(res: SimulationResults, out: Path) -> Path:
@@ -132,11 +137,7 @@ def plot_sweep(res: SimulationResults, out: Path) -> Path:
         "and swept value; green box = solvency threshold",
         fontsize=10,
     )
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90, metadata=PNG_METADATA)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def write_outputs(res: SimulationResults, out_dir: Path) -> Path:

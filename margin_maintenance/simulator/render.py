@@ -9,7 +9,7 @@ from margin_maintenance.population import (
     summarize,
 )
 
-from .results import CrashSummary, SimulationResults, usd
+from .results import CrashSummary, ScenarioResult, SimulationResults, usd
 from .settings import AXES, AXIS_TITLES
 
 # ---- Report rendering (pure) ----
@@ -33,6 +33,16 @@ def _ins(x: float) -> str:
 
 def _row(cells: Iterable[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _swept(scenarios: Iterable[ScenarioResult], axis: str) -> dict[Any, list[ScenarioResult]]:
+    """The scenarios that sweep `axis`, grouped by its value in ascending order; empty unless
+    the axis took more than one value."""
+    groups: dict[Any, list[ScenarioResult]] = {}
+    for s in scenarios:
+        if axis in s.axes:
+            groups.setdefault(getattr(s.point, axis), []).append(s)
+    return dict(sorted(groups.items())) if len(groups) > 1 else {}
 
 
 def _axis_value(axis: str, v: float) -> str:
@@ -306,16 +316,14 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
             f"socialised {_money(worst.base.socialised)} USD, implied insurance "
             f"{_money(worst.implied_insurance)} USD."
         )
-    mm_runs = [s for s in res.scenarios if "mm_bps" in s.axes]
-    if len({s.point.mm_bps for s in mm_runs}) > 1:
-        parts = []
-        for v in sorted({s.point.mm_bps for s in mm_runs}):
-            runs = [s for s in mm_runs if s.point.mm_bps == v]
-            parts.append(
-                f"{v} bps: {sum(s.n_liquidations for s in runs)} liquidations, bad debt "
-                f"{_money(sum(s.bad_debt for s in runs))}, socialised "
-                f"{_money(sum(s.socialised for s in runs))}"
-            )
+    by_mm = _swept(res.scenarios, "mm_bps")
+    if by_mm:
+        parts = [
+            f"{v} bps: {sum(s.n_liquidations for s in runs)} liquidations, bad debt "
+            f"{_money(sum(s.bad_debt for s in runs))}, socialised "
+            f"{_money(sum(s.socialised for s in runs))}"
+            for v, runs in by_mm.items()
+        ]
         out.append("Maintenance margin (summed over the crashes): " + "; ".join(parts) + " USD.")
         inverted = []
         for c in summaries:
@@ -358,25 +366,23 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
             "insurance fund is empty a bankrupt account pays no reward (the minimum reward is "
             "topped up only from the fund), so a keeper that checks gas leaves it open."
         )
-    lat = [s for s in res.scenarios if "latency" in s.axes]
-    if len({s.point.latency for s in lat}) > 1:
+    by_latency = _swept(res.scenarios, "latency")
+    if by_latency:
         slow = max(res.config.sweep.latency)
         fast = min(res.config.sweep.latency)
-        bad_fast = sum(s.bad_debt for s in lat if s.point.latency == fast)
-        bad_slow = sum(s.bad_debt for s in lat if s.point.latency == slow)
+        bad_fast = sum(s.bad_debt for s in by_latency.get(fast, []))
+        bad_slow = sum(s.bad_debt for s in by_latency.get(slow, []))
         out.append(
             f"Keeper latency: bad debt summed over the crashes {_money(bad_fast)} USD at "
             f"{fast} block(s), {_money(bad_slow)} USD at {slow}."
         )
-    fee = [s for s in res.scenarios if "fee_bps" in s.axes]
-    if len({s.point.fee_bps for s in fee}) > 1:
-        parts = []
-        for v in sorted({s.point.fee_bps for s in fee}):
-            runs = [s for s in fee if s.point.fee_bps == v]
-            parts.append(
-                f"{v} bps: rewards {_money(sum(s.keeper_rewards for s in runs))}, bad debt "
-                f"{_money(sum(s.bad_debt for s in runs))}"
-            )
+    by_fee = _swept(res.scenarios, "fee_bps")
+    if by_fee:
+        parts = [
+            f"{v} bps: rewards {_money(sum(s.keeper_rewards for s in runs))}, bad debt "
+            f"{_money(sum(s.bad_debt for s in runs))}"
+            for v, runs in by_fee.items()
+        ]
         out.append("Liquidation fee (summed over the crashes): " + "; ".join(parts) + " USD.")
     if res.config.impact.on:
         deepest = max(res.scenarios, key=lambda s: (s.cascade_depth, s.induced, s.crash))

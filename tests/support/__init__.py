@@ -8,6 +8,8 @@
     strategies.py     Hypothesis strategies: the model-parity inputs and the state machine's
     state_machine.py  the invariant state machine (MarginMachine) and the world it drives;
                       tests/test_invariants.py runs it
+    trading.py        trade and price helpers (buy, sell, move, units) and the engine's maths
+                      (notional, PnL) at the deployed token scale
 
 Importable as `support` because tests/ is on sys.path (pytest's rootdir conftest,
 tests/conftest.py, which also registers this package for assertion rewriting). Nothing is

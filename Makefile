@@ -36,9 +36,11 @@ $(STAMPS)/node: package.json package-lock.json
 
 # Compile, then refresh the plain ABIs in abi/ (tracked, for bots that do not use Ape). On CI
 # (CI=true, set by .ci/run) abi/ is only checked: a commit whose abi/ is stale fails there.
+# --force: Ape tracks only the compiled targets, not the modules they import (contracts/modules
+# is excluded in ape-config.yaml), so an edited module would otherwise leave a stale build.
 ABI_FLAGS := $(if $(filter true 1,$(CI)),--check,)
 define compile_all
-	ape compile
+	ape compile --force
 	python -m margin_maintenance.abi $(ABI_FLAGS)
 endef
 

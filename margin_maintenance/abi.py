@@ -97,9 +97,14 @@ def runtime_sizes(manifest: Mapping[str, Any]) -> dict[str, int]:
 
 
 def load_manifest(path: Path = MANIFEST) -> dict[str, Any]:
+    """The build manifest; refused when it holds no deployable (a failed `ape compile` leaves
+    one behind), so that `abi/` is never emptied to match a broken build."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `ape compile` (or `make compile`) first")
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    if not deployables(manifest):
+        raise FileNotFoundError(f"{path} holds no compiled contract: did `ape compile` fail?")
+    return manifest
 
 
 def main(argv: Sequence[str] | None = None) -> int:

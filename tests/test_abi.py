@@ -17,6 +17,7 @@ from margin_maintenance.abi import (
     abi_path,
     deployables,
     load_manifest,
+    main,
     runtime_sizes,
     stale_files,
     write_abis,
@@ -64,6 +65,20 @@ def test_abi__modules_and_interfaces__no_file(manifest):
     assert "margin_math" not in names
     assert "Clearinghouse" in names and "ClearinghouseLens" in names
     assert abi_path("MockERC20", "contracts/mocks/MockERC20.vy") == ABI_DIR / "mocks/MockERC20.json"
+
+
+def test_abi_main__manifest_of_a_failed_build__refused_and_abi_folder_kept(tmp_path):
+    """A failed `ape compile` leaves a manifest with no contract types: writing abi/ from it
+    would delete every tracked ABI, so the generator refuses it and touches nothing."""
+    empty = tmp_path / "__local__.json"
+    empty.write_text(json.dumps({"contractTypes": {}}))
+    out = tmp_path / "abi"
+    out.mkdir()
+    (out / "Clearinghouse.json").write_text("[]\n")
+    with pytest.raises(FileNotFoundError, match="holds no compiled contract"):
+        load_manifest(empty)
+    assert main(["--manifest", str(empty), "--out", str(out)]) == 2
+    assert (out / "Clearinghouse.json").read_text() == "[]\n"
 
 
 def test_write_abis__changed_and_removed_contract__rewritten_and_reported(manifest, tmp_path):

@@ -25,7 +25,8 @@ struct Leg:
     size: int256  # WAD base units
     entry: uint256  # WAD price the position is marked from
     price: uint256  # current oracle price, WAD
-    cfg: uint256  # packed market configuration
+    pnl: int256  # unrealised PnL at `price`, token units
+    liq_bps: uint256  # the market's liquidation fee rate
 
 
 struct AccountState:
@@ -64,7 +65,7 @@ def withdraw(amount: uint256):
     assert convert(max(c, 0), uint256) >= amount, "clearinghouse: insufficient collateral"
     c_after: int256 = c - convert(amount, int256)
     if codec._list_count(self.account_markets[msg.sender]) != 0:
-        st: AccountState = self._load(msg.sender)
+        st: AccountState = self._load_known(msg.sender, k.MAX_MARKETS, 0)
         assert st.equity - convert(amount, int256) >= convert(st.initial, int256), (
             "clearinghouse: insufficient margin"
         )
@@ -111,26 +112,31 @@ def _load_known(
     st: AccountState = empty(AccountState)
     st.collateral = ledger.collateral[account]
     eq: int256 = st.collateral
-    ids: DynArray[uint256, k.MAX_POSITIONS] = codec._list_ids(self.account_markets[account])
-    for market_id: uint256 in ids:
+    ids: uint256 = self.account_markets[account]
+    for i: uint256 in range(codec._list_count(ids), bound=k.MAX_POSITIONS):
+        market_id: uint256 = codec._list_id(ids, i)
         cfg: uint256 = markets.market_config[market_id]
         size: int256 = 0
         entry: uint256 = 0
         size, entry = mm._unpack_position(self.positions[account][market_id])
         price: uint256 = known_price
         if market_id != known_id:
-            feed: address = codec._market_feed(cfg)
+            feed: address = convert(cfg & codec.MASK160, address)
             if known_id <= k.MAX_MARKETS:
                 price = staticcall IPriceFeed(feed).latest_price()
             else:
                 price = markets._batch_price(market_id, feed, known_id - k.MAX_MARKETS)
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, ledger.token_scale)
-        eq += mm._pnl(size, entry, price, ledger.token_scale)
-        st.initial += mm._bps_up(notional, codec._market_im(cfg))
-        st.maintenance += mm._bps_up(notional, codec._market_mm(cfg))
-        st.liq_fee += mm._bps_up(notional, codec._market_liq_fee(cfg))
+        pnl: int256 = mm._pnl(size, entry, price, ledger.token_scale)
+        eq += pnl
+        # The rates decoded inline with the codec's layout: this loop runs for every position
+        # of every account a trade, a withdrawal or a liquidation loads.
+        liq_bps: uint256 = (cfg >> codec.CFG_LIQ) & codec.MASK16
+        st.initial += mm._bps_up(notional, (cfg >> codec.CFG_IM) & codec.MASK16)
+        st.maintenance += mm._bps_up(notional, (cfg >> codec.CFG_MM) & codec.MASK16)
+        st.liq_fee += mm._bps_up(notional, liq_bps)
         st.legs.append(
-            Leg(market_id=market_id, size=size, entry=entry, price=price, cfg=cfg)
+            Leg(market_id=market_id, size=size, entry=entry, price=price, pnl=pnl, liq_bps=liq_bps)
         )
     st.equity = eq
     return st
@@ -140,19 +146,3 @@ def _load_known(
 @internal
 def _liquidatable(st: AccountState) -> bool:
     return len(st.legs) > 0 and st.equity < convert(st.maintenance, int256)
-
-
-@internal
-def _set_position(account: address, market_id: uint256, old_size: int256, new_size: int256, price: uint256):
-    """
-    @dev Store a position changed at `price` (its new entry) and keep the market list in step.
-    """
-    if new_size == 0:
-        self.positions[account][market_id] = 0
-        self.account_markets[account] = codec._list_without(self.account_markets[account], market_id)
-    else:
-        self.positions[account][market_id] = mm._pack_position(new_size, price)
-        if old_size == 0:
-            word: uint256 = self.account_markets[account]
-            assert codec._list_count(word) < k.MAX_POSITIONS, "clearinghouse: too many positions"
-            self.account_markets[account] = codec._list_with(word, market_id)

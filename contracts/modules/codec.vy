@@ -128,6 +128,15 @@ def _pack_limits(max_oi: uint256, min_notional: uint256) -> uint256:
 
 @pure
 @internal
+def _unpack_limits(limits: uint256) -> (uint256, uint256):
+    """
+    @dev (max open interest per side, min notional): one call where both are needed.
+    """
+    return limits & MASK128, limits >> 128
+
+
+@pure
+@internal
 def _limits_max_oi(limits: uint256) -> uint256:
     return limits & MASK128
 
@@ -152,6 +161,12 @@ def _pack_oi(long_oi: uint256, short_oi: uint256) -> uint256:
 
 @pure
 @internal
+def _unpack_oi(oi: uint256) -> (uint256, uint256):
+    return oi & MASK128, oi >> 128
+
+
+@pure
+@internal
 def _oi_long(oi: uint256) -> uint256:
     return oi & MASK128
 
@@ -171,6 +186,15 @@ def _oi_short(oi: uint256) -> uint256:
 def _pack_funds(pool: uint256, insurance: uint256) -> uint256:
     assert (pool | insurance) >> 128 == 0, "clearinghouse: funds overflow"
     return (insurance << 128) | pool
+
+
+@pure
+@internal
+def _unpack_funds(funds: uint256) -> (uint256, uint256):
+    """
+    @dev (pool assets, insurance fund).
+    """
+    return funds & MASK128, funds >> 128
 
 
 @pure
@@ -224,6 +248,15 @@ def _liq_min_reward(lcfg: uint256) -> uint256:
 @internal
 def _list_count(word: uint256) -> uint256:
     return word & 255
+
+
+@pure
+@internal
+def _list_id(word: uint256, i: uint256) -> uint256:
+    """
+    @dev The `i`-th id of a list (i < count).
+    """
+    return (word >> (8 + 8 * i)) & 255
 
 
 @pure

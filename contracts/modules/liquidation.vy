@@ -32,10 +32,15 @@ def liquidate(account: address) -> uint256:
     @notice Liquidate `account` if its equity is below its maintenance requirement.
     @return The reward credited to the caller's collateral (token units).
     """
+    pool: uint256 = 0
+    insurance: uint256 = 0
+    pool, insurance = codec._unpack_funds(ledger.funds)
     reward: uint256 = 0
     done: bool = False
-    reward, done = self._liquidate(account, msg.sender, 0)
+    reward, done, pool, insurance = self._liquidate(account, msg.sender, 0, pool, insurance)
     assert done, "clearinghouse: account healthy"
+    ledger.funds = codec._pack_funds(pool, insurance)
+    self._credit(msg.sender, reward)
     return reward
 
 
@@ -48,13 +53,26 @@ def liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
     """
     # Each market's price is read from its feed once per call: cached prices are tagged with
     # this call's number, so a later call in the same transaction reads the feeds afresh.
+    # The pool and insurance words are carried from account to account and written once;
+    # the caller's rewards are credited once, and before the caller's own account is
+    # liquidated, so that it sees every reward earned before it in the list.
     batch: uint256 = markets._next_batch()
+    pool: uint256 = 0
+    insurance: uint256 = 0
+    pool, insurance = codec._unpack_funds(ledger.funds)
     total: uint256 = 0
+    pending: uint256 = 0
     for a: address in accounts:
+        if a == msg.sender:
+            self._credit(msg.sender, pending)
+            pending = 0
         reward: uint256 = 0
         done: bool = False
-        reward, done = self._liquidate(a, msg.sender, batch)
+        reward, done, pool, insurance = self._liquidate(a, msg.sender, batch, pool, insurance)
+        pending += reward
         total += reward
+    ledger.funds = codec._pack_funds(pool, insurance)
+    self._credit(msg.sender, pending)
     return total
 
 
@@ -126,7 +144,7 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
         leg: acct.Leg = st.legs[i]
         fee += mm._bps_up(
             mm._notional_up(closes[i], leg.price, ledger.token_scale),
-            codec._market_liq_fee(leg.cfg),
+            leg.liq_bps,
         )
     # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
     fee_paid: uint256 = 0
@@ -154,10 +172,21 @@ def liquidation_params() -> (uint256, uint256, uint256):
 
 
 @internal
-def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, bool):
+def _credit(keeper: address, reward: uint256):
+    if reward > 0:
+        kc: int256 = ledger.collateral[keeper]
+        ledger._set_collateral(keeper, kc, kc + convert(reward, int256))
+
+
+@internal
+def _liquidate(
+    account: address, keeper: address, batch: uint256, pool_: uint256, insurance_: uint256
+) -> (uint256, bool, uint256, uint256):
     """
-    @dev Liquidate `account` if it is liquidatable; returns (reward, liquidated). A non-zero
-         `batch` (liquidate_many) reads each market's price from its feed once per batch.
+    @dev Liquidate `account` if it is liquidatable, against pool assets `pool_` and insurance
+         `insurance_`; returns (reward, liquidated, pool after, insurance after). The caller
+         writes the funds word and credits the reward. A non-zero `batch` (liquidate_many)
+         reads each market's price from its feed once per batch.
     """
     st: acct.AccountState = acct._load_known(account, k.MAX_MARKETS + batch, 0)
     n: uint256 = len(st.legs)
@@ -166,14 +195,13 @@ def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, b
             if leg.price <= k.MAX_PRICE:
                 markets._remember_price(leg.market_id, batch, leg.price)
     if n == 0 or st.equity >= convert(st.maintenance, int256):
-        return 0, False
+        return 0, False, pool_, insurance_
 
     lcfg: uint256 = self.liquidation_config
+    pool: uint256 = pool_
     fraction: uint256 = 0
     closes: DynArray[uint256, k.MAX_POSITIONS] = []
     full: bool = False
-    funds: uint256 = ledger.funds
-    pool: uint256 = codec._funds_pool(funds)
     fraction, closes, full = self._plan(st, lcfg, pool)
 
     # Close, realise PnL in full on every touched position, reset entries. Losses are
@@ -182,32 +210,33 @@ def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, b
     c: int256 = st.collateral
     fee: uint256 = 0
     closed_notional: uint256 = 0
-    ids_word: uint256 = acct.account_markets[account]
-    pnls: DynArray[int256, k.MAX_POSITIONS] = []
+    ids_word: uint256 = 0  # a full liquidation closes every position: the list ends empty
+    if not full:
+        ids_word = acct.account_markets[account]
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
         close: uint256 = closes[i]
         new_size: int256 = self._after_close(leg.size, close)
         cn: uint256 = mm._notional_up(close, leg.price, ledger.token_scale)
         closed_notional += cn
-        fee += mm._bps_up(cn, codec._market_liq_fee(leg.cfg))
+        fee += mm._bps_up(cn, leg.liq_bps)
 
-        pnl: int256 = mm._pnl(leg.size, leg.entry, leg.price, ledger.token_scale)
-        if pnl < 0:
-            pool += convert(-pnl, uint256)
-            c += pnl
-        pnls.append(pnl)
+        if leg.pnl < 0:
+            pool += convert(-leg.pnl, uint256)
+            c += leg.pnl
         # Decreases never hit the cap: no limits read.
-        markets._move_open_interest(leg.market_id, leg.size, new_size, codec.MASK128)
-        markets._move_entry_sum(leg.market_id, leg.size, leg.entry, new_size, leg.price)
+        markets._move_position(
+            leg.market_id, leg.size, leg.entry, new_size, leg.price, codec.MASK128
+        )
         if new_size == 0:
             acct.positions[account][leg.market_id] = 0
-            ids_word = codec._list_without(ids_word, leg.market_id)
+            if not full:
+                ids_word = codec._list_without(ids_word, leg.market_id)
         else:
             acct.positions[account][leg.market_id] = mm._pack_position(new_size, leg.price)
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
-        realized: int256 = pnls[i]
+        realized: int256 = leg.pnl
         if realized > 0:
             realized = ledger._pay_profit(account, leg.market_id, realized, pool)
             pool -= convert(realized, uint256)
@@ -230,9 +259,7 @@ def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, b
     fee_paid: uint256 = 0
     reward: uint256 = 0
     insurance: uint256 = 0
-    fee_paid, reward, insurance = self._fee_split(
-        fee, c, lcfg, codec._funds_insurance(funds), keeper != account
-    )
+    fee_paid, reward, insurance = self._fee_split(fee, c, lcfg, insurance_, keeper != account)
     c -= convert(fee_paid, int256)
 
     # Bad debt: insurance first, then the pool; whatever is left stays as account debt.
@@ -250,11 +277,7 @@ def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, b
             socialised=from_pool,
             uncovered=bad - from_insurance - from_pool,
         )
-    ledger.funds = codec._pack_funds(pool, insurance)
     ledger._set_collateral(account, st.collateral, c)
-    if reward > 0:
-        kc: int256 = ledger.collateral[keeper]
-        ledger._set_collateral(keeper, kc, kc + convert(reward, int256))
 
     log IClearinghouse.Liquidated(
         account=account,
@@ -266,7 +289,7 @@ def _liquidate(account: address, keeper: address, batch: uint256) -> (uint256, b
         insurance_delta=convert(fee_paid, int256) - convert(reward, int256),
         full=full,
     )
-    return reward, True
+    return reward, True, pool, insurance
 
 
 @pure
@@ -296,15 +319,18 @@ def _plan(
     realisable: int256 = min(st.equity, st.collateral + convert(pool, int256))
     slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
     fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
-    # The fee is at least the minimum keeper reward: close enough that paying it as a flat
-    # amount still leaves the initial requirement of the remainder covered.
-    fraction = max(
-        fraction,
-        mm._liquidation_fraction(
-            slack_equity - convert(codec._liq_min_reward(lcfg), int256), st.initial, 0
-        ),
-    )
-    full: bool = fraction > (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS
+    bound: uint256 = (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS
+    if fraction <= bound:
+        # The fee is at least the minimum keeper reward: close enough that paying it as a
+        # flat amount still leaves the initial requirement of the remainder covered. (Above
+        # the bound the close is full whatever this adds.)
+        fraction = max(
+            fraction,
+            mm._liquidation_fraction(
+                slack_equity - convert(codec._liq_min_reward(lcfg), int256), st.initial, 0
+            ),
+        )
+    full: bool = fraction > bound
     closes: DynArray[uint256, k.MAX_POSITIONS] = []
     if full:
         fraction = k.WAD
@@ -315,7 +341,7 @@ def _plan(
         if not full:
             close = min(abs_size, (abs_size * fraction + k.WAD - 1) // k.WAD)
             remainder: uint256 = abs_size - close
-            min_notional: uint256 = codec._limits_min_notional(markets.market_limits[leg.market_id])
+            min_notional: uint256 = markets.market_limits[leg.market_id] >> 128  # codec limits
             if mm._notional_down(remainder, leg.price, ledger.token_scale) < min_notional:
                 close = abs_size
             else:

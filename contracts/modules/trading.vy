@@ -32,46 +32,50 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
             entry reset to the execution price; the trading fee goes to the pool.
     """
     assert size_delta != 0, "clearinghouse: zero size"
-    cfg: uint256 = markets._listed(market_id)
-    assert size_delta >= -k.MAX_SIZE_INT and size_delta <= k.MAX_SIZE_INT, (
-        "clearinghouse: size overflow"
-    )
+    # The configuration, limits and funds words are decoded inline here with the codec's
+    # named offsets and masks: an internal call costs about 100 gas in this codegen, and
+    # the trade path would make eight of them.
+    cfg: uint256 = markets.market_config[market_id]
+    assert (cfg >> codec.CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
+    old_size: int256 = 0
+    entry: uint256 = 0
+    old_size, entry = mm._unpack_position(acct.positions[msg.sender][market_id])
+    # |old_size| <= MAX_SIZE: the sum wraps only when size_delta is out of bounds itself,
+    # and then the check fails anyway.
+    new_size: int256 = unsafe_add(old_size, size_delta)
+    assert (
+        size_delta >= -k.MAX_SIZE_INT
+        and size_delta <= k.MAX_SIZE_INT
+        and new_size >= -k.MAX_SIZE_INT
+        and new_size <= k.MAX_SIZE_INT
+    ), "clearinghouse: size overflow"
 
-    price: uint256 = staticcall IPriceFeed(codec._market_feed(cfg)).latest_price()
+    price: uint256 = staticcall IPriceFeed(convert(cfg & codec.MASK160, address)).latest_price()
     assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
     if size_delta > 0:
         assert price <= acceptable_price, "clearinghouse: slippage"
     else:
         assert price >= acceptable_price, "clearinghouse: slippage"
 
-    old_size: int256 = 0
-    entry: uint256 = 0
-    old_size, entry = mm._unpack_position(acct.positions[msg.sender][market_id])
-    new_size: int256 = old_size + size_delta
-    assert new_size >= -k.MAX_SIZE_INT and new_size <= k.MAX_SIZE_INT, (
-        "clearinghouse: size overflow"
-    )
-
     old_abs: uint256 = convert(abs(old_size), uint256)
     new_abs: uint256 = convert(abs(new_size), uint256)
     flipped: bool = (old_size > 0 and new_size < 0) or (old_size < 0 and new_size > 0)
     adds_risk: bool = new_abs > old_abs or flipped
-    assert not (adds_risk and codec._market_paused(cfg)), "clearinghouse: paused"
+    assert not (adds_risk and (cfg >> codec.CFG_PAUSED) & 1 == 1), "clearinghouse: paused"
 
     limits: uint256 = markets.market_limits[market_id]
     if new_size != 0:
-        assert mm._notional_down(
-            new_abs, price, ledger.token_scale
-        ) >= codec._limits_min_notional(limits), "clearinghouse: position too small"
+        assert mm._notional_down(new_abs, price, ledger.token_scale) >= limits >> 128, (
+            "clearinghouse: position too small"
+        )
 
     # Open interest per side and the entry sum (for the pool's view of trader PnL).
-    markets._move_open_interest(market_id, old_size, new_size, codec._limits_max_oi(limits))
-    markets._move_entry_sum(market_id, old_size, entry, new_size, price)
+    markets._move_position(market_id, old_size, entry, new_size, price, limits & codec.MASK128)
 
     # Settle PnL of the old position, charge the fee.
     c: int256 = ledger.collateral[msg.sender]
     funds: uint256 = ledger.funds
-    pool: uint256 = codec._funds_pool(funds)
+    pool: uint256 = funds & codec.MASK128
     realized: int256 = 0
     if old_size != 0:
         realized = mm._pnl(old_size, entry, price, ledger.token_scale)
@@ -82,15 +86,26 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
             pool -= convert(realized, uint256)
     fee: uint256 = mm._bps_up(
         mm._notional_up(convert(abs(size_delta), uint256), price, ledger.token_scale),
-        codec._market_trade_fee(cfg),
+        (cfg >> codec.CFG_TRADE) & codec.MASK16,
     )
     pool += fee
-    ledger.funds = codec._pack_funds(pool, codec._funds_insurance(funds))
+    assert pool <= codec.MASK128, "clearinghouse: funds overflow"
+    ledger.funds = (funds & ~codec.MASK128) | pool
     c_after: int256 = c + realized - convert(fee, int256)
     ledger._set_collateral(msg.sender, c, c_after)
 
     # Store the position and the account's market list.
-    acct._set_position(msg.sender, market_id, old_size, new_size, price)
+    if new_size == 0:
+        acct.positions[msg.sender][market_id] = 0
+        acct.account_markets[msg.sender] = codec._list_without(
+            acct.account_markets[msg.sender], market_id
+        )
+    else:
+        acct.positions[msg.sender][market_id] = mm._pack_position(new_size, price)
+        if old_size == 0:
+            word: uint256 = acct.account_markets[msg.sender]
+            assert word & 255 < k.MAX_POSITIONS, "clearinghouse: too many positions"  # the count
+            acct.account_markets[msg.sender] = codec._list_with(word, market_id)
 
     log IClearinghouse.PositionChanged(
         account=msg.sender,
@@ -112,7 +127,7 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         # settlement moves equity into collateral without changing it, so the fee is the
         # whole change in equity.
         if st.equity < convert(st.maintenance, int256):
-            mm_bps: uint256 = codec._market_mm(cfg)
+            mm_bps: uint256 = (cfg >> codec.CFG_MM) & codec.MASK16
             freed: uint256 = mm._bps_up(
                 mm._notional_up(old_abs, price, ledger.token_scale), mm_bps
             ) - mm._bps_up(mm._notional_up(new_abs, price, ledger.token_scale), mm_bps)

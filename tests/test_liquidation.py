@@ -962,6 +962,49 @@ def test_liquidate_many__self_in_batch__no_reward(
     conserved()
 
 
+@pytest.mark.parametrize("order", ["other_first", "self_first"])
+def test_liquidate_many__caller_in_batch__same_state_as_one_by_one(
+    chain, ch, deposit, seeded_pool, open_position, set_price, trader, trader2, order, conserved
+):
+    """The batch carries the funds word and the caller's rewards from account to account and
+    credits the rewards once, but before the caller's own account: the caller's liquidation
+    sees every reward earned before it, exactly as one `liquidate` after another."""
+    # At 1,740 the caller (trader) is under water (its loss exceeds its collateral, so the
+    # reward it earned first decides its bad debt); trader2 is liquidatable but solvent.
+    open_eth_long(deposit, open_position, trader, 1_000, 4)
+    open_eth_long(deposit, open_position, trader2, 1_300, 4)
+    set_price(ETH, 1_740)
+    batch = [trader2, trader] if order == "other_first" else [trader, trader2]
+
+    def state() -> tuple:
+        return (
+            ch.collateral(trader),
+            ch.collateral(trader2),
+            ch.pool_assets(),
+            ch.insurance_fund(),
+            ch.total_debt(),
+            ch.position(trader, ETH),
+            ch.position(trader2, ETH),
+        )
+
+    sid = chain.provider.snapshot()
+    one_by_one = [ch.liquidate(a, sender=trader).decode_logs(ch.Liquidated)[0] for a in batch]
+    expected = state()
+    chain.provider.restore(sid)
+
+    tx = ch.liquidate_many(batch, sender=trader)
+    logs = tx.decode_logs(ch.Liquidated)
+    assert [(log.account, log.fee, log.keeper_reward) for log in logs] == [
+        (log.account, log.fee, log.keeper_reward) for log in one_by_one
+    ]
+    assert state() == expected
+    rewards = {log.account: log.keeper_reward for log in logs}
+    assert rewards[trader.address] == 0 and rewards[trader2.address] > 0
+    bad = {log.account: log.bad_debt for log in tx.decode_logs(ch.BadDebtSettled)}
+    assert list(bad) == [trader.address] and bad[trader.address] > 0
+    conserved()
+
+
 @pytest.mark.parametrize(
     ("deposit_usd", "size", "insurance_paid"),
     [(2.502, 0.012, 0), (2.1, 0.01, usd(1) - 890_000)],

@@ -82,7 +82,11 @@ def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
     """
     assert assets > 0, "vault: zero amount"
     engine_: address = self._engine()
-    nav: uint256 = self._deposit_nav(staticcall IPoolHooks(engine_).pool_state())
+    ps: IPoolHooks.PoolState = staticcall IPoolHooks(engine_).pool_state()
+    # A pause holds new capital back (it would be priced while prices are in doubt); exits
+    # within free liquidity are never held.
+    assert not ps.paused, "vault: paused"
+    nav: uint256 = self._deposit_nav(ps)
     received: uint256 = extcall IPoolHooks(engine_).pool_pull(msg.sender, assets)
     shares: uint256 = self._to_shares(received, erc20.totalSupply, nav)
     assert shares > 0, "vault: zero shares"
@@ -101,7 +105,6 @@ def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
     assert shares > 0, "vault: zero amount"
     engine_: address = self._engine()
     ps: IPoolHooks.PoolState = staticcall IPoolHooks(engine_).pool_state()
-    assert not ps.paused, "vault: paused"
     supply: uint256 = erc20.totalSupply
     # No one holds more than the supply; the bound also keeps shares * nav from overflowing.
     assert shares <= supply, "vault: insufficient shares"

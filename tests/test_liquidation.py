@@ -40,7 +40,7 @@ from support.constants import (
     VIRTUAL_SHARES,
     WAD,
 )
-from support.deployers import engine_ledger_total
+from support.deployers import assert_backed, engine_ledger_total
 from support.trading import notional_down, notional_up, pnl
 from support.trading import units as usd
 
@@ -106,12 +106,20 @@ def liquidate_model(
     *,
     self_liquidation: bool = False,
     max_partial_bps: int = MAX_PARTIAL_BPS,
+    other_debt: int = 0,
 ) -> model.Outcome:
     """What a liquidation should do (`model.liquidate` with the deployed parameters)."""
     # Read at call time: a test may monkeypatch MIN_KEEPER_REWARD after setting it on chain.
     params = model.LiquidationParams(KEEPER_SHARE_BPS, max_partial_bps, MIN_KEEPER_REWARD)
     return model.liquidate(
-        collateral, legs, insurance, pool, params, TOKEN_SCALE, self_liquidation=self_liquidation
+        collateral,
+        legs,
+        insurance,
+        pool,
+        params,
+        TOKEN_SCALE,
+        self_liquidation=self_liquidation,
+        other_debt=other_debt,
     )
 
 
@@ -231,6 +239,7 @@ def conserved(ch, token, accounts):
         everyone = list(accounts)
         assert token.balanceOf(ch) == engine_ledger_total(ch, everyone)
         assert ch.total_debt() == sum(max(0, -ch.collateral(a)) for a in everyone)
+        assert_backed(ch, token, everyone)
 
     return _check
 
@@ -265,11 +274,13 @@ def legs_of(ch, system, account) -> list[Leg]:
 
 
 def model_now(ch, system, account, **kwargs) -> model.Outcome:
+    collateral = ch.collateral(account)
     return liquidate_model(
-        ch.collateral(account),
+        collateral,
         legs_of(ch, system, account),
         ch.insurance_fund(),
         ch.pool_assets(),
+        other_debt=ch.total_debt() - max(-collateral, 0),  # the debt no profit is paid from
         **kwargs,
     )
 
@@ -736,11 +747,16 @@ def test_liquidate__bad_debt_beyond_insurance__socialised_to_lps(
     conserved()
 
 
-def test_liquidate__bad_debt_insurance_and_pool_empty__uncovered_stays_as_debt(
+def test_liquidate__unbacked_loss_credit__never_paid_out_so_nothing_stays_uncovered(
     ch, system, deposit, open_position, set_price, trader, trader2, liquidator, conserved
 ):
-    # No LP capital and no insurance. The trader's realised ETH loss (left as negative
-    # collateral, backed by BTC profit) is paid out to trader2 as profit; then BTC turns.
+    # No LP capital and no insurance. The trader's realised ETH loss goes beyond its
+    # collateral (negative collateral, carried by BTC profit): the pool is credited with the
+    # whole loss, but only the collateral arrived. Before the backed rule, trader2's +1,200
+    # was paid from that credit in full, and when BTC turned the trader's debt stayed
+    # uncovered for ever (insurance and pool empty). Now trader2 is paid only what tokens
+    # back (pool assets less the trader's debt), so the pool still holds the credit against
+    # the debt and the liquidation leaves nothing uncovered.
     deposit(trader, 1_100)
     open_position(trader, ETH, 2)
     open_position(trader, BTC, -0.1)
@@ -749,23 +765,28 @@ def test_liquidate__bad_debt_insurance_and_pool_empty__uncovered_stays_as_debt(
     set_price(ETH, 1_400)
     set_price(BTC, 48_000)
     open_position(trader, ETH, -2)  # realises -1,200: collateral goes negative
-    assert ch.collateral(trader) < 0 and not ch.is_liquidatable(trader)
-    open_position(trader2, ETH, 2)  # +1,200 paid from the pool, which now holds only fees
+    debt = -ch.collateral(trader)
+    assert debt > 0 and not ch.is_liquidatable(trader) and ch.total_debt() == debt
+    backed = ch.pool_assets() - debt
+    before = ch.collateral(trader2)
+    tx = ch.trade(ETH, 2 * WAD, MAX_UINT, sender=trader2)  # closes: +1,200 owed
+    cut = one_log(tx, ch.ProfitHaircut)
+    assert (cut.account, cut.owed, cut.paid) == (trader2.address, usd(1_200), backed)
+    fee = bps_up(notional_up(2 * WAD, 1_400 * WAD), TRADE_FEE_BPS)
+    assert ch.collateral(trader2) - before == backed - fee
+    assert ch.pool_assets() == debt + fee  # exactly the unbacked credit, and the fee
     set_price(BTC, 62_000)
-    assert ch.insurance_fund() == 0 and ch.pool_assets() < usd(20)
     o = model_now(ch, system, trader)
-    assert o.uncovered > 0
+    assert o.full and o.uncovered == 0
 
     tx, reward = send_liquidate(ch, trader, liquidator)
 
     assert_matches_model(ch, tx, trader, liquidator, o)
     bad = one_log(tx, ch.BadDebtSettled)
     assert bad.bad_debt == bad.insurance_covered + bad.socialised + bad.uncovered
-    assert bad.insurance_covered == 0 and bad.uncovered > 0
-    assert reward == 0  # no fee paid and nothing in insurance to top the reward up from
-    assert ch.pool_assets() == 0 and ch.insurance_fund() == 0
-    assert ch.collateral(trader) == -bad.uncovered
-    assert ch.total_debt() == bad.uncovered
+    assert bad.insurance_covered == 0 and bad.uncovered == 0 and bad.socialised > 0
+    assert ch.collateral(trader) == 0 and ch.total_debt() == 0
+    assert ch.pool_assets() >= ch.total_debt()
     assert ch.account_market_ids(trader) == []
     conserved()
 

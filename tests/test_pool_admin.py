@@ -735,7 +735,18 @@ def test_unpause__guardian__reverts_and_stays_paused(ch, guardian, configurator)
 
 @pytest.mark.integration
 def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
-    ch, vault, token, guardian, deposit, seeded_pool, trader, trader2, lp, everyone, configurator
+    ch,
+    vault,
+    token,
+    fund,
+    guardian,
+    deposit,
+    seeded_pool,
+    trader,
+    trader2,
+    lp,
+    everyone,
+    configurator,
 ):
     deposit(trader, 2_000)
     buy(ch, trader, ETH, 2 * WAD)
@@ -750,8 +761,15 @@ def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
         buy(ch, trader, ETH, WAD // 10)  # increase
     with ape.reverts("clearinghouse: paused"):
         sell(ch, trader, ETH, 3 * WAD)  # flip (even to a smaller size)
+    # LP capital is never locked: exits within free liquidity still execute (SPEC: pause blocks
+    # new risk only); new LP capital waits, since it would be priced at a price under doubt.
+    shares = vault.balanceOf(lp) // 10
+    assets = vault.convert_to_assets(shares)
+    assert 0 < assets <= vault.free_liquidity()
+    vault.remove_liquidity(shares, assets, sender=lp)
+    fund(lp, 10)
     with ape.reverts("vault: paused"):
-        vault.remove_liquidity(vault.balanceOf(lp) // 10, 0, sender=lp)
+        vault.add_liquidity(units(10), 0, sender=lp)
 
     sell(ch, trader, ETH, WAD)  # reduce
     sell(ch, trader, ETH, WAD)  # close
@@ -819,10 +837,17 @@ def test_unpause__owner__trading_resumes(
     assert_conserved(ch, token, everyone)
 
 
-def test_add_liquidity__paused__still_accepted(ch, guardian, add_liquidity, lp2, configurator):
+def test_add_liquidity__paused__reverts_and_nothing_moves(
+    ch, token, vault, fund, guardian, lp2, configurator
+):
+    # Pause holds new LP capital back (it would be priced while prices are in doubt), as it
+    # holds back new trading risk; exits are not held (see the pause test above).
+    amount = fund(lp2, 1_000)
     configurator.pause(sender=guardian)
-    add_liquidity(lp2, 1_000)
-    assert ch.pool_assets() == units(1_000)
+    with ape.reverts("vault: paused"):
+        vault.add_liquidity(amount, 0, sender=lp2)
+    assert token.balanceOf(lp2) == amount and vault.balanceOf(lp2) == 0
+    assert ch.pool_assets() == 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,18 +52,38 @@ def _set_collateral(account: address, before: int256, after: int256):
 
 
 @internal
-def _pay_profit(account: address, market_id: uint256, pnl: int256, pool: uint256) -> int256:
+def _pay_profit(account: address, market_id: uint256, pnl: int256, backed: uint256) -> int256:
     """
-    @dev The part of a realised profit `pnl` > 0 the pool pays: all of it up to `pool`, its
-         assets (the caller moves both the pool and the collateral). Profit is paid only from
-         pool assets, never from other traders' collateral; a shortfall is logged as a
-         haircut. Losses need no call: the pool takes them in full.
+    @dev The part of a realised profit `pnl` > 0 the pool pays: all of it up to `backed`
+         (`_backed`: pool assets less other accounts' debt; the caller moves both the pool
+         and the collateral). Profit is paid only from what tokens back, never from other
+         traders' collateral nor from debt; a shortfall is logged as a haircut. Losses need
+         no call: the pool takes them in full.
     """
     owed: uint256 = convert(pnl, uint256)
-    paid: uint256 = min(owed, pool)
+    paid: uint256 = min(owed, backed)
     if paid < owed:
         log IClearinghouse.ProfitHaircut(account=account, market_id=market_id, owed=owed, paid=paid)
     return convert(paid, int256)
+
+
+@view
+@internal
+def _backed(pool: uint256, collateral_: int256) -> uint256:
+    """
+    @dev What pool assets `pool` can pay out to the account whose stored collateral is
+         `collateral_`: the pool less every other account's debt. The pool was credited with
+         each realised loss in full, but the part of a loss beyond the account's collateral
+         never arrived as tokens: it is debt, and no profit is paid from it. The account's own
+         debt is not subtracted, since its profit repays that first.
+    """
+    own: uint256 = 0
+    if collateral_ < 0:
+        own = convert(-collateral_, uint256)
+    other: uint256 = self.total_debt - own
+    if pool <= other:
+        return 0
+    return pool - other
 
 
 @view

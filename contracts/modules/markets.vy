@@ -23,7 +23,7 @@ market_config: HashMap[uint256, uint256]  # packed feed, rates and flags, see co
 market_limits: HashMap[uint256, uint256]  # packed max OI per side and min notional, see codec
 market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see codec
 market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over positions, WAD USD
-paused: public(bool)  # new risk (open, increase, LP withdrawal) blocked
+paused: public(bool)  # new risk (open, increase, new LP capital) blocked
 price_cache: transient(HashMap[uint256, uint256])  # market -> batch << 128 | price read in it
 price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
 

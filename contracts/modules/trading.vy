@@ -77,12 +77,17 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     funds: uint256 = ledger.funds
     pool: uint256 = funds & codec.MASK128
     realized: int256 = 0
+    haircut: uint256 = 0  # profit the backed pool could not pay: an equity loss like the fee
     if old_size != 0:
         realized = mm._pnl(old_size, entry, price, ledger.token_scale)
         if realized < 0:
             pool += convert(-realized, uint256)  # a loss is the pool's, in full
         elif realized > 0:
-            realized = ledger._pay_profit(msg.sender, market_id, realized, pool)
+            owed: int256 = realized
+            realized = ledger._pay_profit(
+                msg.sender, market_id, realized, ledger._backed(pool, c)
+            )
+            haircut = convert(owed - realized, uint256)
             pool -= convert(realized, uint256)
     fee: uint256 = mm._bps_up(
         mm._notional_up(convert(abs(size_delta), uint256), price, ledger.token_scale),
@@ -123,14 +128,14 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         assert st.equity >= convert(st.initial, int256), "clearinghouse: insufficient margin"
     elif len(st.legs) > 0:
         # A reduction must leave the account healthy, or at least not deepen its shortfall
-        # (maintenance - equity): the maintenance it frees must cover the fee it pays. PnL
-        # settlement moves equity into collateral without changing it, so the fee is the
-        # whole change in equity.
+        # (maintenance - equity): the maintenance it frees must cover what it costs the
+        # equity. PnL settlement moves equity into collateral without changing it, except
+        # for a haircut of the profit, so the fee and the haircut are the whole change.
         if st.equity < convert(st.maintenance, int256):
             mm_bps: uint256 = (cfg >> codec.CFG_MM) & codec.MASK16
             freed: uint256 = mm._bps_up(
                 mm._notional_up(old_abs, price, ledger.token_scale), mm_bps
             ) - mm._bps_up(mm._notional_up(new_abs, price, ledger.token_scale), mm_bps)
-            assert freed >= fee, "clearinghouse: would be liquidatable"
+            assert freed >= fee + haircut, "clearinghouse: would be liquidatable"
     else:
         assert st.collateral >= 0, "clearinghouse: close leaves bad debt"

@@ -10,6 +10,7 @@ from .constants import BPS, MAX_POSITIONS, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD, 
 from .liquidation import (
     LiquidationParams,
     Outcome,
+    backed,
     closes_at,
     keeper_reward,
     liquidate,
@@ -35,6 +36,7 @@ from .margin import (
 from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
 
 __all__ = [
+    "backed",
     "BPS",
     "MAX_POSITIONS",
     "VIRTUAL_ASSETS",

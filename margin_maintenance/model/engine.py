@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .constants import WAD
-from .liquidation import LiquidationParams, keeper_reward, liquidate, plan
+from .liquidation import LiquidationParams, backed, keeper_reward, liquidate, plan
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
 from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
@@ -126,12 +126,17 @@ class Mirror:
             legs.append(Leg(m, size, entry, mk.price, n))
         return AccountView(c, eq, initial, maint, fee, legs)
 
+    def other_debt(self, a: str) -> int:
+        """Every account's debt but `a`'s (its own profit repays its own debt first)."""
+        return self.total_debt() - max(-self.collateral[a], 0)
+
     def settle(self, a: str, m: int, amount: int, events: list) -> int:
-        """`_settle_pnl`: losses to the pool, profit from it (haircut when short)."""
+        """A trade's settlement: a loss to the pool in full, a profit from the backed pool
+        (`ledger._backed`), haircut when short."""
         if amount <= 0:
             self.pool -= amount
             return amount
-        paid = min(amount, self.pool)
+        paid = min(amount, backed(self.pool, self.other_debt(a)))
         self.pool -= paid
         if paid < amount:
             events.append(("ProfitHaircut", {"account": a, "market_id": m, "owed": amount}))
@@ -230,9 +235,9 @@ class Mirror:
             return "clearinghouse: open interest cap", []
         mk.entry_sum += entry_value(new, price) - entry_value(old, entry)
         events: list = []
-        realized = (
-            self.settle(a, m, pnl(old, entry, price, self.token_scale), events) if old != 0 else 0
-        )
+        owed = pnl(old, entry, price, self.token_scale) if old != 0 else 0
+        realized = self.settle(a, m, owed, events) if old != 0 else 0
+        haircut = max(owed, 0) - max(realized, 0)  # profit the pool could not pay
         fee = bps_up(notional_up(abs(delta), price, self.token_scale), mk.trade)
         self.pool += fee
         self.collateral[a] += realized - fee
@@ -257,14 +262,15 @@ class Mirror:
                 return "clearinghouse: insufficient margin", []
         elif view.legs:
             # A reduction may leave the account liquidatable only if the maintenance it
-            # frees covers the fee it pays (the shortfall does not deepen). Collateral may
-            # go negative while other positions carry the account (found by `make fuzz`:
-            # the mirror used to demand collateral >= 0 here too).
+            # frees covers what it costs the account's equity: the fee and any haircut of
+            # its profit (the shortfall does not deepen). Collateral may go negative while
+            # other positions carry the account (found by `make fuzz`: the mirror used to
+            # demand collateral >= 0 here too).
             if view.equity < view.maintenance:
                 freed = bps_up(notional_up(abs(old), price, self.token_scale), mk.mm) - bps_up(
                     notional_up(abs(new), price, self.token_scale), mk.mm
                 )
-                if freed < fee:
+                if freed < fee + haircut:
                     return "clearinghouse: would be liquidatable", []
         elif view.collateral < 0:
             return "clearinghouse: close leaves bad debt", []
@@ -284,14 +290,15 @@ class Mirror:
             for leg in view.legs
         ]
 
-    def plan(self, view: AccountView) -> tuple[int, list[int], bool]:
+    def plan(self, a: str, view: AccountView) -> tuple[int, list[int], bool]:
         """`_plan`: (fraction, size to close per leg, full), by `model.plan` on realisable
-        equity (collateral + pool assets)."""
+        equity (collateral + the backed pool)."""
         legs = self.model_legs(view)
         m = Margin(
             view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
         )
-        return plan(legs, m, self.params(), self.token_scale, view.collateral + self.pool)
+        realisable = view.collateral + backed(self.pool, self.other_debt(a))
+        return plan(legs, m, self.params(), self.token_scale, realisable)
 
     def keeper_reward(self, fee_paid: int, insurance: int) -> int:
         """`_fee_split`: the reward (`insurance` already holds `fee_paid`)."""
@@ -311,6 +318,7 @@ class Mirror:
             self.params(),
             self.token_scale,
             self_liquidation=keeper == a,
+            other_debt=self.other_debt(a),
         )
         events: list = []
         for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
@@ -380,7 +388,7 @@ class Mirror:
         view = self.load(a)
         if not view.liquidatable:
             return 0, 0, 0
-        fraction, closes, full = self.plan(view)
+        fraction, closes, full = self.plan(a, view)
         fee = sum(
             bps_up(notional_up(close, leg.price, self.token_scale), self.markets[leg.market].liq)
             for leg, close in zip(view.legs, closes, strict=True)

@@ -31,7 +31,8 @@ class LiquidationParams:
 
 def planned_fraction(m: Margin, min_reward: int, realisable: int | None = None) -> int:
     """The fraction `_plan` starts from: planned on the equity the close can realise
-    (min(equity, collateral + pool assets): the pool pays net profit only up to its assets),
+    (min(equity, collateral + backed pool): the pool pays net profit only up to its assets
+    less other accounts' debt),
     with two units of slack per leg for the per-leg rounding, and at least enough that paying
     the minimum keeper reward as a flat fee still leaves the remainder's initial requirement
     covered."""
@@ -121,10 +122,19 @@ class Outcome:
     realized: tuple[int, ...]  # what each leg settled: a loss in full, a profit up to the pool
 
 
-def settle_pnls(pnls: Sequence[int], collateral: int, pool: int) -> tuple[list[int], int, int]:
+def backed(pool: int, other_debt: int) -> int:
+    """`ledger._backed`: what the pool can pay an account, its assets less every other
+    account's debt (the part of a loss beyond collateral was credited but never arrived)."""
+    return max(pool - other_debt, 0)
+
+
+def settle_pnls(
+    pnls: Sequence[int], collateral: int, pool: int, other_debt: int = 0
+) -> tuple[list[int], int, int]:
     """`_liquidate`'s settlement of the legs' PnL: losses into the pool first, then profits,
-    each capped by what the pool holds by then (so the pool pays profits from the same
-    liquidation's losses). Returns (realised per leg, collateral after, pool after)."""
+    each capped by what the pool backs by then (so the pool pays profits from the same
+    liquidation's losses, never from other accounts' debt). Returns (realised per leg,
+    collateral after, pool after)."""
     realized = list(pnls)
     for p in pnls:  # losses first ...
         if p < 0:
@@ -132,7 +142,7 @@ def settle_pnls(pnls: Sequence[int], collateral: int, pool: int) -> tuple[list[i
             collateral += p
     for i, p in enumerate(pnls):  # ... then profits, each capped by what the pool holds
         if p > 0:
-            realized[i] = min(p, pool)
+            realized[i] = min(p, backed(pool, other_debt))
             pool -= realized[i]
             collateral += realized[i]
     return realized, collateral, pool
@@ -147,6 +157,7 @@ def liquidate(
     token_scale: int,
     *,
     self_liquidation: bool = False,
+    other_debt: int = 0,
 ) -> Outcome:
     """`Clearinghouse._liquidate`. Losing legs settle into the pool before profitable legs are
     paid from it (so the pool pays profits from the same liquidation's losses); a third party
@@ -155,7 +166,8 @@ def liquidate(
     m = margin(collateral, legs, token_scale)
     if not (legs and m.equity < m.maintenance):
         raise ValueError("model: account healthy")
-    fraction, closes, full = plan(legs, m, params, token_scale, realisable=collateral + pool)
+    realisable = collateral + backed(pool, other_debt)
+    fraction, closes, full = plan(legs, m, params, token_scale, realisable=realisable)
     pairs = list(zip(closes, legs, strict=True))
     notionals = [notional_up(c, leg.price, token_scale) for c, leg in pairs]
     proportional_fee = sum(
@@ -166,7 +178,7 @@ def liquidate(
         fee = max(fee, params.min_keeper_reward)
 
     pnls = [pnl(leg.size, leg.entry, leg.price, token_scale) for leg in legs]
-    realized, c, pool = settle_pnls(pnls, collateral, pool)
+    realized, c, pool = settle_pnls(pnls, collateral, pool, other_debt)
     fee_paid = min(fee, max(c, 0))
     c -= fee_paid
     insurance += fee_paid

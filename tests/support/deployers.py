@@ -109,8 +109,20 @@ def engine_ledger_total(ch: Any, accounts: Any) -> int:
 
 def assert_conserved(ch: Any, token: Any, accounts: Any) -> None:
     """The engine's token balance equals its ledgers (collateral of `accounts`, pool,
-    insurance)."""
+    insurance), and covers every positive claim (`assert_backed`)."""
     assert token.balanceOf(ch) == engine_ledger_total(ch, accounts)
+    assert_backed(ch, token, accounts)
+
+
+def assert_backed(ch: Any, token: Any, accounts: Any) -> None:
+    """Claims against assets, which the equality above cannot see (it counts a negative
+    balance as an asset): the pool holds at least the debt it was credited with, and the
+    tokens cover the positive collateral, the insurance fund and the backed pool."""
+    debt = ch.total_debt()
+    assert ch.pool_assets() >= debt, "the pool has paid out debt that no token backs"
+    positive = sum(max(ch.collateral(a), 0) for a in accounts)
+    claims = positive + ch.insurance_fund() + ch.pool_assets() - debt
+    assert token.balanceOf(ch) >= claims, "tokens short of the positive claims"
 
 
 # ---- One world per module, for the access and bad-input matrices ----

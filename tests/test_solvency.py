@@ -1,0 +1,106 @@
+"""Solvency against an attacker (issue 13): each attack replayed with its figures.
+
+Attack 1, unbacked debt pays trader profit. A trade may realise a loss beyond the account's
+collateral while another position carries the account; the pool is credited with the whole
+loss although only the collateral arrived. Before the backed rule the next winner was paid
+from that credit, that is from the other traders' collateral: here B withdrew 14,039 against
+the 11,100 the pair deposited and the bystander, who never traded, could take out only 8,061 of
+his 10,000. Now profit is paid only from the backed pool (pool assets less every other
+account's debt), the difference is logged as a haircut, and every flat account withdraws in
+full.
+
+Attack 5, closing the winning leg first. A trade settles one position; the reduction check took
+settlement to be equity-neutral, which a haircut is not: a lone LP (1,000) with long 40 ETH and
+short 1 BTC closed its ETH winner, was paid 1,070 of 20,000, fell to -2,950 of equity and let
+the insurance fund pay it. Now a haircut counts as the equity loss it is.
+
+Attack 7, pause locked all LP capital: an exit within free liquidity now executes while paused
+(tests/test_pool_admin.py, the pause tests).
+"""
+
+from __future__ import annotations
+
+import ape
+from support.constants import BTC, ETH, MAX_UINT, TRADE_FEE_BPS, WAD
+from support.deployers import assert_backed, assert_conserved
+from support.trading import notional_up
+from support.trading import units as usd
+
+from margin_maintenance.model import bps_up
+
+
+def fee(units: float, price: float) -> int:
+    return bps_up(notional_up(round(units * WAD), round(price * WAD)), TRADE_FEE_BPS)
+
+
+def test_attack1__unbacked_debt__pays_no_profit_and_the_bystander_withdraws_in_full(
+    ch, token, vault, fund, deposit, open_position, set_price, lp, trader, trader2, stranger
+):
+    a, b, bystander = trader, trader2, stranger
+    everyone = [a, b, bystander, lp]
+    vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)  # pool 1,000
+    deposit(bystander, 10_000)  # never trades
+    deposit(a, 8_100)
+    open_position(a, ETH, 10)
+    open_position(a, BTC, -1)
+    deposit(b, 3_000)
+    open_position(b, ETH, -12)
+    set_price(ETH, 1_000)
+    set_price(BTC, 48_000)
+
+    # A closes ETH: -10,000 realised against 8,100 less fees; the BTC short carries it.
+    ch.trade(ETH, -10 * WAD, 0, sender=a)
+    debt = usd(10_000) + fee(10, 2_000) + fee(1, 60_000) + fee(10, 1_000) - usd(8_100)
+    assert ch.collateral(a) == -debt == -usd(1_945)
+    assert not ch.is_liquidatable(a) and ch.total_debt() == debt
+    pool = ch.pool_assets()
+    assert pool == usd(11_057)  # 1,000 + the loss in full + fees: 1,945 of it is A's debt
+
+    # B closes ETH: owed 12,000, paid only what tokens back (11,057 - 1,945 = 9,112).
+    tx = ch.trade(ETH, 12 * WAD, MAX_UINT, sender=b)
+    cut = tx.decode_logs(ch.ProfitHaircut)[0]
+    assert (cut.account, cut.owed, cut.paid) == (b.address, usd(12_000), usd(9_112))
+    assert cut.paid == pool - debt
+    b_out = ch.collateral(b)
+    assert b_out == usd(3_000) - fee(12, 2_000) + usd(9_112) - fee(12, 1_000) == usd(12_094)
+    assert ch.pool_assets() >= ch.total_debt()
+    assert_conserved(ch, token, everyone)
+
+    # B takes everything out (before the rule: 14,039); the bystander then takes his 10,000.
+    ch.withdraw(b_out, sender=b)
+    ch.withdraw(usd(10_000), sender=bystander)
+    assert ch.collateral(bystander) == 0 and token.balanceOf(bystander) == usd(10_000)
+    assert token.balanceOf(b) - usd(3_000) == usd(9_094)  # B's gain: the LP's capital, less fees
+    # What is left backs A's debt exactly, and the pair got out no more than the pool held.
+    assert ch.pool_assets() - ch.total_debt() == fee(12, 1_000)
+    assert token.balanceOf(b) + ch.collateral(a) <= usd(3_000 + 8_100 + 1_000)
+    assert_backed(ch, token, everyone)
+    assert_conserved(ch, token, everyone)
+
+
+def test_attack5__close_the_winning_leg_first__refused_when_the_haircut_deepens_the_shortfall(
+    ch, token, vault, fund, deposit, open_position, set_price, lp, liquidator
+):
+    attacker = lp  # the pool's only LP also trades
+    vault.add_liquidity(fund(attacker, 1_000), 0, sender=attacker)
+    ch.fund_insurance(fund(liquidator, 5_000), sender=liquidator)
+    deposit(attacker, 14_100)
+    open_position(attacker, ETH, 40)
+    open_position(attacker, BTC, -1)
+    set_price(ETH, 2_500)  # the ETH long is owed 20,000
+    set_price(BTC, 78_000)  # the BTC short has lost 18,000
+    assert ch.equity(attacker) == usd(16_030)
+    assert ch.maintenance_requirement(attacker) == usd(8_900)
+    assert not ch.is_liquidatable(attacker)
+    before = (ch.collateral(attacker), ch.insurance_fund(), ch.pool_assets())
+
+    # Paid 1,070 of 20,000, the close would leave equity at -2,950: the haircut deepens the
+    # shortfall by far more than the 5,000 of maintenance the close frees.
+    with ape.reverts("clearinghouse: would be liquidatable"):
+        ch.trade(ETH, -40 * WAD, 0, sender=attacker)
+    assert (ch.collateral(attacker), ch.insurance_fund(), ch.pool_assets()) == before
+
+    # Closing the losing leg first is a plain reduction and is allowed; the account stays whole.
+    ch.trade(BTC, WAD, MAX_UINT, sender=attacker)
+    assert ch.equity(attacker) == usd(16_030) - fee(1, 78_000)
+    assert_conserved(ch, token, [attacker, liquidator])

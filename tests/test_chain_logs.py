@@ -41,6 +41,7 @@ from margin_maintenance.chain.logs import (
     topic_address,
 )
 from margin_maintenance.chain.rpc import JsonRpc, RpcError
+from margin_maintenance.keeper.index import Web3LogSource
 
 ABI = json.loads((Path(__file__).resolve().parents[1] / "abi" / "Clearinghouse.json").read_text())
 EVENTS = {e["name"]: e for e in ABI if e.get("type") == "event"}
@@ -406,6 +407,21 @@ def test_scan_events__real_chain_refusing_node__halved_to_two_blocks_same_events
     assert refused[0] == width > 2  # the whole range first, refused, then halved
     assert refused == [width // 2**k for k in range(len(refused))]
     assert tiles(node.answered, trades.start, trades.stop, 2)
+
+
+@pytest.mark.integration
+def test_keeper_log_source__real_chain_refusing_node__same_accounts(chain, trades):
+    web3 = chain.provider.web3
+    plain = Web3LogSource.for_contract(web3, trades.ch)
+    node = Refusing(web3.eth.get_logs, max_width=1)
+    narrow_web3 = SimpleNamespace(eth=SimpleNamespace(get_logs=node))
+    narrow = Web3LogSource(narrow_web3, trades.address, plain.topics)
+    want = [(block, args["account"]) for _, block, _, args in trades.expected]
+    assert list(plain(trades.start, trades.stop)) == want
+    assert list(narrow(trades.start, trades.stop)) == want
+    answered = sorted(set(node.answered))  # each range once per topic
+    assert tiles(answered, trades.start, trades.stop, 1)
+    assert len(node.answered) == 2 * len(answered)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ import eth_abi
 import pytest
 import requests
 from eth_utils import to_checksum_address
-from support.constants import ETH, WAD
+from support.constants import ETH, USDC, WAD
+from support.deployers import crash, deploy_world
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
@@ -41,6 +42,7 @@ from margin_maintenance.chain.logs import (
     topic_address,
 )
 from margin_maintenance.chain.rpc import JsonRpc, RpcError
+from margin_maintenance.events import CLIENT_EVENTS, fetch_events, log_to_dict
 from margin_maintenance.keeper.index import Web3LogSource
 
 ABI = json.loads((Path(__file__).resolve().parents[1] / "abi" / "Clearinghouse.json").read_text())
@@ -460,3 +462,52 @@ def test_scan_logs__http_node_rejects_the_filter__its_error_after_one_block(node
     with pytest.raises(RpcError, match="eth_getLogs"):
         list(scan_logs(node, trades.address, [T_DEPOSITED], trades.start, trades.stop, 4))
     assert [hi - lo + 1 for lo, hi in node.ranges] == [4, 2, 1]
+
+
+# ---- events.fetch_events: the Ape-side reader over the scan ----
+
+
+def apes_own_query(contract: Any, names: Sequence[str], start: int, stop: int | None) -> list:
+    """What `fetch_events` gave before it scanned through `chain.logs`: Ape's provider query
+    (its own paging and decoder) and `log_to_dict`."""
+    from ape import chain
+    from ape.types.events import LogFilter
+
+    abis = [getattr(contract, n).abi for n in names]
+    log_filter = LogFilter(
+        addresses=[contract.address],
+        events=abis,
+        topic_filter=[[event_topic(a.model_dump(mode="json")) for a in abis]],
+        start_block=start,
+        stop_block=chain.blocks.height if stop is None else stop,
+    )
+    events = [log_to_dict(x) for x in chain.provider.get_contract_logs(log_filter)]
+    return sorted(events, key=lambda e: (e["block_number"], e["log_index"]))
+
+
+def plain(events: Sequence[Mapping[str, Any]]) -> str:
+    """The events as JSON, key order kept: a bool and its 0/1 differ here, an int and Ape's
+    int subclass (`CurrencyValueComparable`, what its decoder gives) do not."""
+    return json.dumps(list(events))
+
+
+@pytest.mark.integration
+def test_fetch_events__every_client_event__same_dicts_as_apes_own_query(chain, project, accounts):
+    w = deploy_world(project, accounts)
+    start = chain.blocks.height
+    crash(w)
+    w.ch.liquidate(w.victim, sender=w.stranger)
+    w.ch.withdraw(100 * USDC, sender=w.trader)
+    w.ch.fund_insurance(10 * USDC, sender=w.stranger)
+    w.vault.remove_liquidity(1_000 * USDC, 0, sender=w.lp)
+    aggregator = w.system.aggregators[ETH]
+    for lo, hi in ((0, None), (start, chain.blocks.height), (start + 1, start + 2), (0, 10**9)):
+        for contract, names in ((w.ch, CLIENT_EVENTS), (aggregator, ("AnswerUpdated",))):
+            got = fetch_events(contract, names, lo, hi)
+            before = apes_own_query(contract, names, lo, hi)
+            assert got == before and plain(got) == plain(before), (lo, hi)
+            assert {type(v) for e in got for v in e.values()} <= {str, int}
+    events = fetch_events(w.ch, start_block=start)
+    assert {e["event"] for e in events} >= {"Liquidated", "Withdrawn", "InsuranceFunded"}
+    [liquidated] = [e for e in events if e["event"] == "Liquidated"]
+    assert liquidated["full"] in (0, 1) and type(liquidated["full"]) is int  # not a bool

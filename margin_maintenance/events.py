@@ -1,10 +1,12 @@
 """Reading the clearinghouse's client events as plain dicts (one `eth_getLogs` filter for
-all event types, in chain order)."""
+all event types, in chain order: `chain.logs.scan_events` over the Ape provider's web3)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from margin_maintenance.chain.logs import EventLog, scan_events
 
 # Events of IClearinghouse.vyi that move a balance or name an account.
 CLIENT_EVENTS: tuple[str, ...] = (
@@ -50,30 +52,36 @@ def log_to_dict(log: Any) -> dict[str, Any]:
     return out
 
 
+def event_to_dict(ev: EventLog) -> dict[str, Any]:
+    """A decoded `chain.logs.EventLog` as `log_to_dict` gives the same log read through Ape,
+    whose decoder hands a bool argument over as an int (0 or 1)."""
+    out: dict[str, Any] = {
+        "event": ev.event,
+        "block_number": ev.block_number,
+        "log_index": ev.log_index,
+        "tx": ev.tx,
+    }
+    for k, v in ev.args.items():
+        out[k] = _plain(int(v) if isinstance(v, bool) else v)
+    return out
+
+
 def fetch_events(
     contract: Any,
     names: Sequence[str] = CLIENT_EVENTS,
     start_block: int = 0,
     stop_block: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Every `names` event `contract` logged in [start_block, stop_block], in chain order."""
+    """Every `names` event `contract` logged in [start_block, stop_block] (the head at the
+    most), in chain order; a range the node refuses is asked again in smaller pieces."""
     from ape import chain
-    from ape.types.events import LogFilter
-    from eth_utils import encode_hex, keccak
 
-    abis = [getattr(contract, n).abi for n in names]
-    selectors = [encode_hex(keccak(text=abi.selector)) for abi in abis]
-    stop = chain.blocks.height if stop_block is None else stop_block
-    log_filter = LogFilter(
-        addresses=[contract.address],
-        events=abis,
-        topic_filter=[selectors],
-        start_block=start_block,
-        stop_block=stop,
-    )
-    events = [log_to_dict(x) for x in chain.provider.get_contract_logs(log_filter)]
-    events.sort(key=lambda e: (e["block_number"], e["log_index"]))
-    return events
+    abis = [getattr(contract, n).abi.model_dump(mode="json", by_alias=True) for n in names]
+    height = chain.blocks.height
+    stop = height if stop_block is None else min(stop_block, height)
+    get_logs = chain.provider.web3.eth.get_logs
+    events = scan_events(get_logs, str(contract.address), abis, max(0, start_block), stop)
+    return [event_to_dict(e) for e in events]
 
 
 def accounts_in(events: Iterable[dict[str, Any]]) -> list[str]:
@@ -85,4 +93,11 @@ def accounts_in(events: Iterable[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-__all__ = ["ACCOUNT_FIELDS", "CLIENT_EVENTS", "accounts_in", "fetch_events", "log_to_dict"]
+__all__ = [
+    "ACCOUNT_FIELDS",
+    "CLIENT_EVENTS",
+    "accounts_in",
+    "event_to_dict",
+    "fetch_events",
+    "log_to_dict",
+]

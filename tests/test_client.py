@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import pytest
 from support.constants import BTC, ETH, FEED_DECIMALS, MAX_UINT, USDC, WAD, ZERO_ADDRESS
 from web3 import EthereumTesterProvider, Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
 from margin_maintenance import client as client_module
@@ -291,6 +291,25 @@ def test_accounts_from_events__one_block_chunks__same_accounts(tester, book):
         tester.w3, tester.record_path, build_dir=tester.build_dir, log_chunk=1
     )
     assert small.accounts_from_events() == book.traders
+
+
+def test_accounts_from_events__node_refuses_wide_ranges__split_same_accounts(
+    monkeypatch, tester, book, client
+):
+    """A node that answers at most 4 blocks a request (as public endpoints cap eth_getLogs)."""
+    real, widths = tester.w3.eth.get_logs, []
+
+    def capped(f):
+        widths.append(f["toBlock"] - f["fromBlock"] + 1)
+        if widths[-1] > 4:
+            raise Web3RPCError("query exceeds max block range 4")
+        return real(f)
+
+    monkeypatch.setattr(tester.w3.eth, "get_logs", capped)
+    assert client.accounts_from_events() == book.traders
+    answered = [w for w in widths if w <= 4]
+    assert widths[0] > 4  # the whole range first, refused
+    assert sum(answered) == tester.w3.eth.block_number - client.record.start_block + 1
 
 
 def test_accounts_from_events__range_before_the_book__none(client, book):

@@ -1,9 +1,11 @@
 """Ape-free chain access shared by the tools (issue "Engine v2 structure", step 3).
 
 `types.py` holds the one definition of what the engine's bot-facing views return, `record.py`
-the one definition of the deployment record (`deployments/<network>.json`) and `rpc.py` the
-JSON-RPC batching; the readers and log scans move here next, so that `mm-client`, the keeper,
-`ape run status`, the scale bench and the simulator share one implementation.
+the one definition of the deployment record (`deployments/<network>.json`), `rpc.py` the
+JSON-RPC batching and `logs.py` the event-log scan (chunked `eth_getLogs`, refused ranges
+split, ABI decoding, chain order) that `mm-client`, the keeper's account index and the Ape-side
+readers (`events.fetch_events`: audit, report, simulator, `ape run status`) share; the readers
+move here next, so that those tools and the scale bench share one implementation.
 """
 
 from .record import Deployment, DeploymentError

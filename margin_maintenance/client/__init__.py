@@ -36,9 +36,10 @@ every token amount in them is an integer in token units (divide by 10**decimals)
 are estimates (JSON numbers), fractions are WAD integers.
 
 This module imports nothing from Ape (a test checks it), only web3.py, its own dependencies
-(eth-utils, eth-account, requests), the keeper's `decisions.py` and the deployment record's
-`chain/record.py` (both pure, standard library only), so these files can be copied into a bot
-on their own.
+(eth-utils, eth-abi, eth-account, requests), the keeper's `decisions.py` and the deployment
+record's `chain/record.py` (both pure, standard library only), and the log scan
+`chain/logs.py` (with `chain/rpc.py`, web3.py and its dependencies only), so these files can
+be copied into a bot on their own.
 """
 
 from __future__ import annotations

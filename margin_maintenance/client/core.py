@@ -10,13 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import requests
 from eth_account import Account
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
+from margin_maintenance.chain.logs import event_topic, scan_logs, topic_address
 from margin_maintenance.chain.types import AccountStatus
 from margin_maintenance.keeper import decisions
 from margin_maintenance.model.constants import MAX_BATCH, MAX_STATUS
@@ -86,9 +86,7 @@ class MarginClient:
         missing = [n for n in ACCOUNT_EVENTS if n not in events]
         if missing:
             raise ClientError(f"the ABI has no {', '.join(missing)} event (not a Clearinghouse?)")
-        self._account_topics = [
-            Web3.to_hex(event_abi_to_log_topic(events[n])) for n in ACCOUNT_EVENTS
-        ]
+        self._account_topics = [event_topic(events[n]) for n in ACCOUNT_EVENTS]
         if check_chain:
             self.check_chain()
 
@@ -137,31 +135,16 @@ class MarginClient:
         (too many results or too wide a range) is split in two and retried."""
         start = self.record.start_block if from_block is None else int(from_block)
         stop = int(self.w3.eth.block_number) if to_block is None else int(to_block)
-        found: list[str] = []
-        lo, chunk = start, self.log_chunk
-        while lo <= stop:
-            hi = min(lo + chunk - 1, stop)
-            try:
-                logs = self.w3.eth.get_logs(
-                    {
-                        "address": self.record.clearinghouse,
-                        "fromBlock": lo,
-                        "toBlock": hi,
-                        "topics": [self._account_topics],
-                    }
-                )
-            except (Web3RPCError, ValueError, OSError) as err:
-                if chunk == 1 or isinstance(err, requests.ConnectionError):
-                    raise
-                chunk = max(1, chunk // 2)
-                log.info("get_logs %d..%d refused (%s); %d blocks per request", lo, hi, err, chunk)
-                continue
-            for entry in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
-                topics = entry["topics"]
-                if len(topics) > 1:  # topic 1 is the indexed account of both events
-                    found.append(to_checksum_address(bytes(topics[1])[-20:]))
-            lo = hi + 1
-        return unique_addresses(found)
+        logs = scan_logs(
+            self.w3.eth.get_logs,
+            self.record.clearinghouse,
+            self._account_topics,
+            start,
+            stop,
+            self.log_chunk,
+        )
+        # Topic 1 is the indexed account of both events.
+        return unique_addresses(topic_address(x) for x in logs if len(x["topics"]) > 1)
 
     def status(
         self, accounts: Sequence[str], block_identifier: int | str = "latest"

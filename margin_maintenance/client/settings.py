@@ -8,11 +8,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from margin_maintenance.chain import logs as chain_logs
 from margin_maintenance.keeper import decisions
 
 log = logging.getLogger("margin_maintenance.client")
 
-DEFAULT_LOG_CHUNK = 10_000  # blocks per eth_getLogs request (halved on provider errors)
+DEFAULT_LOG_CHUNK = chain_logs.DEFAULT_LOG_CHUNK  # blocks per eth_getLogs (halved if refused)
 GAS_HEADROOM_BPS = 12_000  # gas limit sent = estimate * 1.2, capped by the block gas limit
 BPS = 10_000
 WAD = 10**18

@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+
+from margin_maintenance.chain.logs import as_int, scan_logs, signature_topic, topic_address
 
 log = logging.getLogger(__name__)
 
@@ -223,18 +225,12 @@ class _Transaction:
 
 def event_topic(signature: str) -> str:
     """topic0 of an event, from its canonical signature, e.g. 'Deposited(address,uint256)'."""
-    return "0x" + keccak(text=signature).hex()
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text
+    return signature_topic(signature)
 
 
 class Web3LogSource:
-    """Discovery events of one contract via `eth_getLogs`, one request per event and range.
+    """Discovery events of one contract via `eth_getLogs` (`chain.logs.scan_logs`), one
+    request per event and range (a range the node refuses is halved and asked again).
 
     Raw topics are read directly (the account is topic 1 of both events), which keeps a scan
     of many thousands of events cheap; one request per event avoids relying on topic OR-lists,
@@ -255,19 +251,15 @@ class Web3LogSource:
         return cls(web3, str(contract.address), topics)
 
     def __call__(self, from_block: int, to_block: int) -> Iterator[tuple[int, str]]:
-        found: list[tuple[int, int, str]] = []
-        for topic in self.topics:
-            logs = self.web3.eth.get_logs(
-                {
-                    "fromBlock": from_block,
-                    "toBlock": to_block,
-                    "address": self.address,
-                    "topics": [topic],
-                }
-            )
-            for entry in logs:
-                account = "0x" + _hex(entry["topics"][1])[-40:]
-                found.append((int(entry["blockNumber"]), int(entry["logIndex"]), account))
-        found.sort()
-        for block, _, account in found:
-            yield block, to_checksum_address(account)
+        whole = max(1, to_block - from_block + 1)  # the range in one request unless refused
+        logs = scan_logs(
+            self.web3.eth.get_logs,
+            self.address,
+            self.topics,
+            from_block,
+            to_block,
+            whole,
+            split_topics=True,
+        )
+        for entry in logs:
+            yield as_int(entry["blockNumber"]), topic_address(entry)

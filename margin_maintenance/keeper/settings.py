@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from margin_maintenance.chain.logs import DEFAULT_LOG_CHUNK
 from margin_maintenance.chain.record import (
     DEFAULT_DEPLOYMENTS_DIR,
     REPO_ROOT,
@@ -60,7 +61,7 @@ class KeeperSettings(BaseSettings):
         default=decisions.BLOCK_GAS_FILL_BPS, ge=1, le=10_000
     )  # share of a block to use
     status_chunk: int = Field(default=512, ge=1, le=512)  # accounts per margin_status call
-    log_chunk: int = Field(default=10_000, ge=1)  # blocks per eth_getLogs request
+    log_chunk: int = Field(default=DEFAULT_LOG_CHUNK, ge=1)  # blocks per eth_getLogs request
     confirmations: int = Field(default=0, ge=0)  # index events this many blocks behind head
 
     # Prices for the profit check

@@ -16,12 +16,27 @@ the insurance fund pay it. Now a haircut counts as the equity loss it is.
 
 Attack 7, pause locked all LP capital: an exit within free liquidity now executes while paused
 (tests/test_pool_admin.py, the pause tests).
+
+Attack 8 (first half), the price bound was checked only in `trade`, while the packed position
+and the unchecked maths rely on it everywhere: now every account load and the pool's valuation
+refuse a price above MAX_PRICE with the same reason, instead of packing a corrupt entry.
 """
 
 from __future__ import annotations
 
 import ape
-from support.constants import BTC, ETH, MAX_UINT, TRADE_FEE_BPS, WAD
+from support.constants import (
+    BTC,
+    ETH,
+    IM_BPS,
+    LIQ_FEE_BPS,
+    MAX_PRICE,
+    MAX_UINT,
+    MM_BPS,
+    TRADE_FEE_BPS,
+    USDC,
+    WAD,
+)
 from support.deployers import assert_backed, assert_conserved
 from support.trading import notional_up
 from support.trading import units as usd
@@ -104,3 +119,39 @@ def test_attack5__close_the_winning_leg_first__refused_when_the_haircut_deepens_
     ch.trade(BTC, WAD, MAX_UINT, sender=attacker)
     assert ch.equity(attacker) == usd(16_030) - fee(1, 78_000)
     assert_conserved(ch, token, [attacker, liquidator])
+
+
+def test_attack8__price_above_max_after_listing__refused_wherever_the_engine_reads_it(
+    ch, token, vault, fund, deposit, configurator, deployer, make_aggregator, make_feed, lp, trader
+):
+    # A feed without a ceiling (max answer 2**255 - 1), 18 decimals: its answer is the WAD price.
+    agg = make_aggregator(18, 100 * WAD, "NEW / USD")
+    configurator.add_market(
+        make_feed(agg), IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, 10**6 * WAD, USDC,
+        sender=deployer,
+    )  # fmt: skip
+    new = ch.market_count() - 1
+    vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
+    deposit(trader, 1_000)
+    ch.trade(new, WAD, MAX_UINT, sender=trader)
+    agg.set_price(MAX_PRICE + 1, sender=deployer)
+
+    for read in (
+        lambda: ch.margin_status([trader]),
+        lambda: ch.liquidation_preview(trader),
+        lambda: ch.pool_state(),
+    ):
+        with ape.reverts("clearinghouse: price overflow"):
+            read()
+    with ape.reverts("clearinghouse: price overflow"):
+        ch.liquidate(trader, sender=lp)
+    with ape.reverts("clearinghouse: price overflow"):
+        ch.withdraw(usd(1), sender=trader)
+    with ape.reverts("clearinghouse: price overflow"):
+        vault.remove_liquidity(vault.balanceOf(lp) // 2, 0, sender=lp)
+    with ape.reverts("clearinghouse: price overflow"):
+        ch.trade(new, -WAD, 0, sender=trader)
+    agg.set_price(100 * WAD, sender=deployer)  # back in range: everything works again
+    ch.trade(new, -WAD, 0, sender=trader)
+    assert ch.position(trader, new) == (0, 0)
+    assert_conserved(ch, token, [trader, lp])

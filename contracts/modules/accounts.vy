@@ -126,6 +126,9 @@ def _load_known(
                 price = staticcall IPriceFeed(feed).latest_price()
             else:
                 price = markets._batch_price(market_id, feed, known_id - k.MAX_MARKETS)
+        # Every price the engine accounts with fits what a position stores (the packing and
+        # the unchecked maths rely on it), wherever it is read: not only in `trade`.
+        assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, ledger.token_scale)
         pnl: int256 = mm._pnl(size, entry, price, ledger.token_scale)
         eq += pnl

@@ -191,9 +191,8 @@ def _liquidate(
     st: acct.AccountState = acct._load_known(account, k.MAX_MARKETS + batch, 0)
     n: uint256 = len(st.legs)
     if batch != 0:
-        for leg: acct.Leg in st.legs:  # remembered for the rest of the batch
-            if leg.price <= k.MAX_PRICE:
-                markets._remember_price(leg.market_id, batch, leg.price)
+        for leg: acct.Leg in st.legs:  # remembered for the rest of the batch (<= MAX_PRICE)
+            markets._remember_price(leg.market_id, batch, leg.price)
     if n == 0 or st.equity >= convert(st.maintenance, int256):
         return 0, False, pool_, insurance_
 

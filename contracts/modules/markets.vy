@@ -139,6 +139,7 @@ def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256):
             continue
         feed: address = codec._market_feed(self.market_config[market_id])
         price: uint256 = staticcall IPriceFeed(feed).latest_price()
+        assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
         gross: uint256 = codec._oi_long(oi) + codec._oi_short(oi)
         reserve += mm._bps_up(mm._notional_up(gross, price, ledger.token_scale), reserve_bps)
         pnl: int256 = self._market_trader_pnl(market_id, price)

@@ -155,3 +155,55 @@ def test_attack8__price_above_max_after_listing__refused_wherever_the_engine_rea
     ch.trade(new, -WAD, 0, sender=trader)
     assert ch.position(trader, new) == (0, 0)
     assert_conserved(ch, token, [trader, lp])
+
+
+def test_liquidate_many__caller_in_debt__same_as_one_liquidation_after_another(
+    chain, ch, token, vault, fund, deposit, open_position, set_price, accounts, lp, trader, trader2
+):
+    """A keeper in debt (a cross-margin loss carried by another position) is paid rewards that
+    repay that debt and so grow the backed pool the next accounts' profits come from: a batch
+    must credit them at once, or it pays those accounts less than sequential liquidations."""
+    keeper, b, y, x = trader, trader2, accounts[6], accounts[7]
+    vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)
+    ch.fund_insurance(fund(lp, 500), sender=lp)
+    deposit(keeper, 8_100)
+    open_position(keeper, ETH, 10)
+    open_position(keeper, BTC, -1)
+    deposit(b, 3_500)
+    open_position(b, ETH, -14)
+    deposit(y, 110)
+    open_position(y, ETH, 0.4)  # will be under water: pays the keeper the minimum reward
+    deposit(x, 4_300)
+    open_position(x, ETH, -6)  # a winning leg the thin backed pool cannot pay in full
+    open_position(x, BTC, 0.5)
+    set_price(ETH, 1_000)
+    set_price(BTC, 48_000)
+    ch.trade(ETH, -10 * WAD, 0, sender=keeper)  # keeper's collateral -1,945, still healthy
+    ch.trade(BTC, -WAD // 2, 0, sender=x)  # x realises its BTC loss: debt, carried by ETH
+    ch.trade(ETH, 14 * WAD, MAX_UINT, sender=b)  # takes the whole backed pool
+    set_price(ETH, 1_650)  # x's profit shrinks to 2,100: x and y become liquidatable
+    assert ch.collateral(keeper) < 0 and not ch.is_liquidatable(keeper)
+    assert ch.collateral(x) < 0
+    assert ch.is_liquidatable(y) and ch.is_liquidatable(x)
+    everyone = [keeper, b, y, x, lp]
+
+    def state() -> tuple:
+        return tuple(ch.collateral(a) for a in everyone) + (
+            ch.pool_assets(),
+            ch.insurance_fund(),
+            ch.total_debt(),
+        )
+
+    sid = chain.provider.snapshot()
+    one_by_one = [ch.liquidate(a, sender=keeper) for a in (y, x)]
+    expected = state()
+    cuts = [log for tx in one_by_one for log in tx.decode_logs(ch.ProfitHaircut)]
+    assert [log.account for log in cuts] == [x.address]  # the backed pool caps x's profit
+    chain.provider.restore(sid)
+
+    tx = ch.liquidate_many([y, x], sender=keeper)
+    assert state() == expected
+    assert [(c.owed, c.paid) for c in tx.decode_logs(ch.ProfitHaircut)] == [
+        (c.owed, c.paid) for c in cuts
+    ]
+    assert_conserved(ch, token, everyone)

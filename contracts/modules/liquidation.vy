@@ -53,15 +53,19 @@ def liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
     """
     # Each market's price is read from its feed once per call: cached prices are tagged with
     # this call's number, so a later call in the same transaction reads the feeds afresh.
-    # The pool and insurance words are carried from account to account and written once;
-    # the caller's rewards are credited once, and before the caller's own account is
-    # liquidated, so that it sees every reward earned before it in the list.
+    # The pool and insurance words are carried from account to account and written once.
+    # The caller's rewards are credited once at the end, and before the caller's own account
+    # is liquidated (so that it sees every reward earned before it in the list), unless the
+    # caller is in debt: then every reward is credited at once, since it repays that debt and
+    # so grows the backed pool the next accounts' profits are paid from (found in review:
+    # deferred, the batch paid them less than one liquidation after another).
     batch: uint256 = markets._next_batch()
     pool: uint256 = 0
     insurance: uint256 = 0
     pool, insurance = codec._unpack_funds(ledger.funds)
     total: uint256 = 0
     pending: uint256 = 0
+    eager: bool = ledger.collateral[msg.sender] < 0
     for a: address in accounts:
         if a == msg.sender:
             self._credit(msg.sender, pending)
@@ -69,8 +73,13 @@ def liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
         reward: uint256 = 0
         done: bool = False
         reward, done, pool, insurance = self._liquidate(a, msg.sender, batch, pool, insurance)
-        pending += reward
         total += reward
+        if a == msg.sender:  # its own liquidation may have changed whether it is in debt
+            eager = ledger.collateral[msg.sender] < 0
+        if eager:
+            self._credit(msg.sender, reward)
+        else:
+            pending += reward
     ledger.funds = codec._pack_funds(pool, insurance)
     self._credit(msg.sender, pending)
     return total

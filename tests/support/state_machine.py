@@ -419,7 +419,10 @@ class MarginMachine(RuleBasedStateMachine):
     def collateral(self, name: str, data: st.DataObject) -> None:
         self.run(name, data)
 
-    @rule(name=st.sampled_from(["open_position", "trade"]), data=st.data())
+    @rule(
+        name=st.sampled_from(["open_position", "trade", "trade", "close_one_leg"]),
+        data=st.data(),
+    )
     def trading(self, name: str, data: st.DataObject) -> None:
         self.run(name, data)
 
@@ -561,6 +564,21 @@ class MarginMachine(RuleBasedStateMachine):
             "zero": 0,
         }[mode]
         self.do_trade(a, m, delta, slip=mode == "slip")
+
+    @action(who=TRADER, worst=st.booleans())
+    def close_one_leg(self, who: int, worst: bool) -> None:
+        """The attacks' moves on a cross-margined account: close its worst leg (realise a
+        loss that may exceed its collateral while the other legs carry it: debt the pool is
+        credited with but no token backs) or its best leg (collect a profit the backed pool
+        may not cover, a haircut the reduction check must count)."""
+        self.step("close_one_leg")
+        a = self.traders[who]
+        legs = self.m.load(a).legs
+        if len(legs) < 2:
+            return
+        by_pnl = sorted(legs, key=lambda leg: pnl(leg.size, leg.entry, leg.price, SCALE))
+        leg = by_pnl[0] if worst else by_pnl[-1]
+        self.do_trade(a, leg.market, -leg.size)
 
     # ---- Pool ----
 

@@ -43,6 +43,18 @@ from support.trading import units as usd
 
 from margin_maintenance.model import bps_up
 
+# The attack-1 pair at ETH 2,000 / BTC 60,000: A long 10 ETH + short 1 BTC (its BTC short will
+# carry an ETH loss beyond its collateral), B short 12 ETH.
+CARRIED = (8_100, {ETH: 10, BTC: -1})
+
+
+def book(deposit, open_position, *entries) -> None:
+    """Deposit and open positions: entries of (account, (usd, {market: units}))."""
+    for who, (usd_in, legs) in entries:
+        deposit(who, usd_in)
+        for market, units in legs.items():
+            open_position(who, market, units)
+
 
 def fee(units: float, price: float) -> int:
     return bps_up(notional_up(round(units * WAD), round(price * WAD)), TRADE_FEE_BPS)
@@ -55,11 +67,7 @@ def test_attack1__unbacked_debt__pays_no_profit_and_the_bystander_withdraws_in_f
     everyone = [a, b, bystander, lp]
     vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)  # pool 1,000
     deposit(bystander, 10_000)  # never trades
-    deposit(a, 8_100)
-    open_position(a, ETH, 10)
-    open_position(a, BTC, -1)
-    deposit(b, 3_000)
-    open_position(b, ETH, -12)
+    book(deposit, open_position, (a, CARRIED), (b, (3_000, {ETH: -12})))
     set_price(ETH, 1_000)
     set_price(BTC, 48_000)
 
@@ -166,16 +174,14 @@ def test_liquidate_many__caller_in_debt__same_as_one_liquidation_after_another(
     keeper, b, y, x = trader, trader2, accounts[6], accounts[7]
     vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)
     ch.fund_insurance(fund(lp, 500), sender=lp)
-    deposit(keeper, 8_100)
-    open_position(keeper, ETH, 10)
-    open_position(keeper, BTC, -1)
-    deposit(b, 3_500)
-    open_position(b, ETH, -14)
-    deposit(y, 110)
-    open_position(y, ETH, 0.4)  # will be under water: pays the keeper the minimum reward
-    deposit(x, 4_300)
-    open_position(x, ETH, -6)  # a winning leg the thin backed pool cannot pay in full
-    open_position(x, BTC, 0.5)
+    book(
+        deposit,
+        open_position,
+        (keeper, CARRIED),
+        (b, (3_500, {ETH: -14})),
+        (y, (110, {ETH: 0.4})),  # will be under water: pays the keeper the minimum reward
+        (x, (4_300, {ETH: -6, BTC: 0.5})),  # a winning leg the thin backed pool cannot pay
+    )
     set_price(ETH, 1_000)
     set_price(BTC, 48_000)
     ch.trade(ETH, -10 * WAD, 0, sender=keeper)  # keeper's collateral -1,945, still healthy

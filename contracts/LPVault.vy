@@ -13,9 +13,10 @@
         engine it was bound to, once, by its deployer (`bind`, which then renounces
         ownership). Shares are minted and burnt only here; holders transfer freely.
         Pricing: a virtual offset (VIRTUAL_SHARES / VIRTUAL_ASSETS) against the
-        first-depositor inflation attack; both directions round down. Entries buy at
-        pool assets plus the traders' unrealised losses, exits take pool assets less the
-        traders' unrealised profit and the accounts' debt, within the free liquidity.
+        first-depositor inflation attack; both directions round down. Entries and exits
+        price against one net value: pool assets plus collectable paper losses, less paper
+        profit (per market side), debt and profit claims; exits within the free liquidity,
+        entries refused while the value is negative.
 """
 
 from ethereum.ercs import IERC20
@@ -122,7 +123,7 @@ def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
 def free_liquidity() -> uint256:
     """
     @notice Pool assets LPs may withdraw now: pool assets less the reserve against open
-            notional, unrealised trader profit and outstanding account debt.
+            notional, unrealised trader profit, outstanding account debt and profit claims.
     """
     return self._free(staticcall IPoolHooks(self._engine()).pool_state())
 
@@ -157,27 +158,39 @@ def _engine() -> address:
 
 @pure
 @internal
+def _net_value(ps: IPoolHooks.PoolState) -> int256:
+    # The one value both directions price against: realised assets, plus the traders' paper
+    # losses as far as their collateral can pay them, less their paper profit (side by
+    # side, never netted), the accounts' debt and the profit claims owed. Negative when the
+    # pool owes more than it has.
+    collectable: uint256 = min(ps.trader_loss, ps.trader_collateral)
+    return (
+        convert(ps.pool_assets + collectable, int256)
+        - convert(ps.trader_profit + ps.total_debt + ps.claims, int256)
+    )
+
+
+@pure
+@internal
 def _deposit_nav(ps: IPoolHooks.PoolState) -> uint256:
-    # What a new LP buys into: realised assets plus traders' unrealised losses, never less
-    # than the realised assets (a newcomer never buys the pool's paper losses cheaply).
-    return ps.pool_assets + ps.trader_loss
+    # A newcomer buys at the net value, and not at all into a pool that owes more than it
+    # has (it would pay for the old LPs' losses).
+    value: int256 = self._net_value(ps)
+    assert value >= 0, "vault: pool insolvent"
+    return convert(value, uint256)
 
 
 @pure
 @internal
 def _redeem_nav(ps: IPoolHooks.PoolState) -> uint256:
-    # What a redeemer takes a share of: realised assets less traders' unrealised profit and
-    # the accounts' debt (a redeemer bears paper losses and leaves paper gains behind).
-    locked: uint256 = ps.trader_profit + ps.total_debt
-    if ps.pool_assets <= locked:
-        return 0
-    return ps.pool_assets - locked
+    # A redeemer takes a share of the same net value (nothing when it is negative).
+    return convert(max(self._net_value(ps), 0), uint256)
 
 
 @pure
 @internal
 def _free(ps: IPoolHooks.PoolState) -> uint256:
-    locked: uint256 = ps.total_debt + ps.reserve + ps.trader_profit
+    locked: uint256 = ps.total_debt + ps.reserve + ps.trader_profit + ps.claims
     if ps.pool_assets <= locked:
         return 0
     return ps.pool_assets - locked

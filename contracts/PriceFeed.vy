@@ -86,17 +86,13 @@ def latest_price() -> uint256:
     if sequencer_feed != empty(address):
         self._check_sequencer()
 
-    round_id: uint80 = 0
     answer: int256 = 0
-    started_at: uint256 = 0
     updated_at: uint256 = 0
-    answered_in_round: uint80 = 0
-    round_id, answer, started_at, updated_at, answered_in_round = staticcall IAggregatorV3(
-        aggregator
-    ).latestRoundData()
+    complete: bool = False
+    answer, updated_at, complete = self._round()
 
     assert answer > 0, "oracle: non-positive price"
-    assert updated_at != 0 and answered_in_round >= round_id, "oracle: incomplete round"
+    assert complete, "oracle: incomplete round"
     assert updated_at <= block.timestamp, "oracle: price from the future"
     # unsafe_sub: updated_at <= block.timestamp was asserted on the line above.
     assert unsafe_sub(block.timestamp, updated_at) <= max_staleness, "oracle: stale price"
@@ -110,8 +106,53 @@ def latest_price() -> uint256:
 
 
 @view
+@external
+def price_data() -> (uint256, uint256, bool):
+    """
+    @notice The same checks as `latest_price`, without a revert: (price in WAD, the
+            answer's update time, ok). `ok` is false when `latest_price` would revert, and
+            the price is then 0 whenever the answer itself is unusable (non-positive,
+            incomplete, from the future, out of bounds, too large); a valid answer that is
+            only stale, or read while the sequencer is down, keeps its last price, so the
+            engine can mark it conservatively.
+    """
+    answer: int256 = 0
+    updated_at: uint256 = 0
+    complete: bool = False
+    answer, updated_at, complete = self._round()
+    if answer <= min_answer or answer >= max_answer or not complete:
+        return 0, updated_at, False
+    if updated_at > block.timestamp:
+        return 0, updated_at, False
+    # min_answer >= 0: the answer is positive. A checked product would revert; bound it.
+    if convert(answer, uint256) > max_value(uint256) // scale_up:
+        return 0, updated_at, False
+    price: uint256 = convert(answer, uint256) * scale_up // scale_down
+    if price == 0:
+        return 0, updated_at, False
+    fresh: bool = unsafe_sub(block.timestamp, updated_at) <= max_staleness
+    if sequencer_feed != empty(address) and fresh:
+        fresh = self._sequencer_up()
+    return price, updated_at, fresh
+
+
+@view
 @internal
-def _check_sequencer():
+def _round() -> (int256, uint256, bool):
+    round_id: uint80 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in_round: uint80 = 0
+    round_id, answer, started_at, updated_at, answered_in_round = staticcall IAggregatorV3(
+        aggregator
+    ).latestRoundData()
+    return answer, updated_at, updated_at != 0 and answered_in_round >= round_id
+
+
+@view
+@internal
+def _sequencer_round() -> (int256, uint256):
     round_id: uint80 = 0
     status: int256 = 0
     started_at: uint256 = 0
@@ -120,7 +161,25 @@ def _check_sequencer():
     round_id, status, started_at, updated_at, answered_in_round = staticcall IAggregatorV3(
         sequencer_feed
     ).latestRoundData()
+    return status, started_at
+
+
+@view
+@internal
+def _check_sequencer():
+    status: int256 = 0
+    started_at: uint256 = 0
+    status, started_at = self._sequencer_round()
     # Chainlink's uptime feed: 0 = up, 1 = down; started_at = when the status last changed.
     assert status == 0, "oracle: sequencer down"
     assert started_at != 0, "oracle: sequencer status unknown"
     assert block.timestamp > started_at + sequencer_grace_period, "oracle: sequencer grace period"
+
+
+@view
+@internal
+def _sequencer_up() -> bool:
+    status: int256 = 0
+    started_at: uint256 = 0
+    status, started_at = self._sequencer_round()
+    return status == 0 and started_at != 0 and block.timestamp > started_at + sequencer_grace_period

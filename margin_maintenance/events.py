@@ -16,6 +16,7 @@ CLIENT_EVENTS: tuple[str, ...] = (
     "Liquidated",
     "BadDebtSettled",
     "ProfitHaircut",
+    "ClaimSettled",
     "InsuranceFunded",
     "LiquidityAdded",
     "LiquidityRemoved",
@@ -28,6 +29,7 @@ ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
     "Liquidated": ("account", "liquidator"),
     "BadDebtSettled": ("account",),
     "ProfitHaircut": ("account",),
+    "ClaimSettled": ("account",),
 }
 
 

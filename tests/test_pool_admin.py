@@ -207,12 +207,17 @@ def test_free_liquidity__open_interest_and_trader_profit__locked(
     price = move(system, deployer, ETH, 2_100 * FEED_UNIT)  # longs +20,000, shorts -5,000
     trader_pnl = pnl(200 * WAD, ETH_WAD, price) + pnl(-50 * WAD, ETH_WAD, price)
     assert ch.trader_unrealized_pnl(ETH) == trader_pnl == units(15_000)
-    # Trader profit is locked with one unit to spare (the aggregate truncates towards zero).
-    free = pool - bps_up(notional_up(gross, price), POOL_RESERVE_BPS) - trader_pnl - 1
+    # The longs' profit is locked whole, never netted against the shorts' loss (that loss
+    # may never be collected), with one unit to spare (the aggregate truncates to zero).
+    longs_profit = pnl(200 * WAD, ETH_WAD, price)
+    shorts_loss = -pnl(-50 * WAD, ETH_WAD, price)
+    assert (longs_profit, shorts_loss) == (units(20_000), units(5_000))
+    free = pool - bps_up(notional_up(gross, price), POOL_RESERVE_BPS) - longs_profit - 1
     assert vault.free_liquidity() == free
 
-    # A redeeming LP is paid from the pool less the traders' paper profit.
-    redeem_nav = pool - trader_pnl - 1
+    # A redeeming LP takes a share of the net value: the pool plus the shorts' collectable
+    # loss less the longs' profit.
+    redeem_nav = pool + shorts_loss - longs_profit - 1
     shares = vault.balanceOf(lp)
     too_many = to_shares(free, shares, redeem_nav) + 2 * VIRTUAL_SHARES
     assert vault.convert_to_assets(too_many) == to_assets(too_many, shares, redeem_nav) > free

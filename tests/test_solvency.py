@@ -213,3 +213,90 @@ def test_liquidate_many__caller_in_debt__same_as_one_liquidation_after_another(
         (c.owed, c.paid) for c in cuts
     ]
     assert_conserved(ch, token, everyone)
+
+
+def test_attack1__the_unpaid_profit__is_a_claim_paid_from_later_pool_income(
+    ch, token, vault, fund, deposit, open_position, set_price, lp, trader, trader2, stranger
+):
+    a, b = trader, trader2
+    vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)
+    book(deposit, open_position, (a, CARRIED), (b, (3_000, {ETH: -12})))
+    set_price(ETH, 1_000)
+    set_price(BTC, 48_000)
+    ch.trade(ETH, -10 * WAD, 0, sender=a)
+    ch.trade(ETH, 12 * WAD, MAX_UINT, sender=b)  # owed 12,000, paid 9,112
+    assert ch.claims(b) == ch.total_claims() == usd(12_000 - 9_112)
+    with ape.reverts("clearinghouse: no claim"):
+        ch.settle_claim(stranger, sender=stranger)
+    # The LP's value is net of the claim: nothing of the pool is theirs while it is owed.
+    assert vault.convert_to_assets(vault.balanceOf(lp)) == 0
+    assert vault.free_liquidity() == 0
+    # Later income (B's closing fee reached the pool after its payment) pays the claim first.
+    income = fee(12, 1_000)
+    before = ch.collateral(b)
+    tx = ch.settle_claim(b, sender=stranger)  # anyone may call; the claimant is paid
+    event = tx.decode_logs(ch.ClaimSettled)[0]
+    assert (event.account, event.paid) == (b.address, income)
+    assert event.remaining == usd(2_888) - income == ch.claims(b)
+    assert ch.collateral(b) == before + income
+    assert ch.pool_assets() == ch.total_debt()  # what is left backs A's debt exactly
+    with ape.reverts("clearinghouse: claim not backed"):
+        ch.settle_claim(b, sender=stranger)
+    assert_backed(ch, token, [a, b, lp, stranger])
+    assert_conserved(ch, token, [a, b, lp, stranger])
+
+
+def test_attack3__deposit_into_a_pool_that_owes_more__refused(
+    ch, token, vault, fund, deposit, open_position, set_price, accounts, lp
+):
+    lp2 = accounts[7]
+    vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
+    traders = [accounts[i] for i in (2, 3, 5, 6, 8)]
+    for t in traders:
+        book(deposit, open_position, (t, (20_000, {ETH: 9})))  # 45 ETH long in all
+    assert ch.pool_assets() == usd(100_000) + 5 * fee(9, 2_000)
+    set_price(ETH, 5_000)  # the longs' paper profit: 135,000, more than the pool holds
+    ps = ch.pool_state()
+    assert ps.trader_profit == usd(135_000) + 1 and ps.trader_loss == 0
+    # Before: 100,000 bought shares worth 32,652 at once. Now the pool is refused new money.
+    amount = fund(lp2, 100_000)
+    with ape.reverts("vault: pool insolvent"):
+        vault.convert_to_shares(amount)
+    with ape.reverts("vault: pool insolvent"):
+        vault.add_liquidity(amount, 0, sender=lp2)
+    assert token.balanceOf(lp2) == amount and vault.balanceOf(lp2) == 0
+    # The old LP's shares are worth nothing while the profit is owed (before: 33,058).
+    assert vault.convert_to_assets(vault.balanceOf(lp)) == 0
+
+
+def test_attack4__netted_exit__the_winner_is_paid_in_full_and_the_lp_keeps_only_fees(
+    ch, token, vault, fund, deposit, open_position, set_price, lp, trader, trader2
+):
+    winner, loser = trader, trader2
+    vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
+    book(deposit, open_position, (winner, (10_000, {ETH: 25})), (loser, (40_000, {ETH: -25})))
+    set_price(ETH, 3_000)  # winner +25,000, loser -25,000: net 0
+    assert ch.trader_unrealized_pnl(ETH) == 0
+    # Before, net PnL 0 let the LP withdraw 85%. Now the winner's 25,000 stays locked.
+    shares = vault.balanceOf(lp)
+    with ape.reverts("vault: insufficient free liquidity"):
+        vault.remove_liquidity(shares * 85 // 100, 0, sender=lp)
+    free = vault.free_liquidity()
+    assert free == ch.pool_assets() - usd(25_000) - 1 - bps_up(
+        notional_up(50 * WAD, 3_000 * WAD), 1_000
+    )
+    # The LP takes what is free: at the net value, which counts the loser's collectable loss.
+    taken_shares = shares * free // vault.convert_to_assets(shares)
+    vault.remove_liquidity(taken_shares, 0, sender=lp)
+    assert 0 < token.balanceOf(lp) <= free
+    # The winner closes and is paid all 25,000 (before: 15,007).
+    tx = ch.trade(ETH, -25 * WAD, 0, sender=winner)
+    assert not tx.decode_logs(ch.ProfitHaircut)
+    assert ch.collateral(winner) == usd(10_000 + 25_000) - fee(25, 2_000) - fee(25, 3_000)
+    ch.trade(ETH, 25 * WAD, MAX_UINT, sender=loser)
+    vault.remove_liquidity(vault.balanceOf(lp), 0, sender=lp)
+    # The LP ends with its capital plus the fees (before: +10,117, the winner's profit).
+    fees = fee(25, 2_000) * 2 + fee(25, 3_000) * 2
+    assert token.balanceOf(lp) - usd(100_000) <= fees
+    assert token.balanceOf(lp) >= usd(100_000)
+    assert_conserved(ch, token, [winner, loser, lp])

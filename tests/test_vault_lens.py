@@ -18,6 +18,7 @@ from margin_maintenance.model import (
     PoolState,
     deposit_nav,
     free_liquidity,
+    net_value,
     redeem_nav,
     to_assets,
     to_shares,
@@ -117,8 +118,11 @@ def test_vault_views__open_book__equal_the_model_on_pool_state(ch, vault, open_b
     for shares in (10**6, supply // 3, supply):
         assert vault.convert_to_assets(shares) == to_assets(shares, supply, redeem_nav(ps))
     assert vault.free_liquidity() == free_liquidity(ps)
-    # Entries pay for the paper losses, exits leave the paper profit behind.
-    assert deposit_nav(ps) > ps.pool_assets > redeem_nav(ps)
+    # One net value both ways: the paper losses count (the traders hold enough to pay them)
+    # and the paper profit is owed, so no round trip gains from the gap between two values.
+    assert deposit_nav(ps) == redeem_nav(ps) == net_value(ps)
+    assert ps.trader_collateral > ps.trader_loss
+    assert net_value(ps) == ps.pool_assets + ps.trader_loss - ps.trader_profit - ps.total_debt
 
 
 def test_add_then_remove__open_book__minted_and_paid_as_quoted(

@@ -23,6 +23,8 @@ token_scale: public(immutable(uint256))  # 10**(18 - token decimals): WAD -> tok
 
 collateral: public(HashMap[address, int256])  # token units; negative = debt after realised loss
 total_debt: public(uint256)  # sum over accounts of max(0, -collateral), token units
+claims: public(HashMap[address, uint256])  # realised profit the pool could not pay yet, token units
+total_claims: public(uint256)  # sum of claims: a liability of the pool, senior to LP capital
 funds: uint256  # packed pool assets (LP capital, realised) and insurance fund, see codec
 
 
@@ -55,14 +57,19 @@ def _set_collateral(account: address, before: int256, after: int256):
 def _pay_profit(account: address, market_id: uint256, pnl: int256, backed: uint256) -> int256:
     """
     @dev The part of a realised profit `pnl` > 0 the pool pays: all of it up to `backed`
-         (`_backed`: pool assets less other accounts' debt; the caller moves both the pool
-         and the collateral). Profit is paid only from what tokens back, never from other
-         traders' collateral nor from debt; a shortfall is logged as a haircut. Losses need
-         no call: the pool takes them in full.
+         (`_backed`: pool assets less other accounts' debt and the claims already owed; the
+         caller moves both the pool and the collateral). Profit is paid only from what
+         tokens back, never from other traders' collateral nor from debt; a shortfall is
+         logged (`ProfitHaircut`) and becomes the account's claim, paid by `settle_claim`
+         as soon as the pool can. Losses need no call: the pool takes them in full.
     """
     owed: uint256 = convert(pnl, uint256)
     paid: uint256 = min(owed, backed)
     if paid < owed:
+        # Never forfeited: the shortfall is the account's claim on later pool income.
+        short: uint256 = owed - paid
+        self.claims[account] += short
+        self.total_claims += short
         log IClearinghouse.ProfitHaircut(account=account, market_id=market_id, owed=owed, paid=paid)
     return convert(paid, int256)
 
@@ -75,12 +82,13 @@ def _backed(pool: uint256, collateral_: int256) -> uint256:
          `collateral_`: the pool less every other account's debt. The pool was credited with
          each realised loss in full, but the part of a loss beyond the account's collateral
          never arrived as tokens: it is debt, and no profit is paid from it. The account's own
-         debt is not subtracted, since its profit repays that first.
+         debt is not subtracted, since its profit repays that first. Claims already owed
+         come first: a later profit is paid only from what is left after them.
     """
     own: uint256 = 0
     if collateral_ < 0:
         own = convert(-collateral_, uint256)
-    other: uint256 = self.total_debt - own
+    other: uint256 = self.total_debt - own + self.total_claims
     if pool <= other:
         return 0
     return pool - other

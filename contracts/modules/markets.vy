@@ -22,7 +22,9 @@ market_count: public(uint256)  # markets listed so far; ids are 0 .. market_coun
 market_config: HashMap[uint256, uint256]  # packed feed, rates and flags, see codec
 market_limits: HashMap[uint256, uint256]  # packed max OI per side and min notional, see codec
 market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see codec
-market_entry_sum: HashMap[uint256, int256]  # sum of size * entry / WAD over positions, WAD USD
+# Per side (0 long, 1 short): sum of |size| * entry / WAD over the side's positions, WAD USD.
+# Kept apart so a market's winners are never netted against its losers.
+market_entry_sum: HashMap[uint256, uint256[2]]
 paused: public(bool)  # new risk (open, increase, new LP capital) blocked
 price_cache: transient(HashMap[uint256, uint256])  # market -> batch << 128 | price read in it
 price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
@@ -96,58 +98,92 @@ def _move_position(
         within = short_oi <= max_oi or new_size >= old_size
     assert within, "clearinghouse: open interest cap"
     self.market_oi[market_id] = (short_oi << 128) | long_oi
-    # An empty side contributes nothing: an open or a full close needs one product, not two.
-    delta: int256 = 0
-    if new_size != 0:
-        delta = self._entry_value(new_size, new_entry)
-    if old_size != 0:
-        delta -= self._entry_value(old_size, old_entry)
-    self.market_entry_sum[market_id] += delta
+    # Each side's entry sum is read and written once, and only when the move touches it.
+    if old_size > 0 or new_size > 0:
+        s: uint256 = self.market_entry_sum[market_id][0]
+        if old_size > 0:
+            s -= self._entry_value(convert(old_size, uint256), old_entry)
+        if new_size > 0:
+            s += self._entry_value(convert(new_size, uint256), new_entry)
+        self.market_entry_sum[market_id][0] = s
+    if old_size < 0 or new_size < 0:
+        s: uint256 = self.market_entry_sum[market_id][1]
+        if old_size < 0:
+            s -= self._entry_value(convert(-old_size, uint256), old_entry)
+        if new_size < 0:
+            s += self._entry_value(convert(-new_size, uint256), new_entry)
+        self.market_entry_sum[market_id][1] = s
 
 
 @pure
 @internal
-def _entry_value(size: int256, entry: uint256) -> int256:
-    # |size| < 2**127, entry < 2**128: the product cannot wrap.
-    return unsafe_mul(size, convert(entry, int256)) // convert(k.WAD, int256)
+def _entry_value(size: uint256, entry: uint256) -> uint256:
+    # size <= MAX_SIZE < 2**127, entry <= MAX_PRICE < 2**128: the product cannot wrap.
+    return unsafe_mul(size, entry) // k.WAD
 
 
 @view
 @internal
 def _market_trader_pnl(market_id: uint256, price: uint256) -> int256:
-    oi: uint256 = self.market_oi[market_id]
-    net: int256 = convert(codec._oi_long(oi), int256) - convert(codec._oi_short(oi), int256)
-    value: int256 = net * convert(price, int256) // convert(k.WAD, int256)
-    return (value - self.market_entry_sum[market_id]) // convert(ledger.token_scale, int256)
+    long_pnl: int256 = 0
+    short_pnl: int256 = 0
+    long_pnl, short_pnl = self._side_pnls(market_id, self.market_oi[market_id], price)
+    return long_pnl + short_pnl
 
 
 @view
 @internal
-def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256):
+def _side_pnls(market_id: uint256, oi: uint256, price: uint256) -> (int256, int256):
     """
-    @dev The pool's exposure to open positions, market by market: (reserve on open
-         notional at `reserve_bps`, unrealised trader profit, unrealised trader loss).
-         Profit and loss are not netted across markets, so a winning market is never
-         offset by a losing one.
+    @dev Unrealised PnL of the market's longs and of its shorts at `price`, token units,
+         each truncated towards zero (the sums are below 2**200: no overflow).
+    """
+    scale: int256 = convert(ledger.token_scale, int256)
+    long_value: int256 = convert(codec._oi_long(oi) * price // k.WAD, int256)
+    short_value: int256 = convert(codec._oi_short(oi) * price // k.WAD, int256)
+    long_pnl: int256 = (long_value - convert(self.market_entry_sum[market_id][0], int256)) // scale
+    short_pnl: int256 = (convert(self.market_entry_sum[market_id][1], int256) - short_value) // scale
+    return long_pnl, short_pnl
+
+
+@view
+@internal
+def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256, uint256):
+    """
+    @dev The pool's exposure to open positions, market by market and side by side:
+         (reserve on open notional at `reserve_bps`, unrealised trader profit, unrealised
+         trader loss, the oldest price time among markets with open interest, or
+         max_value(uint256) when there is none). Profit and loss are netted neither across
+         markets nor between a market's longs and shorts, so no winner is ever offset by a
+         loser whose loss may never be collected.
     """
     reserve: uint256 = 0
     owed: uint256 = 0
     owing: uint256 = 0
+    priced_at: uint256 = max_value(uint256)
     for market_id: uint256 in range(self.market_count, bound=k.MAX_MARKETS):
         oi: uint256 = self.market_oi[market_id]
-        if oi == 0 and self.market_entry_sum[market_id] == 0:
+        if oi == 0:
             continue
         feed: address = codec._market_feed(self.market_config[market_id])
-        price: uint256 = staticcall IPriceFeed(feed).latest_price()
+        price: uint256 = 0
+        updated: uint256 = 0
+        ok: bool = False
+        price, updated, ok = staticcall IPriceFeed(feed).price_data()
+        assert ok, "clearinghouse: market unpriced"
         assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
+        priced_at = min(priced_at, updated)
         gross: uint256 = codec._oi_long(oi) + codec._oi_short(oi)
         reserve += mm._bps_up(mm._notional_up(gross, price, ledger.token_scale), reserve_bps)
-        pnl: int256 = self._market_trader_pnl(market_id, price)
-        if pnl > 0:
-            owed += convert(pnl, uint256) + 1  # + 1: the aggregate truncates towards zero
-        else:
-            owing += convert(-pnl, uint256)
-    return reserve, owed, owing
+        long_pnl: int256 = 0
+        short_pnl: int256 = 0
+        long_pnl, short_pnl = self._side_pnls(market_id, oi, price)
+        for pnl: int256 in [long_pnl, short_pnl]:
+            if pnl > 0:
+                owed += convert(pnl, uint256) + 1  # + 1: the aggregate truncates towards zero
+            else:
+                owing += convert(-pnl, uint256)
+    return reserve, owed, owing, priced_at
 
 
 @view

@@ -9,6 +9,7 @@
         takes insurance contributions. LP shares and their maths are the vault's.
 """
 
+from ethereum.ercs import IERC20
 from ..interfaces import IClearinghouse
 from ..interfaces import IPoolHooks
 from . import codec
@@ -38,14 +39,27 @@ def pool_state() -> IPoolHooks.PoolState:
     reserve: uint256 = 0
     owed: uint256 = 0
     owing: uint256 = 0
-    reserve, owed, owing = markets._pool_exposure(self.pool_reserve_bps)
+    priced_at: uint256 = 0
+    reserve, owed, owing, priced_at = markets._pool_exposure(self.pool_reserve_bps)
+    w: uint256 = ledger.funds
+    pool_: uint256 = codec._funds_pool(w)
+    debt: uint256 = ledger.total_debt
+    # What every account holds: balance = sum(collateral) + pool + insurance, and
+    # sum(collateral) = positive collateral - debt. Tokens sent here unasked count too,
+    # which only loosens a bound that is already an upper one.
+    held: uint256 = staticcall IERC20(ledger.collateral_token).balanceOf(self) + debt
+    held -= min(held, pool_ + codec._funds_insurance(w))
     return IPoolHooks.PoolState(
-        pool_assets=ledger._pool(),
-        total_debt=ledger.total_debt,
+        pool_assets=pool_,
+        total_debt=debt,
         reserve=reserve,
         trader_profit=owed,
         trader_loss=owing,
         paused=markets.paused,
+        claims=ledger.total_claims,
+        trader_collateral=held,
+        exposed=priced_at != max_value(uint256),
+        priced_at=min(priced_at, block.timestamp),
     )
 
 
@@ -91,6 +105,34 @@ def fund_insurance(amount: uint256):
     w: uint256 = ledger.funds
     ledger.funds = codec._pack_funds(codec._funds_pool(w), codec._funds_insurance(w) + received)
     log IClearinghouse.InsuranceFunded(funder=msg.sender, amount=received)
+
+
+@external
+def settle_claim(account: address) -> uint256:
+    """
+    @notice Pay `account`'s claim (profit the pool could not pay when it was realised) into
+            its collateral, as far as the backed pool allows now; anyone may call. Claims are
+            paid in full before LPs can take the income that pays them.
+    @return What was paid.
+    """
+    owed: uint256 = ledger.claims[account]
+    assert owed > 0, "clearinghouse: no claim"
+    before: int256 = ledger.collateral[account]
+    pool_: uint256 = ledger._pool()
+    own: uint256 = 0
+    if before < 0:
+        own = convert(-before, uint256)
+    # Every other account's debt and claim is ahead of this one; its own debt is not (the
+    # payment repays it first) nor its own claim.
+    ahead: uint256 = ledger.total_debt - own + ledger.total_claims - owed
+    assert pool_ > ahead, "clearinghouse: claim not backed"
+    paid: uint256 = min(owed, pool_ - ahead)
+    ledger.claims[account] = owed - paid
+    ledger.total_claims -= paid
+    ledger._set_pool(pool_ - paid)
+    ledger._set_collateral(account, before, before + convert(paid, int256))
+    log IClearinghouse.ClaimSettled(account=account, paid=paid, remaining=owed - paid)
+    return paid
 
 
 @view

@@ -33,7 +33,15 @@ from .margin import (
     pnl,
     unpack_position,
 )
-from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
+from .pool import (
+    PoolState,
+    deposit_nav,
+    free_liquidity,
+    net_value,
+    redeem_nav,
+    to_assets,
+    to_shares,
+)
 
 __all__ = [
     "backed",
@@ -60,6 +68,7 @@ __all__ = [
     "margin",
     "notional_down",
     "notional_up",
+    "net_value",
     "pack_position",
     "partial_reachable",
     "plan",

@@ -9,7 +9,7 @@ and the events live here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .constants import WAD
@@ -26,8 +26,8 @@ def vdiv(a: int, b: int) -> int:
 
 
 def entry_value(size: int, entry: int) -> int:
-    """`Clearinghouse._entry_value`: size * entry / WAD, truncated (the market's entry sum)."""
-    return vdiv(size * entry, WAD)
+    """`markets._entry_value`: |size| * entry / WAD, rounded down (a side's entry sum)."""
+    return abs(size) * entry // WAD
 
 
 # ---- The mirror ----
@@ -61,7 +61,8 @@ class MarketModel:
     price_scale: int = 10**10  # aggregator answer -> WAD price (8-decimal feeds)
     long_oi: int = 0
     short_oi: int = 0
-    entry_sum: int = 0
+    long_entry: int = 0  # sum of |size| * entry / WAD over the longs
+    short_entry: int = 0  # the same over the shorts
 
     @property
     def price(self) -> int:
@@ -106,6 +107,7 @@ class Mirror:
     min_reward: int = 10**6  # token units (one 6-decimal token)
     reserve_bps: int = 1_000
     paused: bool = False
+    claims: dict[str, int] = field(default_factory=dict)  # profit owed, not paid yet
     token_scale: int = 10**12  # WAD -> token units (6-decimal token)
 
     def total_debt(self) -> int:
@@ -126,9 +128,16 @@ class Mirror:
             legs.append(Leg(m, size, entry, mk.price, n))
         return AccountView(c, eq, initial, maint, fee, legs)
 
+    def total_claims(self) -> int:
+        return sum(self.claims.values())
+
+    def add_claim(self, a: str, amount: int) -> None:
+        self.claims[a] = self.claims.get(a, 0) + amount
+
     def other_debt(self, a: str) -> int:
-        """Every account's debt but `a`'s (its own profit repays its own debt first)."""
-        return self.total_debt() - max(-self.collateral[a], 0)
+        """What is ahead of `a`'s profit in the pool (`ledger._backed`): every account's debt
+        but `a`'s (its own profit repays its own debt first), and every claim owed."""
+        return self.total_debt() - max(-self.collateral[a], 0) + self.total_claims()
 
     def settle(self, a: str, m: int, amount: int, events: list) -> int:
         """A trade's settlement: a loss to the pool in full, a profit from the backed pool
@@ -139,8 +148,36 @@ class Mirror:
         paid = min(amount, backed(self.pool, self.other_debt(a)))
         self.pool -= paid
         if paid < amount:
+            self.add_claim(a, amount - paid)
             events.append(("ProfitHaircut", {"account": a, "market_id": m, "owed": amount}))
         return paid
+
+    def settle_claim(self, a: str) -> tuple[str | None, int]:
+        """`pool.settle_claim`: pay `a`'s claim as far as the pool backs it after every other
+        account's debt and claim. Returns (revert reason or None, paid)."""
+        owed = self.claims.get(a, 0)
+        if owed == 0:
+            return "clearinghouse: no claim", 0
+        ahead = self.total_debt() - max(-self.collateral[a], 0) + self.total_claims() - owed
+        if self.pool <= ahead:
+            return "clearinghouse: claim not backed", 0
+        paid = min(owed, self.pool - ahead)
+        self.claims[a] = owed - paid
+        self.pool -= paid
+        self.collateral[a] += paid
+        return None, paid
+
+    def move_entry(self, m: int, old: int, old_entry: int, new: int, new_entry: int) -> None:
+        """`markets._move_position`'s entry sums, side by side."""
+        mk = self.markets[m]
+        if old > 0:
+            mk.long_entry -= entry_value(old, old_entry)
+        elif old < 0:
+            mk.short_entry -= entry_value(old, old_entry)
+        if new > 0:
+            mk.long_entry += entry_value(new, new_entry)
+        elif new < 0:
+            mk.short_entry += entry_value(new, new_entry)
 
     def move_oi(self, m: int, old: int, new: int) -> None:
         mk = self.markets[m]
@@ -165,43 +202,63 @@ class Mirror:
                 self.order[a].append(m)
             self.positions[a][m] = (size, entry)
 
-    def market_trader_pnl(self, m: int) -> int:
+    def side_pnls(self, m: int) -> tuple[int, int]:
+        """`markets._side_pnls`: the longs' and the shorts' unrealised PnL, token units."""
         mk = self.markets[m]
-        net = mk.long_oi - mk.short_oi
-        return vdiv(vdiv(net * mk.price, WAD) - mk.entry_sum, self.token_scale)
+        long_pnl = vdiv(mk.long_oi * mk.price // WAD - mk.long_entry, self.token_scale)
+        short_pnl = vdiv(mk.short_entry - mk.short_oi * mk.price // WAD, self.token_scale)
+        return long_pnl, short_pnl
+
+    def market_trader_pnl(self, m: int) -> int:
+        return sum(self.side_pnls(m))
 
     def pool_exposure(self) -> tuple[int, int, int]:
         """(reserve on open notional, unrealised trader profit, unrealised trader loss),
-        market by market, never netted across markets."""
+        market side by market side, never netted across markets nor sides."""
         reserve = owed = owing = 0
         for m, mk in enumerate(self.markets):
-            if mk.long_oi == 0 and mk.short_oi == 0 and mk.entry_sum == 0:
+            if mk.long_oi == 0 and mk.short_oi == 0:
                 continue
             gross = mk.long_oi + mk.short_oi
             reserve += bps_up(notional_up(gross, mk.price, self.token_scale), self.reserve_bps)
-            trader_pnl = self.market_trader_pnl(m)
-            if trader_pnl > 0:
-                owed += trader_pnl + 1  # the aggregate truncates towards zero
-            else:
-                owing += -trader_pnl
+            for side_pnl in self.side_pnls(m):
+                if side_pnl > 0:
+                    owed += side_pnl + 1  # the aggregate truncates towards zero
+                else:
+                    owing += -side_pnl
         return reserve, owed, owing
 
     def pool_state(self) -> PoolState:
-        """`Clearinghouse.pool_state`: what the LP vault prices shares against."""
+        """`Clearinghouse.pool_state`: what the LP vault prices shares against (`priced_at`
+        is the contract's, from block times the mirror does not keep)."""
         reserve, owed, owing = self.pool_exposure()
-        return PoolState(self.pool, self.total_debt(), reserve, owed, owing, self.paused)
+        exposed = any(mk.long_oi or mk.short_oi for mk in self.markets)
+        held = sum(c for c in self.collateral.values() if c > 0)
+        return PoolState(
+            self.pool,
+            self.total_debt(),
+            reserve,
+            owed,
+            owing,
+            self.paused,
+            claims=self.total_claims(),
+            trader_collateral=held,
+            exposed=exposed,
+        )
 
     def free_liquidity(self) -> int:
         return free_liquidity(self.pool_state())
 
-    def deposit_nav(self) -> int:
+    def deposit_nav(self) -> int | None:
         return deposit_nav(self.pool_state())
 
     def redeem_nav(self) -> int:
         return redeem_nav(self.pool_state())
 
-    def to_shares(self, assets: int) -> int:
-        return to_shares(assets, self.supply, self.deposit_nav())
+    def to_shares(self, assets: int) -> int | None:
+        """Shares `add_liquidity(assets)` mints, None where the vault refuses the deposit."""
+        nav = self.deposit_nav()
+        return None if nav is None else to_shares(assets, self.supply, nav)
 
     def to_assets(self, shares: int) -> int:
         return to_assets(shares, self.supply, self.redeem_nav())
@@ -233,7 +290,7 @@ class Mirror:
             new < 0 and mk.short_oi > mk.max_oi and new < old
         ):
             return "clearinghouse: open interest cap", []
-        mk.entry_sum += entry_value(new, price) - entry_value(old, entry)
+        self.move_entry(m, old, entry, new, price)
         events: list = []
         owed = pnl(old, entry, price, self.token_scale) if old != 0 else 0
         realized = self.settle(a, m, owed, events) if old != 0 else 0
@@ -322,12 +379,12 @@ class Mirror:
         )
         events: list = []
         for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
-            mk = self.markets[leg.market]
             new = leg.size - close if leg.size > 0 else leg.size + close
             self.move_oi(leg.market, leg.size, new)
-            mk.entry_sum += entry_value(new, leg.price) - entry_value(leg.size, leg.entry)
+            self.move_entry(leg.market, leg.size, leg.entry, new, leg.price)
             self.set_position(a, leg.market, new, leg.price)
             if realized < owed:  # a thin pool paid this winning leg only part of its profit
+                self.add_claim(a, owed - realized)
                 events.append(
                     ("ProfitHaircut", {"account": a, "market_id": leg.market, "owed": owed})
                 )

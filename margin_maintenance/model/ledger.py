@@ -15,7 +15,8 @@ The ledger moves, event by event (all amounts in collateral-token units):
     InsuranceFunded   insurance_fund += amount
     LiquidityAdded    pool_assets += assets;  LP shares += shares
     LiquidityRemoved  pool_assets -= assets;  LP shares -= shares
-    ProfitHaircut     informational (realized_pnl already carries what was paid)
+    ProfitHaircut     claims[account] += owed - paid  (realized_pnl carries what was paid)
+    ClaimSettled      collateral[account] += paid;  pool_assets -= paid;  claims -= paid
 
 Positions are rebuilt too (the last `new_size` of each account and market), and with them the
 open interest per side. Conservation: the engine's token balance equals the sum of all
@@ -42,6 +43,7 @@ class Ledger:
     entries: dict[tuple[str, int], int] = field(default_factory=dict)  # entry price of open ones
     counts: Counter[str] = field(default_factory=Counter)
     haircut_total: int = 0  # sum of (owed - paid) over ProfitHaircut
+    claims: dict[str, int] = field(default_factory=dict)  # unpaid profit still owed
     bad_debt_total: int = 0
     socialised_total: int = 0
     keeper_rewards_total: int = 0
@@ -112,4 +114,9 @@ def apply_event(ledger: Ledger, e: Mapping[str, Any]) -> None:
         ledger.lp_shares -= e["shares"]
     elif name == "ProfitHaircut":
         ledger.haircut_total += e["owed"] - e["paid"]
+        ledger.claims[e["account"]] = ledger.claims.get(e["account"], 0) + e["owed"] - e["paid"]
+    elif name == "ClaimSettled":
+        _credit(ledger, e["account"], e["paid"])
+        ledger.pool_assets -= e["paid"]
+        ledger.claims[e["account"]] -= e["paid"]
     # Any other event moves no balance.

@@ -43,12 +43,60 @@ exports: (
 
 interface IEngine:
     def lp_token() -> address: view
+    def collateral_token() -> address: view
+
+
+interface IDecimals:
+    def decimals() -> uint8: view
+
+
+struct Request:
+    owner: address  # who escrowed, and who receives the shares or the assets
+    is_deposit: bool  # a deposit (assets escrowed) or a withdrawal (shares escrowed)
+    amount: uint256  # assets (deposit) or shares (withdrawal) in escrow
+    min_out: uint256  # least shares (deposit) or assets (withdrawal) the owner accepts
+    created: uint256  # block time of the request: execution waits for prices after it
+
+
+event DepositRequested:
+    request_id: indexed(uint256)
+    owner: indexed(address)
+    assets: uint256  # what arrived in escrow
+    min_shares: uint256
+
+
+event WithdrawalRequested:
+    request_id: indexed(uint256)
+    owner: indexed(address)
+    shares: uint256
+    min_assets: uint256
+
+
+event RequestExecuted:
+    request_id: indexed(uint256)
+    owner: indexed(address)
+    executor: indexed(address)
+    assets: uint256  # credited to the pool (deposit) or paid to the owner (withdrawal)
+    shares: uint256  # minted (deposit) or burnt (withdrawal)
+    fee: uint256  # paid to the executor, token units
+
+
+event RequestCancelled:
+    request_id: indexed(uint256)
+    owner: indexed(address)
 
 
 VIRTUAL_SHARES: constant(uint256) = 10**6  # share-price inflation guard (virtual offset)
 VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
 
+REQUEST_TIMEOUT: constant(uint256) = 86_400  # seconds before an owner may cancel a request
+
 engine: public(address)  # the clearinghouse whose pool these shares own; set once by `bind`
+asset: public(address)  # the collateral token (the engine's), set by `bind`
+execution_fee: public(uint256)  # token units paid to whoever executes a request: 0.1 token
+requests: public(HashMap[uint256, Request])  # open requests by id (owner empty once done)
+request_count: public(uint256)  # ids are 0 .. request_count - 1
+escrowed_shares: public(uint256)  # shares held here for withdrawal requests
 
 
 @deploy
@@ -71,6 +119,9 @@ def bind(engine_: address):
     assert engine_.is_contract, "vault: wrong engine"
     assert staticcall IEngine(engine_).lp_token() == self, "vault: wrong engine"
     self.engine = engine_
+    token: address = staticcall IEngine(engine_).collateral_token()
+    self.asset = token
+    self.execution_fee = 10 ** convert(staticcall IDecimals(token).decimals(), uint256) // 10
     ownable._transfer_ownership(empty(address))
 
 
@@ -118,6 +169,135 @@ def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
     return assets
 
 
+@external
+def request_deposit(assets: uint256, min_shares: uint256) -> uint256:
+    """
+    @notice Escrow `assets` of the collateral token here (approve this vault) for shares
+            priced later: at the net value when the request is executed, which is only
+            after every market with open interest has a price newer than the request. So no
+            one buys the pool at a price they have already seen move (the sandwich of a known
+            oracle update). The executor, anyone, earns `execution_fee` out of the assets.
+    @return The request id.
+    """
+    assert assets > 0, "vault: zero amount"
+    engine_: address = self._engine()
+    token: address = self.asset
+    before: uint256 = staticcall IERC20(token).balanceOf(self)
+    assert extcall IERC20(token).transferFrom(msg.sender, self, assets, default_return_value=True), (
+        "vault: transfer failed"
+    )
+    received: uint256 = staticcall IERC20(token).balanceOf(self) - before
+    assert received > self.execution_fee, "vault: below execution fee"
+    request_id: uint256 = self._store(msg.sender, True, received, min_shares)
+    log DepositRequested(request_id=request_id, owner=msg.sender, assets=received, min_shares=min_shares)
+    return request_id
+
+
+@external
+def request_withdrawal(shares: uint256, min_assets: uint256) -> uint256:
+    """
+    @notice Escrow `shares` here for assets priced at execution (after every market with
+            open interest has a newer price), within the free liquidity then. The executor
+            earns `execution_fee` out of the assets.
+    @return The request id.
+    """
+    assert shares > 0, "vault: zero amount"
+    self._engine()
+    erc20._transfer(msg.sender, self, shares)
+    self.escrowed_shares += shares
+    request_id: uint256 = self._store(msg.sender, False, shares, min_assets)
+    log WithdrawalRequested(request_id=request_id, owner=msg.sender, shares=shares, min_assets=min_assets)
+    return request_id
+
+
+@external
+def execute_request(request_id: uint256):
+    """
+    @notice Execute an open request at the pool's net value now; anyone may call, for the
+            execution fee. Reverts until every market with open interest has a price newer
+            than the request ("vault: prices not updated"); a deposit waits while the engine
+            is paused, a withdrawal does not (within free liquidity).
+    """
+    r: Request = self.requests[request_id]
+    assert r.owner != empty(address), "vault: no request"
+    engine_: address = self._engine()
+    ps: IPoolHooks.PoolState = staticcall IPoolHooks(engine_).pool_state()
+    assert not ps.exposed or ps.priced_at > r.created, "vault: prices not updated"
+    self.requests[request_id] = empty(Request)
+    fee: uint256 = self.execution_fee
+    token: address = self.asset
+    if r.is_deposit:
+        assert not ps.paused, "vault: paused"
+        nav: uint256 = self._deposit_nav(ps)
+        assets: uint256 = r.amount - fee  # request_deposit took more than the fee
+        assert extcall IERC20(token).transfer(msg.sender, fee, default_return_value=True), (
+            "vault: transfer failed"
+        )
+        assert extcall IERC20(token).approve(engine_, assets, default_return_value=True), (
+            "vault: transfer failed"
+        )
+        received: uint256 = extcall IPoolHooks(engine_).pool_pull(self, assets)
+        # Priced on what arrived (a fee-on-transfer token delivers less).
+        shares: uint256 = self._to_shares(received, erc20.totalSupply, nav)
+        assert shares > 0, "vault: zero shares"
+        assert shares >= r.min_out, "vault: slippage"
+        erc20._mint(r.owner, shares)
+        extcall IPoolHooks(engine_).pool_add(r.owner, received, shares)
+        log RequestExecuted(
+            request_id=request_id, owner=r.owner, executor=msg.sender, assets=received, shares=shares, fee=fee
+        )
+    else:
+        supply: uint256 = erc20.totalSupply
+        assets: uint256 = self._to_assets(r.amount, supply, self._redeem_nav(ps))
+        assert assets > fee, "vault: below execution fee"
+        assert assets - fee >= r.min_out, "vault: slippage"
+        assert assets <= self._free(ps), "vault: insufficient free liquidity"
+        self.escrowed_shares -= r.amount
+        erc20._burn(self, r.amount)
+        extcall IPoolHooks(engine_).pool_pay(r.owner, assets - fee, r.amount)
+        extcall IPoolHooks(engine_).pool_pay(msg.sender, fee, 0)
+        log RequestExecuted(
+            request_id=request_id, owner=r.owner, executor=msg.sender, assets=assets - fee, shares=r.amount, fee=fee
+        )
+
+
+@external
+def cancel_request(request_id: uint256):
+    """
+    @notice The owner takes back what a request escrowed, once REQUEST_TIMEOUT has passed
+            since it was made (so a request cannot be pulled the moment a price turns).
+    """
+    r: Request = self.requests[request_id]
+    assert r.owner != empty(address), "vault: no request"
+    assert msg.sender == r.owner, "vault: not request owner"
+    assert block.timestamp >= r.created + REQUEST_TIMEOUT, "vault: request not timed out"
+    self.requests[request_id] = empty(Request)
+    if r.is_deposit:
+        assert extcall IERC20(self.asset).transfer(r.owner, r.amount, default_return_value=True), (
+            "vault: transfer failed"
+        )
+    else:
+        self.escrowed_shares -= r.amount
+        erc20._transfer(self, r.owner, r.amount)
+    log RequestCancelled(request_id=request_id, owner=r.owner)
+
+
+@view
+@external
+def executable(request_id: uint256) -> bool:
+    """
+    @notice Whether `execute_request(request_id)` waits no longer on prices or the pause
+            (it may still revert on slippage, free liquidity or a negative net value).
+    """
+    r: Request = self.requests[request_id]
+    if r.owner == empty(address):
+        return False
+    ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
+    if ps.exposed and ps.priced_at <= r.created:
+        return False
+    return not (r.is_deposit and ps.paused)
+
+
 @view
 @external
 def free_liquidity() -> uint256:
@@ -146,6 +326,16 @@ def convert_to_assets(shares: uint256) -> uint256:
     """
     ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
     return self._to_assets(shares, erc20.totalSupply, self._redeem_nav(ps))
+
+
+@internal
+def _store(owner: address, is_deposit: bool, amount: uint256, min_out: uint256) -> uint256:
+    request_id: uint256 = self.request_count
+    self.request_count = request_id + 1
+    self.requests[request_id] = Request(
+        owner=owner, is_deposit=is_deposit, amount=amount, min_out=min_out, created=block.timestamp
+    )
+    return request_id
 
 
 @view

@@ -151,6 +151,39 @@ def _give_shares(w, who):
     w.vault.add_liquidity(1_000 * USDC, 0, sender=who)
 
 
+def _escrow_request(w, who):
+    """A deposit request of 100 by `who` (its tokens approved to the vault, where they wait)."""
+    w.token.approve(w.vault, 100 * USDC, sender=who)
+    w.vault.request_deposit(100 * USDC, 0, sender=who)
+
+
+def _lp_request(w, who):
+    """An LP's deposit request, executable: every market has a price newer than it."""
+    w.token.mint(w.lp, 100 * USDC, sender=w.owner)
+    _escrow_request(w, w.lp)
+    ape.chain.pending_timestamp = ape.chain.pending_timestamp + 10
+    for agg in w.system.aggregators:
+        agg.set_price(agg.latestRoundData()[1], sender=w.owner)
+
+
+def _timed_out_request(w, who):
+    _escrow_request(w, who)
+    ape.chain.pending_timestamp = ape.chain.pending_timestamp + 86_400
+
+
+def _last_request(w, who):
+    return (w.vault.request_count() - 1,)
+
+
+def _check_requested(w, who, tx, before):
+    assert w.vault.requests(w.vault.request_count() - 1)[0] == who.address
+
+
+def _check_executed(w, who, tx, before):
+    [log] = tx.decode_logs(w.vault.RequestExecuted)
+    assert log["executor"] == who.address and log["fee"] == w.vault.execution_fee()
+
+
 def _check_deposit(w, who, tx, before):
     after = ledgers(w, who)
     assert after[0] - before[0] == 100 * USDC and before[2] - after[2] == 100 * USDC
@@ -334,6 +367,38 @@ ROWS: dict[str, Row] = {
     "fund_insurance": Row(
         "ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_insurance
     ),
+    # -- LP vault: two-step flows; anyone requests for themselves, anyone executes (for the
+    # fee), only the owner cancels, after the timeout (the refusals: tests/test_lp_requests.py)
+    "request_deposit": Row(
+        "vault",
+        lambda w, who: (100 * USDC, 0),
+        everyone(),
+        "",
+        arrange=lambda w, who: w.token.approve(w.vault, 100 * USDC, sender=who),
+        check=_check_requested,
+    ),
+    "request_withdrawal": Row(
+        "vault",
+        lambda w, who: (10**6, 0),
+        everyone(),
+        "",
+        arrange=_give_shares,
+        check=_check_requested,
+    ),
+    "execute_request": Row(
+        "vault", _last_request, everyone(), "", arrange=_lp_request, check=_check_executed
+    ),
+    "cancel_request": Row(
+        "vault",
+        _last_request,
+        everyone(),
+        "",
+        arrange=_timed_out_request,
+        check=lambda w, who, tx, before: tx.decode_logs(w.vault.RequestCancelled),
+    ),
+    # -- Clearinghouse: anyone pays a claim into its owner's collateral (who calls gains
+    # nothing); with no claim on the books every caller gets the same reason --
+    "settle_claim": Row("ch", lambda w, who: (w.trader,), only(), "clearinghouse: no claim"),
     # -- LP vault: shares are minted and burnt only by its own add/remove; `bind` is one-shot
     # and renounced the deployer's ownership, so no one (its deployer included) can rebind --
     "vault.bind": Row("vault", lambda w, who: (w.ch,), only(), NOT_OWNER),

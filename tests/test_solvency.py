@@ -9,6 +9,18 @@ his 10,000. Now profit is paid only from the backed pool (pool assets less every
 account's debt), the difference is logged as a haircut, and every flat account withdraws in
 full.
 
+The shortfall is not forfeited: it is the winner's claim, paid first out of later pool income
+(`settle_claim`), and the LPs' value is net of it.
+
+Attack 3, deposits ignored the pool's liabilities: a newcomer bought into a pool whose traders'
+paper profit exceeded its assets. Now one net value prices entry and exit (assets, plus the
+paper losses the traders' collateral can pay, less paper profit, debt and claims), and a pool
+that owes more than it has takes no deposit.
+
+Attack 4, netted exits stranded winners: PnL was netted within a market, so a winner's profit
+hid behind a loser's loss and the LP withdrew the winner's money. Now each market side is summed
+on its own: the winner's profit stays locked and is paid in full.
+
 Attack 5, closing the winning leg first. A trade settles one position; the reduction check took
 settlement to be equity-neutral, which a haircut is not: a lone LP (1,000) with long 40 ETH and
 short 1 BTC closed its ETH winner, was paid 1,070 of 20,000, fell to -2,950 of equity and let

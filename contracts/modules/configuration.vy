@@ -37,6 +37,9 @@ def configure_market(market_id: uint256, config_word: uint256, limits_word: uint
     self._only_configurator()
     if market_id == markets.market_count:
         markets.market_count = market_id + 1
+        # Each side's entry sum is stored plus one (markets.ENTRY_SUM_BASE), so the slot never
+        # returns to zero: an open on an empty side pays a warm-slot write, not a fresh one.
+        markets.market_entry_sum[market_id] = [markets.ENTRY_SUM_BASE, markets.ENTRY_SUM_BASE]
     markets.market_config[market_id] = config_word
     markets.market_limits[market_id] = limits_word
 

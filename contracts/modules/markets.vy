@@ -22,9 +22,12 @@ market_count: public(uint256)  # markets listed so far; ids are 0 .. market_coun
 market_config: HashMap[uint256, uint256]  # packed feed, rates and flags, see codec
 market_limits: HashMap[uint256, uint256]  # packed max OI per side and min notional, see codec
 market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see codec
-# Per side (0 long, 1 short): sum of |size| * entry / WAD over the side's positions, WAD USD.
-# Kept apart so a market's winners are never netted against its losers.
+# Per side (0 long, 1 short): ENTRY_SUM_BASE + the sum of |size| * entry / WAD over the side's
+# positions, WAD USD. Kept apart so a market's winners are never netted against its losers;
+# the base, written at listing, keeps the slot non-zero (a zero -> non-zero write costs 20,000
+# gas, a non-zero one 2,900), so opening on an empty side costs no more than on a busy one.
 market_entry_sum: HashMap[uint256, uint256[2]]
+ENTRY_SUM_BASE: constant(uint256) = 1
 paused: public(bool)  # new risk (open, increase, new LP capital) blocked
 price_cache: transient(HashMap[uint256, uint256])  # market -> batch << 128 | price read in it
 price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
@@ -141,8 +144,10 @@ def _side_pnls(market_id: uint256, oi: uint256, price: uint256) -> (int256, int2
     scale: int256 = convert(ledger.token_scale, int256)
     long_value: int256 = convert(codec._oi_long(oi) * price // k.WAD, int256)
     short_value: int256 = convert(codec._oi_short(oi) * price // k.WAD, int256)
-    long_pnl: int256 = (long_value - convert(self.market_entry_sum[market_id][0], int256)) // scale
-    short_pnl: int256 = (convert(self.market_entry_sum[market_id][1], int256) - short_value) // scale
+    long_entry: int256 = convert(self.market_entry_sum[market_id][0] - ENTRY_SUM_BASE, int256)
+    short_entry: int256 = convert(self.market_entry_sum[market_id][1] - ENTRY_SUM_BASE, int256)
+    long_pnl: int256 = (long_value - long_entry) // scale
+    short_pnl: int256 = (short_entry - short_value) // scale
     return long_pnl, short_pnl
 
 

@@ -16,7 +16,8 @@
         first-depositor inflation attack; both directions round down. Entries and exits
         price against one net value: pool assets plus collectable paper losses, less paper
         profit (per market side), debt and profit claims; exits within the free liquidity,
-        entries refused while the value is negative.
+        entries refused while the value is negative. While any market has open interest
+        only two-step requests move LP capital, each executed after fresh prices.
 """
 
 from ethereum.ercs import IERC20
@@ -129,7 +130,8 @@ def bind(engine_: address):
 def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
     """
     @notice Deposit `assets` of the collateral token into the pool for shares; the engine
-            pulls them from the caller and the shares are priced on what arrives.
+            pulls them from the caller and the shares are priced on what arrives. Only while
+            no market has open interest ("vault: pool exposed"); otherwise `request_deposit`.
     @return The shares minted.
     """
     assert assets > 0, "vault: zero amount"
@@ -138,6 +140,9 @@ def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
     # A pause holds new capital back (it would be priced while prices are in doubt); exits
     # within free liquidity are never held.
     assert not ps.paused, "vault: paused"
+    # With open interest the pool's value moves with every price: an instant entry could
+    # buy just before an update it has already seen. Then only requests execute.
+    assert not ps.exposed, "vault: pool exposed"
     nav: uint256 = self._deposit_nav(ps)
     received: uint256 = extcall IPoolHooks(engine_).pool_pull(msg.sender, assets)
     shares: uint256 = self._to_shares(received, erc20.totalSupply, nav)
@@ -151,12 +156,16 @@ def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
 @external
 def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
     """
-    @notice Redeem `shares` for pool assets, within the pool's free liquidity.
+    @notice Redeem `shares` for pool assets, within the pool's free liquidity. Only while
+            no market has open interest ("vault: pool exposed"); otherwise
+            `request_withdrawal`.
     @return The assets paid to the caller.
     """
     assert shares > 0, "vault: zero amount"
     engine_: address = self._engine()
     ps: IPoolHooks.PoolState = staticcall IPoolHooks(engine_).pool_state()
+    # As for entries: with open interest an exit waits for the next prices (a request).
+    assert not ps.exposed, "vault: pool exposed"
     supply: uint256 = erc20.totalSupply
     # No one holds more than the supply; the bound also keeps shares * nav from overflowing.
     assert shares <= supply, "vault: insufficient shares"

@@ -78,6 +78,8 @@ def measure(
     rows.append(GasRow("add_liquidity", "first LP (mints shares)", tx.gas_used))
     tx = sysm.vault.add_liquidity(1_000_000 * unit, 0, sender=lp)
     rows.append(GasRow("add_liquidity", "later deposit", tx.gas_used))
+    tx = sysm.vault.remove_liquidity(sysm.vault.balanceOf(lp) // 60, 0, sender=lp)
+    rows.append(GasRow("remove_liquidity", "no open interest (instant)", tx.gas_used))
     token.mint(deployer, 100_000 * unit, sender=deployer)
     token.approve(ch, MAX_UINT, sender=deployer)
     tx = ch.fund_insurance(100_000 * unit, sender=deployer)
@@ -110,8 +112,22 @@ def measure(
     trade(t, BTC, -0.2)
     tx = ch.withdraw(100 * unit, sender=t)
     rows.append(GasRow("withdraw", "no positions", tx.gas_used))
-    tx = sysm.vault.remove_liquidity(10**6 * unit, 0, sender=lp)
-    rows.append(GasRow("remove_liquidity", "2 markets with OI", tx.gas_used))
+
+    progress("LP requests (open interest on 2 markets)")
+    vault = sysm.vault
+    token.approve(vault, MAX_UINT, sender=lp)
+    first = vault.request_count()
+    tx = vault.request_deposit(100_000 * unit, 0, sender=lp)
+    rows.append(GasRow("request_deposit", "escrow", tx.gas_used))
+    tx = vault.request_withdrawal(vault.balanceOf(lp) // 10, 0, sender=lp)
+    rows.append(GasRow("request_withdrawal", "escrow", tx.gas_used))
+    chain.pending_timestamp = chain.pending_timestamp + 1
+    for agg in sysm.aggregators:  # a price newer than the requests on every market
+        agg.set_price(agg.latestRoundData()[1], sender=deployer)
+    tx = vault.execute_request(first, sender=deployer)
+    rows.append(GasRow("execute_request", "deposit, 2 markets with OI", tx.gas_used))
+    tx = vault.execute_request(first + 1, sender=deployer)
+    rows.append(GasRow("execute_request", "withdrawal, 2 markets with OI", tx.gas_used))
 
     keeper = funded(10)
     ch.deposit(10 * unit, sender=keeper)

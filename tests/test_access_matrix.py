@@ -40,7 +40,7 @@ from support.constants import (
     WAD,
     ZERO_ADDRESS,
 )
-from support.deployers import crash
+from support.deployers import close_book, crash
 
 ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
 NOT_PENDING = "ownable_2step: caller is not the new owner"
@@ -148,7 +148,14 @@ def _give_collateral(w, who):
 
 
 def _give_shares(w, who):
-    w.vault.add_liquidity(1_000 * USDC, 0, sender=who)
+    """About 1,000 USDC of LP shares, from the world's LP (instant entries are closed while
+    the world's longs are open)."""
+    w.vault.transfer(who, w.vault.balanceOf(w.lp) // 500, sender=w.lp)
+
+
+def _flat_with_shares(w, who):
+    close_book(w)
+    _give_shares(w, who)
 
 
 def _escrow_request(w, who):
@@ -354,14 +361,19 @@ ROWS: dict[str, Row] = {
     "pool_pay": Row("ch", lambda w, who: (who, 100 * USDC, 10**6), only(), NOT_VAULT),
     # -- LP vault: permissionless, on the caller's own shares (the engine moves the tokens) --
     "add_liquidity": Row(
-        "vault", lambda w, who: (100 * USDC, 0), everyone(), "", check=_check_add_liquidity
+        "vault",
+        lambda w, who: (100 * USDC, 0),
+        everyone(),
+        "",
+        arrange=lambda w, who: close_book(w),
+        check=_check_add_liquidity,
     ),
     "remove_liquidity": Row(
         "vault",
         _half_shares,
         everyone(),
         "",
-        arrange=_give_shares,
+        arrange=_flat_with_shares,
         check=_check_remove_liquidity,
     ),
     "fund_insurance": Row(

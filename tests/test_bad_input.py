@@ -32,7 +32,7 @@ from support.constants import (
     WAD,
     ZERO_ADDRESS,
 )
-from support.deployers import crash, engine_ledger_total
+from support.deployers import close_book, crash, engine_ledger_total
 
 MAX_INT = 2**255 - 1
 MIN_INT = -(2**255)
@@ -217,35 +217,56 @@ CASES: dict[str, Case] = {
     ),
     # -- the counterparty pool --
     "add-liquidity-zero": Case(
-        lambda w: w.vault.add_liquidity(0, 0, sender=w.stranger), "vault: zero amount"
+        lambda w: w.vault.add_liquidity(0, 0, sender=w.stranger),
+        "vault: zero amount",
+        arrange=close_book,
     ),
     "add-liquidity-one-wei": Case(
         lambda w: w.vault.add_liquidity(1, 0, sender=w.stranger),
         None,
         lambda w, tx: expect(w.system.vault.balanceOf(w.stranger) > 0, "no shares"),
+        arrange=close_book,
     ),
     "add-liquidity-max-uint": Case(
-        lambda w: w.vault.add_liquidity(MAX_UINT, 0, sender=w.stranger), SHORTFALL
+        lambda w: w.vault.add_liquidity(MAX_UINT, 0, sender=w.stranger),
+        SHORTFALL,
+        arrange=close_book,
     ),
     "add-liquidity-min-shares-max-uint": Case(
-        lambda w: w.vault.add_liquidity(USDC, MAX_UINT, sender=w.stranger), "vault: slippage"
+        lambda w: w.vault.add_liquidity(USDC, MAX_UINT, sender=w.stranger),
+        "vault: slippage",
+        arrange=close_book,
     ),
     "remove-liquidity-zero": Case(
-        lambda w: w.vault.remove_liquidity(0, 0, sender=w.lp), "vault: zero amount"
+        lambda w: w.vault.remove_liquidity(0, 0, sender=w.lp),
+        "vault: zero amount",
+        arrange=close_book,
     ),
     "remove-liquidity-one-share": Case(
-        lambda w: w.vault.remove_liquidity(1, 0, sender=w.lp), "vault: zero assets"
+        lambda w: w.vault.remove_liquidity(1, 0, sender=w.lp),
+        "vault: zero assets",
+        arrange=close_book,
     ),
     "remove-liquidity-not-held": Case(
         lambda w: w.vault.remove_liquidity(10**12, 0, sender=w.stranger),
         "erc20: burn amount exceeds balance",
+        arrange=close_book,
     ),
     "remove-liquidity-max-uint": Case(
         lambda w: w.vault.remove_liquidity(MAX_UINT, 0, sender=w.lp),
         "vault: insufficient shares",
+        arrange=close_book,
     ),
     "remove-liquidity-min-assets-max-uint": Case(
-        lambda w: w.vault.remove_liquidity(10**12, MAX_UINT, sender=w.lp), "vault: slippage"
+        lambda w: w.vault.remove_liquidity(10**12, MAX_UINT, sender=w.lp),
+        "vault: slippage",
+        arrange=close_book,
+    ),
+    "add-liquidity-open-interest": Case(
+        lambda w: w.vault.add_liquidity(USDC, 0, sender=w.stranger), "vault: pool exposed"
+    ),
+    "remove-liquidity-open-interest": Case(
+        lambda w: w.vault.remove_liquidity(10**12, 0, sender=w.lp), "vault: pool exposed"
     ),
     "fund-insurance-zero": Case(
         lambda w: w.ch.fund_insurance(0, sender=w.stranger), "clearinghouse: zero amount"

@@ -39,6 +39,7 @@ from support.constants import (
     ZERO_ADDRESS,
 )
 from support.deployers import assert_conserved
+from support.lp import REQUEST_TIMEOUT, deposit_by_request, refresh_prices, withdraw_by_request
 from support.trading import buy, move, notional_up, pnl, sell, units
 
 from margin_maintenance.model import VIRTUAL_ASSETS, VIRTUAL_SHARES, bps_up, to_assets, to_shares
@@ -138,7 +139,8 @@ def test_add_liquidity__dust_into_grown_pool__reverts_zero_shares(
     ch, vault, fund, deposit, trader, lp
 ):
     deposit(trader, 10_000)
-    buy(ch, trader, ETH, 10 * WAD)  # no LP yet: the pool is a 10-USD fee, supply 0
+    buy(ch, trader, ETH, 10 * WAD)  # no LP yet: the pool is two 10-USD fees, supply 0
+    sell(ch, trader, ETH, 10 * WAD)  # flat again: instant entries are open
     assert to_shares(1, 0, ch.pool_assets()) == 0
     fund(lp, 1)
     with ape.reverts("vault: zero shares"):
@@ -221,13 +223,19 @@ def test_free_liquidity__open_interest_and_trader_profit__locked(
     shares = vault.balanceOf(lp)
     too_many = to_shares(free, shares, redeem_nav) + 2 * VIRTUAL_SHARES
     assert vault.convert_to_assets(too_many) == to_assets(too_many, shares, redeem_nav) > free
-    with ape.reverts("vault: insufficient free liquidity"):
+    with ape.reverts("vault: pool exposed"):  # open interest: exits go through requests
         vault.remove_liquidity(too_many, 0, sender=lp)
+    with ape.reverts("vault: insufficient free liquidity"):
+        withdraw_by_request(system, deployer, lp, too_many)
+    # The refused request stays open (its shares in escrow) until its owner cancels it.
+    refresh_prices(system, deployer, REQUEST_TIMEOUT)
+    vault.cancel_request(vault.request_count() - 1, sender=lp)
     within = to_shares(free, shares, redeem_nav)
     paid = to_assets(within, shares, redeem_nav)
     assert free - 2 <= paid <= free  # all of it, to rounding
-    vault.remove_liquidity(within, 0, sender=lp)
-    assert token.balanceOf(lp) == paid
+    log = withdraw_by_request(system, deployer, lp, within)
+    assert log.assets + log.fee == paid  # the executor's fee comes out of the redemption
+    assert token.balanceOf(lp) == paid - log.fee
     assert vault.free_liquidity() == free - paid
     assert_conserved(ch, token, everyone)
 
@@ -283,7 +291,7 @@ def test_remove_liquidity__traders_in_profit__redeemer_bears_share_of_loss(
     pool, supply, shares = ch.pool_assets(), vault.totalSupply(), vault.balanceOf(lp)
     fair = shares * (pool - owed + VIRTUAL_ASSETS) // (supply + VIRTUAL_SHARES)
 
-    vault.remove_liquidity(shares, 0, sender=lp)
+    withdraw_by_request(system, deployer, lp, shares)  # open interest: a request
     sell(ch, trader, ETH, 50 * WAD)  # the loss is realised; only lp2 is left to bear it
 
     assert token.balanceOf(lp) <= fair  # about 475,000, not the 500,000 of realised assets
@@ -336,13 +344,14 @@ def test_add_liquidity__traders_losing__newcomer_pays_for_paper_gains(
     assert owing == units(10_000)
     pool, supply = ch.pool_assets(), vault.totalSupply()
     amount = fund(lp2, 100_000)
-    expected = amount * (supply + VIRTUAL_SHARES) // (pool + owing + VIRTUAL_ASSETS)
-    assert vault.convert_to_shares(amount) == expected
+    fee = vault.execution_fee()
+    expected = (amount - fee) * (supply + VIRTUAL_SHARES) // (pool + owing + VIRTUAL_ASSETS)
+    assert vault.convert_to_shares(amount - fee) == expected
 
-    vault.add_liquidity(amount, 0, sender=lp2)
+    deposit_by_request(system, deployer, lp2, amount)  # open interest: a request
 
     assert vault.balanceOf(lp2) == expected  # fewer than at the realised share price
-    assert expected < amount * (supply + VIRTUAL_SHARES) // (pool + VIRTUAL_ASSETS)
+    assert expected < (amount - fee) * (supply + VIRTUAL_SHARES) // (pool + VIRTUAL_ASSETS)
     assert_conserved(ch, token, everyone)
 
 
@@ -741,6 +750,8 @@ def test_unpause__guardian__reverts_and_stays_paused(ch, guardian, configurator)
 @pytest.mark.integration
 def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
     ch,
+    system,
+    deployer,
     vault,
     token,
     fund,
@@ -771,7 +782,8 @@ def test_pause__new_risk__blocked_while_closing_and_collateral_flow(
     shares = vault.balanceOf(lp) // 10
     assets = vault.convert_to_assets(shares)
     assert 0 < assets <= vault.free_liquidity()
-    vault.remove_liquidity(shares, assets, sender=lp)
+    log = withdraw_by_request(system, deployer, lp, shares, assets - vault.execution_fee())
+    assert log.assets == assets - vault.execution_fee()
     fund(lp, 10)
     with ape.reverts("vault: paused"):
         vault.add_liquidity(units(10), 0, sender=lp)
@@ -827,7 +839,18 @@ def test_pause__market_listed_or_repriced_while_paused__stays_paused(
 
 
 def test_unpause__owner__trading_resumes(
-    ch, vault, token, deployer, guardian, deposit, seeded_pool, trader, lp, everyone, configurator
+    ch,
+    system,
+    vault,
+    token,
+    deployer,
+    guardian,
+    deposit,
+    seeded_pool,
+    trader,
+    lp,
+    everyone,
+    configurator,
 ):
     deposit(trader, 1_000)
     configurator.pause(sender=guardian)
@@ -838,7 +861,7 @@ def test_unpause__owner__trading_resumes(
     assert (log.by, log.paused) == (deployer.address, False)
     assert not ch.paused()
     buy(ch, trader, ETH, WAD)
-    vault.remove_liquidity(vault.balanceOf(lp) // 10, 0, sender=lp)
+    withdraw_by_request(system, deployer, lp, vault.balanceOf(lp) // 10)
     assert_conserved(ch, token, everyone)
 
 

@@ -50,6 +50,7 @@ from support.constants import (
     WAD,
 )
 from support.deployers import assert_backed, assert_conserved
+from support.lp import REQUEST_TIMEOUT, deposit_by_request, refresh_prices, withdraw_by_request
 from support.trading import notional_up
 from support.trading import units as usd
 
@@ -259,7 +260,7 @@ def test_attack1__the_unpaid_profit__is_a_claim_paid_from_later_pool_income(
 
 
 def test_attack3__deposit_into_a_pool_that_owes_more__refused(
-    ch, token, vault, fund, deposit, open_position, set_price, accounts, lp
+    ch, token, vault, system, deployer, fund, deposit, open_position, set_price, accounts, lp
 ):
     lp2 = accounts[7]
     vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
@@ -274,15 +275,18 @@ def test_attack3__deposit_into_a_pool_that_owes_more__refused(
     amount = fund(lp2, 100_000)
     with ape.reverts("vault: pool insolvent"):
         vault.convert_to_shares(amount)
-    with ape.reverts("vault: pool insolvent"):
+    with ape.reverts("vault: pool exposed"):  # open interest: LP capital moves by request
         vault.add_liquidity(amount, 0, sender=lp2)
-    assert token.balanceOf(lp2) == amount and vault.balanceOf(lp2) == 0
+    with ape.reverts("vault: pool insolvent"):
+        deposit_by_request(system, deployer, lp2, amount)
+    # Nothing was bought: the tokens wait in escrow until lp2 cancels the request.
+    assert token.balanceOf(vault) == amount and vault.balanceOf(lp2) == 0
     # The old LP's shares are worth nothing while the profit is owed (before: 33,058).
     assert vault.convert_to_assets(vault.balanceOf(lp)) == 0
 
 
 def test_attack4__netted_exit__the_winner_is_paid_in_full_and_the_lp_keeps_only_fees(
-    ch, token, vault, fund, deposit, open_position, set_price, lp, trader, trader2
+    ch, token, vault, system, deployer, fund, deposit, open_position, set_price, lp, trader, trader2
 ):
     winner, loser = trader, trader2
     vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
@@ -292,21 +296,23 @@ def test_attack4__netted_exit__the_winner_is_paid_in_full_and_the_lp_keeps_only_
     # Before, net PnL 0 let the LP withdraw 85%. Now the winner's 25,000 stays locked.
     shares = vault.balanceOf(lp)
     with ape.reverts("vault: insufficient free liquidity"):
-        vault.remove_liquidity(shares * 85 // 100, 0, sender=lp)
+        withdraw_by_request(system, deployer, lp, shares * 85 // 100)
+    refresh_prices(system, deployer, REQUEST_TIMEOUT)  # the refused request, cancelled
+    vault.cancel_request(vault.request_count() - 1, sender=lp)
     free = vault.free_liquidity()
     assert free == ch.pool_assets() - usd(25_000) - 1 - bps_up(
         notional_up(50 * WAD, 3_000 * WAD), 1_000
     )
     # The LP takes what is free: at the net value, which counts the loser's collectable loss.
     taken_shares = shares * free // vault.convert_to_assets(shares)
-    vault.remove_liquidity(taken_shares, 0, sender=lp)
+    withdraw_by_request(system, deployer, lp, taken_shares)
     assert 0 < token.balanceOf(lp) <= free
     # The winner closes and is paid all 25,000 (before: 15,007).
     tx = ch.trade(ETH, -25 * WAD, 0, sender=winner)
     assert not tx.decode_logs(ch.ProfitHaircut)
     assert ch.collateral(winner) == usd(10_000 + 25_000) - fee(25, 2_000) - fee(25, 3_000)
     ch.trade(ETH, 25 * WAD, MAX_UINT, sender=loser)
-    vault.remove_liquidity(vault.balanceOf(lp), 0, sender=lp)
+    vault.remove_liquidity(vault.balanceOf(lp), 0, sender=lp)  # flat book: an instant exit
     # The LP ends with its capital plus the fees (before: +10,117, the winner's profit).
     fees = fee(25, 2_000) * 2 + fee(25, 3_000) * 2
     assert token.balanceOf(lp) - usd(100_000) <= fees

@@ -13,6 +13,7 @@ import ape
 import pytest
 from support.constants import BTC, ETH, USDC, WAD, ZERO_ADDRESS
 from support.deployers import deploy_unbound_vault
+from support.lp import refresh_prices
 
 from margin_maintenance.model import (
     PoolState,
@@ -125,20 +126,31 @@ def test_vault_views__open_book__equal_the_model_on_pool_state(ch, vault, open_b
     assert net_value(ps) == ps.pool_assets + ps.trader_loss - ps.trader_profit - ps.total_debt
 
 
-def test_add_then_remove__open_book__minted_and_paid_as_quoted(
-    ch, vault, token, fund, open_book, lp2
+def test_requests__open_book__minted_and_paid_as_quoted(
+    ch, vault, token, system, deployer, fund, open_book, lp2, stranger
 ):
+    """With open interest LP capital moves by request; executed after fresh prices (at the
+    same answers here) it mints and pays exactly what the views quoted, less the fee."""
     amount = fund(lp2, 50_000)
-    quote = vault.convert_to_shares(amount)
-    tx = vault.add_liquidity(amount, quote, sender=lp2)
+    fee = vault.execution_fee()
+    quote = vault.convert_to_shares(amount - fee)
+    token.approve(vault, amount, sender=lp2)
+    vault.request_deposit(amount, quote, sender=lp2)
+    refresh_prices(system, deployer)
+    tx = vault.execute_request(0, sender=stranger)
     [added] = tx.decode_logs(ch.LiquidityAdded)  # emitted by the engine, not the vault
-    assert (added.assets, added.shares) == (amount, quote) == (amount, vault.balanceOf(lp2))
+    assert (added.assets, added.shares) == (amount - fee, quote)
+    assert quote == vault.balanceOf(lp2)
     paid = vault.convert_to_assets(quote)
     before = token.balanceOf(lp2)
-    tx = vault.remove_liquidity(quote, paid, sender=lp2)
-    [removed] = tx.decode_logs(ch.LiquidityRemoved)
-    assert (removed.assets, removed.shares) == (paid, quote)
-    assert token.balanceOf(lp2) - before == paid < amount  # the round trip never profits
+    vault.request_withdrawal(quote, paid - fee, sender=lp2)
+    refresh_prices(system, deployer)
+    tx = vault.execute_request(1, sender=stranger)
+    removed, fee_paid = tx.decode_logs(ch.LiquidityRemoved)  # the owner's part, then the fee
+    assert (fee_paid.assets, fee_paid.shares) == (fee, 0)
+    assert (removed.assets, removed.shares) == (paid - fee, quote)
+    assert token.balanceOf(lp2) - before == paid - fee < amount  # the round trip never profits
+    assert token.balanceOf(stranger) == 2 * fee
 
 
 @pytest.fixture

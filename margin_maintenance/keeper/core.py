@@ -53,6 +53,9 @@ class Metrics:
     reverts: int = 0  # batches that reverted (estimate or on-chain), not raised
     read_errors: int = 0  # iterations with a failed read (whole or some accounts: stale price)
     unprofitable_skipped: int = 0  # per block, targets left alone because gas would cost more
+    requests_executed: int = 0  # LP vault requests this keeper executed
+    request_fees_total: int = 0  # execution fees earned, token units
+    request_reverts: int = 0  # executions refused at estimate (slippage, free liquidity, ...)
     iterations: int = 0  # blocks processed
 
     def as_dict(self) -> dict[str, int]:
@@ -74,6 +77,7 @@ class IterationResult:
     tx_hashes: list[str] = field(default_factory=list)
     dry_run: bool = False
     read_error: str | None = None
+    requests_executed: list[int] = field(default_factory=list)  # LP request ids we executed
 
 
 class Keeper:
@@ -104,6 +108,9 @@ class Keeper:
         self._logs = Web3LogSource.for_contract(chain.provider.web3, clearinghouse)
         self.reader = ClearinghouseReader.for_contract(clearinghouse, chain.provider)
         self._deferred: set[str] = set()  # unprofitable last time: previewed after the others
+        self._vault: Any = None  # the LP vault (read from the engine on first use)
+        self._pending: set[int] = set()  # LP request ids not yet seen executed or cancelled
+        self._request_cursor = 0  # request ids below this have been added to `_pending`
         # One iteration at a time; blocks that arrive meanwhile fold into the next pass. A
         # RedisGate extends the rule to every worker process sharing this signer (gate.py).
         self.gate: Gate = gate if gate is not None else LocalGate()
@@ -135,10 +142,17 @@ class Keeper:
         return self.gate.run(block_number, lambda target: self.step(target))
 
     def step(self, block_number: int) -> IterationResult:
-        """One full pass at `block_number`: index, read, rank, check profit, send."""
-        s = self.settings
+        """One full pass at `block_number`: index, read, rank, check profit, send; then
+        execute the LP vault's requests whose prices have updated (`serve_requests`)."""
         self.metrics.iterations += 1
         result = IterationResult(block=block_number, dry_run=self.dry_run)
+        self.liquidations(block_number, result)
+        self.serve_requests(result)
+        return result
+
+    def liquidations(self, block_number: int, result: IterationResult) -> None:
+        """The liquidation part of a pass: what `step` did before LP requests existed."""
+        s = self.settings
         try:
             self._sync(block_number)
             accounts = self.index.accounts()
@@ -152,7 +166,7 @@ class Keeper:
             self.metrics.read_errors += 1
             result.read_error = _reason(err)
             log.warning("block %d: read failed, skipping: %s", block_number, result.read_error)
-            return result
+            return
         if unread:
             self.metrics.read_errors += 1
             result.read_error = (
@@ -164,7 +178,7 @@ class Keeper:
         self.metrics.liquidatable_seen = len(candidates)
         self._deferred &= set(result.liquidatable)
         if not candidates:
-            return result
+            return
 
         head = self.chain.blocks.head
         usable_gas = int(head.gas_limit) * s.block_gas_fill_bps // BPS
@@ -173,7 +187,7 @@ class Keeper:
         )
         if size == 0:
             log.error("block gas limit %d fits no liquidation", head.gas_limit)
-            return result
+            return
         n_batches = max(1, min(s.max_batches_per_block, usable_gas // self._gas(size)))
         capacity = size * n_batches
 
@@ -186,7 +200,7 @@ class Keeper:
             self.metrics.read_errors += 1
             result.read_error = _reason(err)
             log.warning("block %d: read failed, skipping: %s", block_number, result.read_error)
-            return result
+            return
         targets = decisions.select_targets(candidates, previews, capacity)
         batches, skipped = decisions.plan_batches(targets, size, n_batches, cost)
         self._deferred |= {t.account for t in skipped}
@@ -209,9 +223,92 @@ class Keeper:
                     [t.account for t in b],
                     sum(t.reward for t in b),
                 )
-            return result
+            return
         self.send_batches([[t.account for t in b] for b in batches], result)
-        return result
+
+    # ---- LP requests ----
+
+    def vault(self) -> Any:
+        if self._vault is None:
+            from ape import project
+
+            self._vault = project.LPVault.at(str(self.ch.lp_token()))
+        return self._vault
+
+    def serve_requests(self, result: IterationResult) -> None:
+        """Execute the LP vault's open requests whose prices have updated, for the fee. New
+        ids come from `request_count`; an id leaves the pending set once its slot is empty
+        (executed or cancelled, by anyone). A request that cannot execute yet (`executable`
+        false: prices not updated, or a deposit while paused) waits; one whose execution
+        would revert (slippage, free liquidity) is counted and tried again next pass. With
+        `MM_REQUESTS=profitable` (the default) the fee must pay for `request_gas` at the
+        current gas price; `always` serves LPs at a loss; `off` leaves requests alone."""
+        s = self.settings
+        if s.requests == "off":
+            return
+        try:
+            vault = self.vault()
+            count = int(vault.request_count())
+            self._pending.update(range(self._request_cursor, count))
+            self._request_cursor = count
+            ready: list[int] = []
+            for request_id in sorted(self._pending)[: s.request_cap]:
+                if int(vault.requests(request_id).amount) == 0:  # executed or cancelled
+                    self._pending.discard(request_id)
+                elif vault.executable(request_id):
+                    ready.append(request_id)
+            if not ready:
+                return
+            fee = int(vault.execution_fee())
+            if s.requests == "profitable" and not decisions.request_pays(
+                fee, s.request_gas, self.cost_model()
+            ):
+                log.info("%d LP request(s) ready; the fee does not pay the gas", len(ready))
+                return
+        except READ_FAILURES as err:
+            self.metrics.read_errors += 1
+            log.warning("LP requests unreadable: %s", _reason(err))
+            return
+        if self.dry_run:
+            log.info("dry run: would execute LP request(s) %s", ready)
+            return
+        for request_id in ready:
+            receipt = self._send_call(
+                str(vault.address), bytes(vault.execute_request.encode_input(request_id))
+            )
+            if isinstance(receipt, str):
+                self.metrics.request_reverts += 1
+                log.info("LP request %d not executed: %s", request_id, receipt)
+                continue
+            [executed] = receipt.decode_logs(vault.RequestExecuted)
+            self._pending.discard(request_id)
+            self.metrics.requests_executed += 1
+            self.metrics.request_fees_total += int(executed.fee)
+            result.requests_executed.append(request_id)
+            log.info(
+                "executed LP request %d: %d assets, %d shares, fee %d",
+                request_id,
+                int(executed.assets),
+                int(executed.shares),
+                int(executed.fee),
+            )
+
+    def _send_call(self, to: str, data: bytes) -> Any:
+        """One transaction to `to`: estimated, signed and sent as the batches are; the
+        receipt, or the reason it was not sent or reverted."""
+        provider = self.chain.provider
+        try:
+            fields = self._tx_fields(to)
+            txn = provider.network.ecosystem.create_transaction(data=data, **fields)
+            txn.gas_limit = int(provider.estimate_gas_cost(txn) * GAS_LIMIT_MARGIN)
+            ready = self.signer.sign_transaction(txn)
+            if ready is None:
+                return f"signer {self.signer.address} declined to sign"
+            txn_hash = provider.web3.eth.send_raw_transaction(ready.serialize_transaction())
+            receipt = provider.get_receipt(_hexstr(txn_hash))
+        except SEND_FAILURES as err:
+            return _reason(err)
+        return f"{_hexstr(receipt.txn_hash)} reverted on chain" if receipt.failed else receipt
 
     # ---- Chain reads ----
 
@@ -321,7 +418,7 @@ class Keeper:
                 continue
             self._landed(accounts, receipt, result)
 
-    def _tx_fields(self) -> dict[str, Any]:
+    def _tx_fields(self, receiver: str | None = None) -> dict[str, Any]:
         """Everything but data and gas for this pass's transactions, read once: the signer's
         "pending" nonce (a transaction of ours still in the pool keeps its nonce), the chain id,
         and EIP-1559 fees as Ape would set them (max fee = base fee x the network's multiplier
@@ -330,7 +427,7 @@ class Keeper:
         sender = str(self.signer.address)
         fields: dict[str, Any] = {
             "sender": sender,
-            "receiver": str(self.ch.address),
+            "receiver": receiver or str(self.ch.address),
             "chain_id": int(self.chain.chain_id),
             "nonce": int(provider.web3.eth.get_transaction_count(sender, "pending")),
             "value": 0,

@@ -26,6 +26,7 @@ GAS_PER_ACCOUNT = 35_000  # marginal gas of one more account in a liquidate_many
 BATCH_BASE_GAS = 60_000  # gas of a liquidate_many before any account
 BLOCK_GAS_FILL_BPS = 9_000  # share of the block gas limit one batch may plan for
 ETH_MARKET_ID = 0  # the market whose oracle price prices gas (ETH-USD)
+REQUEST_GAS = 200_000  # gas of an LP `execute_request` (docs/gas.md: about 150,000-190,000)
 
 T = TypeVar("T")
 
@@ -223,3 +224,17 @@ def plan_batches(
             break
         batches.append(batch)
     return batches, skipped
+
+
+def request_pays(fee: int, gas: int, cost: CostModel) -> bool:
+    """Whether an LP request's execution fee (token units) pays for `gas` at the cost
+    model's gas price, with the model's minimum profit."""
+    return is_profitable(
+        fee,
+        cost.token_usd,
+        gas,
+        cost.gas_price_wei,
+        cost.eth_usd,
+        cost.min_profit_usd,
+        token_decimals=cost.token_decimals,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +63,11 @@ class KeeperSettings(BaseSettings):
     status_chunk: int = Field(default=512, ge=1, le=512)  # accounts per margin_status call
     log_chunk: int = Field(default=DEFAULT_LOG_CHUNK, ge=1)  # blocks per eth_getLogs request
     confirmations: int = Field(default=0, ge=0)  # index events this many blocks behind head
+    # LP vault requests: execute when the fee pays the gas, always (serve LPs at a loss), or
+    # never; at most `request_cap` pending requests are looked at per pass.
+    requests: Literal["profitable", "always", "off"] = "profitable"
+    request_gas: int = Field(default=decisions.REQUEST_GAS, gt=0)
+    request_cap: int = Field(default=16, ge=1)
 
     # Prices for the profit check
     token_usd: float = Field(default=1.0, ge=0)  # USD per whole collateral token

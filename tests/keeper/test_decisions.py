@@ -20,6 +20,7 @@ from margin_maintenance.keeper.decisions import (
     is_profitable,
     liquidatable_candidates,
     plan_batches,
+    request_pays,
     select_targets,
     status_chunks,
 )
@@ -264,3 +265,24 @@ def test_status_chunks__512_per_call():
 def test_status_chunks__size_out_of_bounds__rejected(size):
     with pytest.raises(ValueError):
         status_chunks([A], size)
+
+
+@pytest.mark.parametrize(
+    ("gas_price_wei", "pays"),
+    [
+        (10**9, False),  # 1 gwei: 200,000 gas is 0.0002 ETH = 0.40 USD, more than 0.10
+        (10**7, True),  # 0.01 gwei (an L2): 0.004 USD
+        (250_000_000, True),  # exactly 0.10 USD of gas: at the margin counts
+        (250_000_001, False),
+    ],
+)
+def test_request_pays__tenth_of_a_token_fee__against_gas(gas_price_wei: int, pays: bool):
+    cost = CostModel(
+        gas_price_wei=gas_price_wei,
+        eth_usd=2_000,
+        token_usd=1,
+        token_decimals=6,
+        per_account_gas=35_000,
+        base_gas=60_000,
+    )
+    assert request_pays(USDC // 10, 200_000, cost) is pays

@@ -341,3 +341,96 @@ def test_send_batches__broadcast_fails__later_batches_not_sent_then_retried(
 
     assert set(retried.liquidated) == addresses(book["doomed"])
     assert liquidator.nonce == nonce + 2
+
+
+# ---- LP requests: the keeper executes them once prices have updated ----
+
+
+@pytest.fixture
+def lp_requests(book, token, vault, fund, lp):
+    """The LP asks to add 1,000 and to take out a tenth of its shares (the book has open
+    interest, so only requests move LP capital): request ids 0 and 1."""
+    amount = fund(lp, 1_000)
+    token.approve(vault, amount, sender=lp)
+    vault.request_deposit(amount, 0, sender=lp)
+    vault.request_withdrawal(vault.balanceOf(lp) // 10, 0, sender=lp)
+    return amount
+
+
+def fresh_prices(system, deployer) -> None:
+    """A second later every feed answers again at its price: what execution waits for."""
+    chain.pending_timestamp = chain.pending_timestamp + 1
+    for agg in system.aggregators:
+        agg.set_price(agg.latestRoundData()[1], sender=deployer)
+
+
+def test_serve_requests__after_fresh_prices__both_executed_for_the_fee(
+    ch, token, vault, system, deployer, lp_requests, make_keeper, liquidator, lp
+):
+    keeper = make_keeper(liquidator, requests="always")
+    nonce = liquidator.nonce
+    (result,) = keeper.on_block(chain.blocks.head.number)
+    assert result.requests_executed == [] and liquidator.nonce == nonce  # prices not updated
+    assert not vault.executable(0) and not vault.executable(1)
+
+    fresh_prices(system, deployer)
+    shares_before = vault.balanceOf(lp)
+    (result,) = keeper.on_block(chain.blocks.head.number)
+
+    assert result.requests_executed == [0, 1]
+    fee = vault.execution_fee()
+    m = keeper.metrics
+    assert (m.requests_executed, m.request_fees_total, m.request_reverts) == (2, 2 * fee, 0)
+    assert token.balanceOf(liquidator) == 2 * fee  # the executor's fees, in tokens
+    assert vault.balanceOf(lp) > shares_before and vault.escrowed_shares() == 0
+    assert token.balanceOf(vault) == 0  # nothing left in escrow
+    (result,) = keeper.on_block(chain.blocks.head.number)  # nothing pending any more
+    assert result.requests_executed == [] and keeper.metrics.requests_executed == 2
+
+
+def test_serve_requests__executed_by_someone_else__dropped_without_a_transaction(
+    vault, system, deployer, lp_requests, make_keeper, liquidator, rival
+):
+    keeper = make_keeper(liquidator, requests="always")
+    keeper.on_block(chain.blocks.head.number)  # both pending, neither executable
+    fresh_prices(system, deployer)
+    vault.execute_request(0, sender=rival)
+    vault.execute_request(1, sender=rival)
+    nonce = liquidator.nonce
+    (result,) = keeper.on_block(chain.blocks.head.number)
+    assert result.requests_executed == [] and liquidator.nonce == nonce
+    assert keeper.metrics.request_reverts == 0 and keeper._pending == set()
+
+
+def test_serve_requests__slippage_bound__counted_and_kept_for_later(
+    token, vault, system, deployer, book, fund, make_keeper, liquidator, lp
+):
+    amount = fund(lp, 1_000)
+    token.approve(vault, amount, sender=lp)
+    vault.request_deposit(amount, 2**200, sender=lp)  # asks for more shares than exist
+    fresh_prices(system, deployer)
+    keeper = make_keeper(liquidator, requests="always")
+    (result,) = keeper.on_block(chain.blocks.head.number)
+    assert result.requests_executed == [] and keeper.metrics.request_reverts == 1
+    assert keeper._pending == {0} and vault.requests(0).amount == amount
+
+
+@pytest.mark.parametrize(("request_gas", "executed"), [(10**12, []), (1, [0, 1])])
+def test_serve_requests__profitable_policy__fee_against_gas(
+    system, deployer, lp_requests, make_keeper, liquidator, request_gas, executed
+):
+    keeper = make_keeper(liquidator, requests="profitable", request_gas=request_gas, eth_usd=2_000)
+    fresh_prices(system, deployer)
+    (result,) = keeper.on_block(chain.blocks.head.number)
+    assert result.requests_executed == executed
+
+
+def test_serve_requests__off__left_alone(
+    vault, system, deployer, lp_requests, make_keeper, liquidator
+):
+    keeper = make_keeper(liquidator, requests="off")
+    fresh_prices(system, deployer)
+    nonce = liquidator.nonce
+    (result,) = keeper.on_block(chain.blocks.head.number)
+    assert result.requests_executed == [] and liquidator.nonce == nonce
+    assert vault.executable(0) and vault.executable(1)

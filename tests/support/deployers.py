@@ -153,6 +153,15 @@ def deploy_world(project: Any, accounts: Any) -> SimpleNamespace:
     )
 
 
+def close_book(w: SimpleNamespace) -> None:
+    """Close the world's two longs: no market has open interest, so the vault's instant
+    `add_liquidity` / `remove_liquidity` are open (with open interest only requests are)."""
+    for who in (w.trader, w.victim):
+        size, _ = w.ch.position(who, ETH)
+        w.ch.trade(ETH, -size, 0, sender=who)
+    assert not w.ch.pool_state().exposed
+
+
 def crash(w: SimpleNamespace) -> None:
     """Drop ETH so the world's victim (and only the victim) is liquidatable."""
     w.system.aggregators[ETH].set_price(CRASH_PRICE * 10**FEED_DECIMALS, sender=w.owner)

@@ -132,6 +132,20 @@ E_VAULT_ZERO = "vault: zero amount"
 E_STALE = "oracle: stale price"
 E_HEALTHY = "clearinghouse: account healthy"
 E_UNREACHABLE = "configurator: partial bound unreachable"
+E_EXPOSED = "vault: pool exposed"  # instant LP flows while a market has open interest
+E_NOT_PRICED = "vault: prices not updated"
+REQUEST_TIMEOUT = 86_400  # LPVault.REQUEST_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Request:
+    """An open LP request, as `LPVault.requests` keeps it."""
+
+    owner: str
+    is_deposit: bool
+    amount: int  # assets (deposit) or shares (withdrawal) in escrow
+    min_out: int
+    created: int  # block time of the request
 
 
 # ---- The deployed world (once per module) ----
@@ -196,6 +210,8 @@ def deploy_machine_world(project: Any, accounts: Any) -> World:
     for a in w.holders:
         w.token.approve(w.ch, MAX_UINT, sender=a)
         w.by_address[str(a.address)] = a
+    for a in w.lps:  # deposit requests escrow their tokens in the vault
+        w.token.approve(w.vault, MAX_UINT, sender=a)
     w.by_address[str(guardian.address)] = guardian
     w.snapshot = chain.provider.snapshot()
     return w
@@ -249,6 +265,8 @@ class MarginMachine(RuleBasedStateMachine):
         self.redeem_nav = self.debt = 0  # the pool's redemption value and account debt, likewise
         self.price_moved = False  # an oracle answer changed during this step
         self.stranger = False  # the current admin action comes from a non-owner
+        self.requests: dict[int, Request] = {}  # open LP requests by id
+        self.fee = int(w.vault.execution_fee())  # paid to a request's executor
 
     # ---- Plumbing ----
 
@@ -427,7 +445,18 @@ class MarginMachine(RuleBasedStateMachine):
         self.run(name, data)
 
     @rule(
-        name=st.sampled_from(["add_liquidity", "remove_liquidity", "settle_claim"]),
+        name=st.sampled_from(
+            [
+                "add_liquidity",
+                "remove_liquidity",
+                "settle_claim",
+                "request_deposit",
+                "request_withdrawal",
+                "execute_request",
+                "cancel_request",
+                "straddle_update",
+            ]
+        ),
         data=st.data(),
     )
     def liquidity(self, name: str, data: st.DataObject) -> None:
@@ -594,6 +623,8 @@ class MarginMachine(RuleBasedStateMachine):
         expect = E_VAULT_ZERO if amount == 0 else None
         if expect is None and self.m.paused:
             expect = "vault: paused"  # a paused pool takes no new capital; exits stay open
+        if expect is None and self.m.pool_state().exposed:
+            expect = E_EXPOSED  # the value moves with prices: only requests then
         if expect is None and shares is None:
             expect = "vault: pool insolvent"  # it owes more than it has: no buying its losses
         if expect is None and shares == 0:
@@ -628,6 +659,8 @@ class MarginMachine(RuleBasedStateMachine):
         expect = None
         if shares == 0:
             expect = E_VAULT_ZERO
+        elif self.m.pool_state().exposed:
+            expect = E_EXPOSED
         elif assets == 0:
             expect = "vault: zero assets"
         elif assets < floor:
@@ -646,6 +679,166 @@ class MarginMachine(RuleBasedStateMachine):
                 sent[1],
                 [("LiquidityRemoved", {"provider": a, "assets": assets, "shares": shares})],
             )
+
+    # ---- LP requests (two-step flows, executed after fresh prices) ----
+
+    def priced_at(self) -> int:
+        """`PoolState.priced_at`: the oldest price time among markets with open interest."""
+        times = [mk.updated_at for mk in self.m.markets if mk.long_oi or mk.short_oi]
+        return min(times) if times else MAX_UINT
+
+    def request(self, a: str, is_deposit: bool, amount: int, min_out: int) -> int | None:
+        """Send a request; on success the mirror moves what it escrows. Its id, or None."""
+        if is_deposit and amount:
+            self.mint(a, amount)
+        expect = None
+        if amount == 0:
+            expect = E_VAULT_ZERO
+        elif is_deposit and amount <= self.fee:
+            expect = "vault: below execution fee"
+        elif not is_deposit and amount > self.m.shares[a]:
+            expect = "erc20: transfer amount exceeds balance"
+        request_id = int(self.vault.request_count())
+        fn = self.vault.request_deposit if is_deposit else self.vault.request_withdrawal
+        sent = self.send(fn, amount, min_out, sender=a, expect=expect)
+        STATS[f"lp_request_{'ok' if sent else 'revert'}"] += 1
+        if not sent:
+            return None
+        if not is_deposit:
+            self.m.shares[a] -= amount
+        self.requests[request_id] = Request(a, is_deposit, amount, min_out, sent[0].timestamp)
+        return request_id
+
+    def execute(self, request_id: int, executor: str) -> bool:
+        """Execute a request, the mirror predicting the outcome exactly: the revert, or the
+        shares minted / assets paid at the net value now, the fee to the executor."""
+        r = self.requests.get(request_id)
+        ps = self.m.pool_state()
+        shares = assets = 0
+        expect = None
+        if r is None:
+            expect = "vault: no request"
+        elif ps.exposed and self.priced_at() <= r.created:
+            expect = E_NOT_PRICED
+        elif r.is_deposit:
+            shares = self.m.to_shares(r.amount - self.fee)
+            if self.m.paused:
+                expect = "vault: paused"
+            elif shares is None:
+                expect = "vault: pool insolvent"
+            elif shares == 0:
+                expect = "vault: zero shares"
+            elif shares < r.min_out:
+                expect = "vault: slippage"
+        else:
+            assets = self.m.to_assets(r.amount)
+            if assets <= self.fee:
+                expect = "vault: below execution fee"
+            elif assets - self.fee < r.min_out:
+                expect = "vault: slippage"
+            elif assets > self.m.free_liquidity():
+                expect = "vault: insufficient free liquidity"
+        sent = self.send(self.vault.execute_request, request_id, sender=executor, expect=expect)
+        STATS[f"lp_execute_{'ok' if sent else 'revert'}"] += 1
+        if not sent:
+            return False
+        del self.requests[request_id]
+        if r.is_deposit:
+            received = r.amount - self.fee
+            self.m.pool += received
+            self.m.supply += shares
+            self.m.shares[r.owner] += shares
+            want = [("LiquidityAdded", {"provider": r.owner, "assets": received, "shares": shares})]
+        else:
+            self.m.pool -= assets
+            self.m.supply -= r.amount
+            want = [
+                ("LiquidityRemoved", {"provider": r.owner, "assets": assets - self.fee}),
+                ("LiquidityRemoved", {"provider": executor, "assets": self.fee, "shares": 0}),
+            ]
+        self.check_events(sent[1], want)
+        return True
+
+    def refresh_all(self, dt: int) -> None:
+        """`dt` seconds on, every feed answers again at its current price."""
+        chain.pending_timestamp = chain.pending_timestamp + dt
+        for m, mk in enumerate(self.m.markets):
+            self.set_answer(m, mk.answer)
+
+    @action(who=LP, usd=LIQUIDITY_USD, min_shares=MIN_ASSETS)
+    def request_deposit(self, who: int, usd: int, min_shares: str) -> None:
+        self.step("request_deposit")
+        amount = usd * USDC
+        quote = self.m.to_shares(max(amount - self.fee, 0)) or 0
+        floor = {"none": 0, "exact": quote, "above": quote + 1}[min_shares]
+        self.request(self.lps[who], True, amount, floor)
+
+    @action(who=LP, bps=SHARE_BPS, extra=EXTRA_SHARE)
+    def request_withdrawal(self, who: int, bps: int, extra: int) -> None:
+        self.step("request_withdrawal")
+        a = self.lps[who]
+        self.request(a, False, self.m.shares[a] * bps // BPS + extra, 0)
+
+    @action(pick=EDGE_PICK, keeper=KEEPER, refresh=UP)
+    def execute_request(self, pick: int, keeper: int, refresh: bool) -> None:
+        """A keeper executes an open request (or an unknown id), often after fresh prices."""
+        self.step("execute_request")
+        ids = sorted(self.requests) or [int(self.vault.request_count())]
+        if refresh:
+            self.refresh_all(1)
+        self.execute(ids[pick % len(ids)], self.keepers[keeper])
+
+    @action(pick=EDGE_PICK, wait=UP, stranger=UP)
+    def cancel_request(self, pick: int, wait: bool, stranger: bool) -> None:
+        """The owner (or a stranger) cancels an open request, before or after the timeout."""
+        self.step("cancel_request")
+        if not self.requests:
+            return
+        request_id = sorted(self.requests)[pick % len(self.requests)]
+        r = self.requests[request_id]
+        if wait:
+            self.refresh_all(REQUEST_TIMEOUT)
+        caller = self.keepers[0] if stranger else r.owner
+        expect = None
+        if stranger:
+            expect = "vault: not request owner"
+        elif chain.pending_timestamp < r.created + REQUEST_TIMEOUT:
+            expect = "vault: request not timed out"
+        sent = self.send(self.vault.cancel_request, request_id, sender=caller, expect=expect)
+        STATS[f"lp_cancel_{'ok' if sent else 'revert'}"] += 1
+        if sent:
+            del self.requests[request_id]
+            if not r.is_deposit:
+                self.m.shares[r.owner] += r.amount
+
+    @action(who=LP, usd=LIQUIDITY_USD, deposit=UP, m=MARKET, up=UP, size_bps=JUMP_BPS)
+    def straddle_update(
+        self, who: int, usd: int, deposit: bool, m: int, up: bool, size_bps: int
+    ) -> None:
+        """Attack 2: an LP who sees a price update coming requests before it and executes
+        right after; the request is priced at the value the update set, so the LP's position
+        is worth no more than it paid (deposit) or is paid no more than its shares are worth
+        after the update (withdrawal)."""
+        self.step("straddle_update")
+        a = self.lps[who]
+        amount = usd * USDC if deposit else self.m.shares[a] // 2
+        request_id = self.request(a, deposit, amount, 0)
+        if request_id is None:
+            return
+        if self.m.pool_state().exposed:
+            self.execute(request_id, self.keepers[0])  # before the update: refused
+        self.move(m, size_bps if up else -size_bps)
+        self.refresh_all(1)
+        before = self.m.shares[a]
+        if not self.execute(request_id, self.keepers[1]):
+            return
+        STATS["straddles_executed"] += 1
+        if deposit:
+            # What the shares bought are worth at once: never more than was paid for them.
+            worth = self.m.to_assets(self.m.shares[a] - before)
+            assert worth <= amount - self.fee, ("a deposit straddling an update gained", worth)
+        # A withdrawal was paid the shares' value after the update, less the fee: `execute`
+        # compared the LiquidityRemoved event with the mirror's value at that moment.
 
     # ---- Prices and time ----
 
@@ -977,7 +1170,12 @@ class MarginMachine(RuleBasedStateMachine):
         ledgers = sum(collateral.values()) + pool.pool_assets + snap.insurance_fund
         assert snap.token_balance == ledgers, "conservation broken"
         outside = sum(acc.token_balance for acc in accs)
-        assert self.w.token.totalSupply() == outside + snap.token_balance
+        # The vault holds only what open requests escrowed: deposit tokens and LP shares.
+        escrow = self.w.token.balanceOf(self.vault)
+        assert escrow == sum(r.amount for r in self.requests.values() if r.is_deposit)
+        escrowed_shares = sum(r.amount for r in self.requests.values() if not r.is_deposit)
+        assert self.vault.balanceOf(self.vault) == self.vault.escrowed_shares() == escrowed_shares
+        assert self.w.token.totalSupply() == outside + snap.token_balance + escrow
         assert pool.total_debt == sum(-c for c in collateral.values() if c < 0)
         # `priced_at` is a block time, which the mirror does not keep.
         assert replace(pool, priced_at=0) == m.pool_state(), "pool_state differs from the mirror"

@@ -54,11 +54,23 @@ interface IEngine:
 MAX_TRADING_FEE_BPS: constant(uint256) = 500  # 5%: bound on any market's trading fee
 MAX_MIN_KEEPER_REWARD: constant(uint256) = 1_000  # whole tokens: bound on the minimum reward
 MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notional, at most 100%
+SETTLE_DELAY: constant(uint256) = 86_400  # seconds between proposing a settlement and making it
+SETTLE_BAND_BPS: constant(uint256) = 1_000  # a settlement price within 10% of the last valid one
+
+
+interface ISettlement:
+    def replaces() -> address: view
+
+
+struct Settlement:
+    feed: address  # the SettledPriceFeed proposed
+    eta: uint256  # when `settle_market` may make it the market's feed
 
 
 # ---- Storage ----
 
 engine: public(address)  # the Clearinghouse this configures; set once by `bind`
+settlements: public(HashMap[uint256, Settlement])  # pending settlement of a dead market
 
 
 # ---- Events (the same names and fields the engine emitted before) ----
@@ -100,6 +112,24 @@ event PoolReserveUpdated:
 
 event GuardianUpdated:
     guardian: indexed(address)
+
+
+event SettlementProposed:
+    market_id: indexed(uint256)
+    feed: address  # the SettledPriceFeed
+    price: uint256  # its price, WAD
+    last_price: uint256  # the dead feed's last valid price, WAD
+    eta: uint256  # settle_market from this time on
+
+
+event SettlementCancelled:
+    market_id: indexed(uint256)
+
+
+event MarketSettled:
+    market_id: indexed(uint256)
+    feed: address
+    price: uint256
 
 
 event PauseChanged:
@@ -296,6 +326,77 @@ def set_market_feed(market_id: uint256, feed: address):
     log MarketFeedUpdated(market_id=market_id, feed=feed)
 
 
+# ---- Dead markets ----
+
+
+@external
+def propose_settlement(market_id: uint256, feed: address):
+    """
+    @notice Propose a final price for a market whose feed is past its stale window (owner):
+            `feed` is a SettledPriceFeed naming the market's feed in `replaces`, priced
+            within SETTLE_BAND_BPS of that feed's last valid price. Anyone may make it the
+            market's feed SETTLE_DELAY later (`settle_market`), so traders and LPs see it
+            coming; the owner may cancel it before.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    current: address = self._dead_feed(e, market_id)
+    assert staticcall ISettlement(feed).replaces() == current, "configurator: settles another feed"
+    self._check_feed(feed)
+    last: uint256 = (staticcall IPriceFeed(current).price_data())[0]
+    assert last != 0, "configurator: no last price"
+    price: uint256 = staticcall IPriceFeed(feed).latest_price()
+    assert price * k.BPS >= last * (k.BPS - SETTLE_BAND_BPS), "configurator: outside settle band"
+    assert price * k.BPS <= last * (k.BPS + SETTLE_BAND_BPS), "configurator: outside settle band"
+    eta: uint256 = block.timestamp + SETTLE_DELAY
+    self.settlements[market_id] = Settlement(feed=feed, eta=eta)
+    log SettlementProposed(market_id=market_id, feed=feed, price=price, last_price=last, eta=eta)
+
+
+@external
+def cancel_settlement(market_id: uint256):
+    """
+    @notice Drop a pending settlement (owner).
+    """
+    ownable._check_owner()
+    assert self.settlements[market_id].feed != empty(address), "configurator: no settlement"
+    self.settlements[market_id] = empty(Settlement)
+    log SettlementCancelled(market_id=market_id)
+
+
+@external
+def settle_market(market_id: uint256):
+    """
+    @notice Make a proposed settlement the market's feed, once SETTLE_DELAY has passed and
+            while its old feed is still past its stale window (anyone). The market takes no
+            new risk from then on (maximum open interest 0: only reductions); its positions
+            keep the settlement price until their owners close them or they are liquidated.
+    """
+    s: Settlement = self.settlements[market_id]
+    assert s.feed != empty(address), "configurator: no settlement"
+    assert block.timestamp >= s.eta, "configurator: settlement delay"
+    e: address = self._bound()
+    self._dead_feed(e, market_id)
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    self.settlements[market_id] = empty(Settlement)
+    self._store(
+        e,
+        market_id,
+        s.feed,
+        m.initial_margin_bps,
+        m.maintenance_margin_bps,
+        m.liquidation_fee_bps,
+        m.trading_fee_bps,
+        codec._pack_limits(0, m.min_position_notional),
+    )
+    price: uint256 = staticcall IPriceFeed(s.feed).latest_price()
+    log MarketFeedUpdated(market_id=market_id, feed=s.feed)
+    log MarketLimitsUpdated(
+        market_id=market_id, max_open_interest=0, min_position_notional=m.min_position_notional
+    )
+    log MarketSettled(market_id=market_id, feed=s.feed, price=price)
+
+
 # ---- Engine-wide parameters ----
 
 
@@ -408,6 +509,16 @@ def _store(
         ),
         limits,
     )
+
+
+@view
+@internal
+def _dead_feed(e: address, market_id: uint256) -> address:
+    # The market's feed, which must have no mark at all (past its stale window).
+    feed: address = self._market(e, market_id).feed
+    dead: bool = staticcall IPriceFeed(feed).mark(True) == 0
+    assert dead and staticcall IPriceFeed(feed).mark(False) == 0, "configurator: market not dead"
+    return feed
 
 
 @view

@@ -11,6 +11,13 @@
         the lending losses of the LUNA crash), and, when an L2 sequencer-uptime
         feed is configured, while the sequencer is down or within the grace
         period after it came back.
+
+        A feed that only stops updating freezes nothing: for `stale_window` seconds
+        past `max_staleness` (or while the sequencer is down) its last valid price is
+        still used, moved `stale_haircut_bps` against whoever is judged: against the
+        position when an account's health is judged (`mark`), against the LPs when the
+        pool's value is judged (`pool_marks`). Trades at that price are never allowed
+        (`latest_price` still reverts). Past the window the market needs settlement.
 @custom:security Every parameter is immutable: a change of feed or bounds is a
         new adapter, set on the market by the owner (and logged there). Reads
         cost no storage slot of this contract, only the aggregator's.
@@ -23,6 +30,10 @@ implements: IPriceFeed
 
 WAD_DECIMALS: constant(uint8) = 18  # decimals of the price this adapter returns
 MAX_FEED_DECIMALS: constant(uint8) = 36  # largest aggregator precision accepted
+BPS: constant(uint256) = 10_000
+MAX_HAIRCUT_BPS: constant(uint256) = 5_000  # a stale mark moves at most 50%
+# Prices above this are not marked (the engine's own bound, 2**128 - 1, is far below it).
+MAX_MARKED: constant(uint256) = max_value(uint256) // (2 * BPS)
 
 aggregator: public(immutable(address))  # Chainlink AggregatorV3 (or the mock)
 feed_decimals: public(immutable(uint8))  # aggregator's `decimals()`, read once at deploy
@@ -31,6 +42,8 @@ min_answer: public(immutable(int256))  # floor, in aggregator units: answers <= 
 max_answer: public(immutable(int256))  # ceiling, in aggregator units: answers >= it rejected
 sequencer_feed: public(immutable(address))  # L2 sequencer-uptime feed; empty = none
 sequencer_grace_period: public(immutable(uint256))  # seconds after the sequencer is back
+stale_window: public(immutable(uint256))  # seconds past max_staleness with conservative marks
+stale_haircut_bps: public(immutable(uint256))  # how far those marks move against the judged
 # @dev WAD = answer * scale_up / scale_down; one of the two is 1.
 scale_up: immutable(uint256)  # 10**(18 - decimals) when decimals <= 18, else 1
 scale_down: immutable(uint256)  # 10**(decimals - 18) when decimals > 18, else 1
@@ -44,6 +57,8 @@ def __init__(
     max_answer_: int256,
     sequencer_feed_: address,
     sequencer_grace_period_: uint256,
+    stale_window_: uint256,
+    stale_haircut_bps_: uint256,
 ):
     """
     @param aggregator_ The Chainlink-style aggregator to read.
@@ -52,6 +67,9 @@ def __init__(
     @param max_answer_ Ceiling in aggregator units (> floor); answers at or above it revert.
     @param sequencer_feed_ L2 sequencer-uptime feed, or empty(address) on L1/local.
     @param sequencer_grace_period_ Seconds to wait after the sequencer comes back up.
+    @param stale_window_ Seconds past `max_staleness_` during which the last valid price
+           is still used for conservative marks (0: none, a stale feed stops its market).
+    @param stale_haircut_bps_ How far a conservative mark moves (<= 5,000 bps).
     """
     assert aggregator_ != empty(address), "oracle: zero aggregator"
     assert max_staleness_ > 0, "oracle: zero staleness"
@@ -59,6 +77,7 @@ def __init__(
     assert max_answer_ > min_answer_ + 1, "oracle: ceiling below floor"
     d: uint8 = staticcall IAggregatorV3(aggregator_).decimals()
     assert d <= MAX_FEED_DECIMALS, "oracle: too many decimals"
+    assert stale_haircut_bps_ <= MAX_HAIRCUT_BPS, "oracle: haircut too large"
 
     aggregator = aggregator_
     feed_decimals = d
@@ -67,6 +86,8 @@ def __init__(
     max_answer = max_answer_
     sequencer_feed = sequencer_feed_
     sequencer_grace_period = sequencer_grace_period_
+    stale_window = stale_window_
+    stale_haircut_bps = stale_haircut_bps_
     up: uint256 = 1
     down: uint256 = 1
     if d <= WAD_DECIMALS:
@@ -113,9 +134,60 @@ def price_data() -> (uint256, uint256, bool):
             answer's update time, ok). `ok` is false when `latest_price` would revert, and
             the price is then 0 whenever the answer itself is unusable (non-positive,
             incomplete, from the future, out of bounds, too large); a valid answer that is
-            only stale, or read while the sequencer is down, keeps its last price, so the
-            engine can mark it conservatively.
+            only stale, or read while the sequencer is down, keeps its last price.
     """
+    return self._data()
+
+
+@view
+@external
+def mark(long: bool) -> uint256:
+    """
+    @notice The price an account's position is judged at (WAD): the price when fresh;
+            within the stale window, the last valid price moved `stale_haircut_bps`
+            against the position (down for a long, up for a short, each rounded against
+            it); 0 when there is none (past the window, or no usable answer: then
+            `latest_price` says why).
+    """
+    price: uint256 = 0
+    updated_at: uint256 = 0
+    fresh: bool = False
+    price, updated_at, fresh = self._data()
+    if fresh:
+        return price
+    if not self._in_window(price, updated_at):
+        return 0
+    if long:
+        return self._down(price)
+    return self._up(price)
+
+
+@view
+@external
+def pool_marks() -> (uint256, uint256, uint256, bool):
+    """
+    @notice The prices the pool's value is judged at, against the LPs: (the longs'
+            price, the shorts' price, priced at, ok). Fresh: the price twice and its update
+            time. Within the stale window: the longs marked up and the shorts down (their
+            profit at its largest, their loss at its smallest), priced now (a conservative
+            mark waits for no update). Otherwise (0, 0, update time, false).
+    """
+    price: uint256 = 0
+    updated_at: uint256 = 0
+    fresh: bool = False
+    price, updated_at, fresh = self._data()
+    if fresh:
+        return price, price, updated_at, True
+    if not self._in_window(price, updated_at):
+        return 0, 0, updated_at, False
+    return self._up(price), self._down(price), block.timestamp, True
+
+
+@view
+@internal
+def _data() -> (uint256, uint256, bool):
+    # (price, update time, fresh): price 0 when the answer is unusable; a usable answer
+    # that is stale or read while the sequencer is down keeps its price, not fresh.
     answer: int256 = 0
     updated_at: uint256 = 0
     complete: bool = False
@@ -134,6 +206,30 @@ def price_data() -> (uint256, uint256, bool):
     if sequencer_feed != empty(address) and fresh:
         fresh = self._sequencer_up()
     return price, updated_at, fresh
+
+@view
+@internal
+def _in_window(price: uint256, updated_at: uint256) -> bool:
+    # A valid last price (the answer is usable, only stale or read while the sequencer is
+    # down) no older than the heartbeat plus the window. `_data` returns a zero price for an
+    # unusable answer and checked updated_at <= block.timestamp for a usable one.
+    return (
+        price != 0
+        and price <= MAX_MARKED
+        and unsafe_sub(block.timestamp, updated_at) <= max_staleness + stale_window
+    )
+
+
+@view
+@internal
+def _down(price: uint256) -> uint256:
+    return price * (BPS - stale_haircut_bps) // BPS
+
+
+@view
+@internal
+def _up(price: uint256) -> uint256:
+    return (price * (BPS + stale_haircut_bps) + BPS - 1) // BPS
 
 
 @view

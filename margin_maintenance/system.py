@@ -28,6 +28,10 @@ class MarketParams:
     max_open_interest_units: int = 1_000_000  # whole base units per side
     min_position_notional_usd: int = 10
     heartbeat_s: int = 3_600
+    # A feed past its heartbeat freezes nothing for this long: its last price is used,
+    # moved `stale_haircut_bps` against whoever is judged (PriceFeed.mark / pool_marks).
+    stale_window_s: int = 7_200
+    stale_haircut_bps: int = 500
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,15 @@ def deploy_system(
             FEED_DECIMALS, f"{base} / USD", feed_answer(m.price_usd), sender=deployer
         )
         feed = project.PriceFeed.deploy(
-            agg, m.heartbeat_s, 0, 2**255 - 1, ZERO_ADDRESS, 0, sender=deployer
+            agg,
+            m.heartbeat_s,
+            0,
+            2**255 - 1,
+            ZERO_ADDRESS,
+            0,
+            m.stale_window_s,
+            m.stale_haircut_bps,
+            sender=deployer,
         )
         tx = cfg.add_market(
             feed,

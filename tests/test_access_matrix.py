@@ -28,13 +28,16 @@ from typing import Any
 import ape
 import pytest
 from support.constants import (
+    BTC,
     ETH,
+    HEARTBEAT,
     IM_BPS,
     LIQ_FEE_BPS,
     MAX_UINT,
     MM_BPS,
     NOT_CONFIGURATOR,
     NOT_OWNER,
+    STALE_WINDOW,
     TRADE_FEE_BPS,
     USDC,
     WAD,
@@ -128,6 +131,43 @@ def _check_paused(w, who, tx, before):
 
 def _check_unpaused(w, who, tx, before):
     assert not w.ch.paused()
+
+
+def _eth_later(w, dt: int) -> None:
+    """`dt` seconds later ETH answers again (BTC stays silent)."""
+    ape.chain.pending_timestamp = ape.chain.pending_timestamp + dt
+    agg = w.system.aggregators[ETH]
+    agg.set_price(agg.latestRoundData()[1], sender=w.owner)
+
+
+def _dead_btc(w, who):
+    """BTC past its heartbeat and stale window (ETH answers again), and a settlement price
+    for it at its last valid price: `w.settled`."""
+    _eth_later(w, HEARTBEAT + STALE_WINDOW + 10)
+    last = w.system.feeds[BTC].price_data()[0]
+    w.settled = ape.project.SettledPriceFeed.deploy(last, w.system.feeds[BTC], sender=w.owner)
+
+
+def _proposed(w, who):
+    _dead_btc(w, who)
+    w.cfg.propose_settlement(BTC, w.settled, sender=w.owner)
+
+
+def _proposed_and_due(w, who):
+    _proposed(w, who)
+    _eth_later(w, 86_400)  # the settlement delay later; BTC still silent
+
+
+def _check_proposed(w, who, tx, before):
+    assert w.cfg.settlements(BTC).feed == w.settled.address
+
+
+def _check_cancelled(w, who, tx, before):
+    assert w.cfg.settlements(BTC).feed == ZERO_ADDRESS
+
+
+def _check_settled(w, who, tx, before):
+    assert w.ch.market(BTC).feed == w.settled.address
 
 
 def _check_transfer(w, who, tx, before):
@@ -272,6 +312,30 @@ ROWS: dict[str, Row] = {
         NOT_OWNER,
         check=_check_limits,
     ),
+    "propose_settlement": Row(
+        "cfg",
+        lambda w, who: (BTC, w.settled),
+        only("owner"),
+        NOT_OWNER,
+        arrange=_dead_btc,
+        check=_check_proposed,
+    ),
+    "cancel_settlement": Row(
+        "cfg",
+        lambda w, who: (BTC,),
+        only("owner"),
+        NOT_OWNER,
+        arrange=_proposed,
+        check=_check_cancelled,
+    ),  # fmt: skip
+    "settle_market": Row(
+        "cfg",
+        lambda w, who: (BTC,),
+        everyone(),
+        "",
+        arrange=_proposed_and_due,
+        check=_check_settled,
+    ),  # fmt: skip
     "set_market_feed": Row(
         "cfg",
         lambda w, who: (ETH, w.system.feeds[1]),

@@ -19,6 +19,7 @@ from support.constants import (
     FEED_DECIMALS,
     HEARTBEAT,
     MAX_UINT,
+    STALE_WINDOW,
     TOKEN_SCALE,
     TRADE_FEE_BPS,
     USDC,
@@ -395,8 +396,8 @@ def underwater(ch, deposit, seeded_pool, open_position, set_price, trader, trade
 def test_trade_and_liquidate__bad_oracle_answer__revert_with_oracle_reason_nothing_lost(
     ch, token, underwater, eth_agg, deployer, trader, trader2, liquidator, lp, chain, bad, reason
 ):
-    if bad == "stale":
-        chain.pending_timestamp += HEARTBEAT + 1
+    if bad == "stale":  # past the stale window too: no conservative mark left
+        chain.pending_timestamp += HEARTBEAT + STALE_WINDOW + 1
         chain.mine()
         reason = "oracle: stale price"
     else:
@@ -410,8 +411,10 @@ def test_trade_and_liquidate__bad_oracle_answer__revert_with_oracle_reason_nothi
         ch.trade(ETH, -(WAD // 10), 0, sender=trader2)  # closing needs a price too
     with ape.reverts(reason):
         ch.liquidate(trader, sender=liquidator)
-    with ape.reverts(reason):
-        ch.liquidate_many([trader, trader2], sender=liquidator)
+    # A batch never reverts for an unpriceable entry: each is skipped, with an event.
+    tx = ch.liquidate_many([trader, trader2], sender=liquidator)
+    skipped = [log.account for log in tx.decode_logs(ch.LiquidationSkipped)]
+    assert skipped == [trader.address, trader2.address]
     with ape.reverts(reason):
         ch.withdraw(1 * USDC, sender=trader2)  # margin is checked against the price
     with ape.reverts(reason):
@@ -427,11 +430,11 @@ def test_trade_and_liquidate__bad_oracle_answer__revert_with_oracle_reason_nothi
     assert not ch.is_liquidatable(trader)
 
 
-def test_liquidate__answer_older_than_heartbeat__reverts_stale(
+def test_liquidate__answer_older_than_heartbeat_and_window__reverts_stale(
     ch, underwater, eth_agg, deployer, liquidator, trader, chain
 ):
     now = chain.blocks.head.timestamp
-    eth_agg.set_answer_at(answer(1_800), now - HEARTBEAT - 5, sender=deployer)
+    eth_agg.set_answer_at(answer(1_800), now - HEARTBEAT - STALE_WINDOW - 5, sender=deployer)
 
     with ape.reverts("oracle: stale price"):
         ch.liquidate(trader, sender=liquidator)

@@ -183,6 +183,8 @@ def tester(build_dir, tmp_path_factory):
             2**255 - 1,
             ZERO_ADDRESS,
             0,
+            m.stale_window_s,
+            m.stale_haircut_bps,
         )
         receipt = send(
             w3,

@@ -29,6 +29,7 @@ from support.constants import (
     MAX_UINT,
     MIN_NOTIONAL_USD,
     MM_BPS,
+    STALE_WINDOW,
     TRADE_FEE_BPS,
     WAD,
 )
@@ -620,12 +621,14 @@ def test_trade__stale_price__reverts(
     assert_conserved(ch, token, everyone)
 
 
-def test_trade__other_leg_stale__reverts(ch, chain, deposit, seeded_pool, trader, set_price):
+def test_trade__other_leg_past_stale_window__reverts(
+    ch, chain, deposit, seeded_pool, trader, set_price
+):
     deposit(trader, 1_000)
     buy(ch, trader, BTC, WAD // 100)
-    chain.pending_timestamp = chain.pending_timestamp + HEARTBEAT + 10
+    chain.pending_timestamp = chain.pending_timestamp + HEARTBEAT + STALE_WINDOW + 10
     chain.mine()
-    set_price(ETH, ETH_PRICE)  # only ETH is fresh; the BTC leg cannot be marked
+    set_price(ETH, ETH_PRICE)  # only ETH is fresh; the BTC leg cannot be marked at all
 
     with ape.reverts("oracle: stale price"):
         buy(ch, trader, ETH, WAD)

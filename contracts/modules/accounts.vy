@@ -36,6 +36,7 @@ struct AccountState:
     maintenance: uint256  # maintenance requirement, rounded up
     liq_fee: uint256  # liquidation fee on every position's full notional, rounded up
     legs: DynArray[Leg, k.MAX_POSITIONS]
+    unpriced: bool  # (liquidate_many only) a market has no price, not even a stale mark
 
 
 account_markets: HashMap[address, uint256]  # packed market list, see codec
@@ -107,7 +108,10 @@ def _load_known(
     @dev Every open position of `account` marked at the oracle: equity and requirements.
          `known_price` is used for market `known_id` instead of a second feed call. A
          `known_id` of MAX_MARKETS + batch (liquidate_many) means no known market, and
-         prices already read in that batch come from the price cache.
+         prices already read in that batch come from the price cache. Each position is
+         marked by its feed's `mark`: the price, or within a stale feed's window a price
+         moved against the position. A market with no mark at all reverts with the feed's
+         reason, except in a batch, which flags the account `unpriced` (skipped).
     """
     st: AccountState = empty(AccountState)
     st.collateral = ledger.collateral[account]
@@ -123,9 +127,12 @@ def _load_known(
         if market_id != known_id:
             feed: address = convert(cfg & codec.MASK160, address)
             if known_id <= k.MAX_MARKETS:
-                price = staticcall IPriceFeed(feed).latest_price()
+                price = staticcall IPriceFeed(feed).mark(size > 0)
+                if price == 0:  # past the stale window, or no usable answer: say why
+                    price = staticcall IPriceFeed(feed).latest_price()
             else:
-                price = markets._batch_price(market_id, feed, known_id - k.MAX_MARKETS)
+                price = markets._batch_price(market_id, feed, known_id - k.MAX_MARKETS, size > 0)
+                st.unpriced = st.unpriced or price == 0
         # Every price the engine accounts with fits what a position stores (the packing and
         # the unchecked maths rely on it), wherever it is read: not only in `trade`.
         assert price <= k.MAX_PRICE, "clearinghouse: price overflow"

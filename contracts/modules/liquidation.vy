@@ -199,9 +199,12 @@ def _liquidate(
     """
     st: acct.AccountState = acct._load_known(account, k.MAX_MARKETS + batch, 0)
     n: uint256 = len(st.legs)
+    if st.unpriced:  # a batch entry one of whose markets has no mark: skipped, not reverted
+        log IClearinghouse.LiquidationSkipped(account=account)
+        return 0, False, pool_, insurance_
     if batch != 0:
         for leg: acct.Leg in st.legs:  # remembered for the rest of the batch (<= MAX_PRICE)
-            markets._remember_price(leg.market_id, batch, leg.price)
+            markets._remember_price(leg.market_id, batch, leg.price, leg.size > 0)
     if n == 0 or st.equity >= convert(st.maintenance, int256):
         return 0, False, pool_, insurance_
 

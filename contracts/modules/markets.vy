@@ -29,7 +29,9 @@ market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see code
 market_entry_sum: HashMap[uint256, uint256[2]]
 ENTRY_SUM_BASE: constant(uint256) = 1
 paused: public(bool)  # new risk (open, increase, new LP capital) blocked
-price_cache: transient(HashMap[uint256, uint256])  # market -> batch << 128 | price read in it
+# market * 2 + (1 for a long) -> batch << 128 | the mark read in that batch (a stale feed
+# marks longs and shorts apart)
+price_cache: transient(HashMap[uint256, uint256])
 price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
 
 
@@ -130,20 +132,23 @@ def _entry_value(size: uint256, entry: uint256) -> uint256:
 def _market_trader_pnl(market_id: uint256, price: uint256) -> int256:
     long_pnl: int256 = 0
     short_pnl: int256 = 0
-    long_pnl, short_pnl = self._side_pnls(market_id, self.market_oi[market_id], price)
+    long_pnl, short_pnl = self._side_pnls(market_id, self.market_oi[market_id], price, price)
     return long_pnl + short_pnl
 
 
 @view
 @internal
-def _side_pnls(market_id: uint256, oi: uint256, price: uint256) -> (int256, int256):
+def _side_pnls(
+    market_id: uint256, oi: uint256, long_price: uint256, short_price: uint256
+) -> (int256, int256):
     """
-    @dev Unrealised PnL of the market's longs and of its shorts at `price`, token units,
-         each truncated towards zero (the sums are below 2**200: no overflow).
+    @dev Unrealised PnL of the market's longs at `long_price` and of its shorts at
+         `short_price`, token units, each truncated towards zero (the sums are below
+         2**200: no overflow).
     """
     scale: int256 = convert(ledger.token_scale, int256)
-    long_value: int256 = convert(codec._oi_long(oi) * price // k.WAD, int256)
-    short_value: int256 = convert(codec._oi_short(oi) * price // k.WAD, int256)
+    long_value: int256 = convert(codec._oi_long(oi) * long_price // k.WAD, int256)
+    short_value: int256 = convert(codec._oi_short(oi) * short_price // k.WAD, int256)
     long_entry: int256 = convert(self.market_entry_sum[market_id][0] - ENTRY_SUM_BASE, int256)
     short_entry: int256 = convert(self.market_entry_sum[market_id][1] - ENTRY_SUM_BASE, int256)
     long_pnl: int256 = (long_value - long_entry) // scale
@@ -160,7 +165,9 @@ def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256, uint256)
          trader loss, the oldest price time among markets with open interest, or
          max_value(uint256) when there is none). Profit and loss are netted neither across
          markets nor between a market's longs and shorts, so no winner is ever offset by a
-         loser whose loss may never be collected.
+         loser whose loss may never be collected. A stale feed within its window marks the
+         longs up and the shorts down (`pool_marks`), priced now; past it the pool has no
+         value until the market is settled ("clearinghouse: market unpriced").
     """
     reserve: uint256 = 0
     owed: uint256 = 0
@@ -171,18 +178,21 @@ def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256, uint256)
         if oi == 0:
             continue
         feed: address = codec._market_feed(self.market_config[market_id])
-        price: uint256 = 0
+        long_price: uint256 = 0
+        short_price: uint256 = 0
         updated: uint256 = 0
         ok: bool = False
-        price, updated, ok = staticcall IPriceFeed(feed).price_data()
+        long_price, short_price, updated, ok = staticcall IPriceFeed(feed).pool_marks()
         assert ok, "clearinghouse: market unpriced"
-        assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
+        # The longs' price is the higher one: the bound and the reserve (on the larger
+        # notional) are taken at it.
+        assert long_price <= k.MAX_PRICE, "clearinghouse: price overflow"
         priced_at = min(priced_at, updated)
         gross: uint256 = codec._oi_long(oi) + codec._oi_short(oi)
-        reserve += mm._bps_up(mm._notional_up(gross, price, ledger.token_scale), reserve_bps)
+        reserve += mm._bps_up(mm._notional_up(gross, long_price, ledger.token_scale), reserve_bps)
         long_pnl: int256 = 0
         short_pnl: int256 = 0
-        long_pnl, short_pnl = self._side_pnls(market_id, oi, price)
+        long_pnl, short_pnl = self._side_pnls(market_id, oi, long_price, short_price)
         for pnl: int256 in [long_pnl, short_pnl]:
             if pnl > 0:
                 owed += convert(pnl, uint256) + 1  # + 1: the aggregate truncates towards zero
@@ -207,20 +217,22 @@ def _mark(market_id: uint256) -> uint256:
 
 @view
 @internal
-def _batch_price(market_id: uint256, feed: address, batch: uint256) -> uint256:
+def _batch_price(market_id: uint256, feed: address, batch: uint256, long: bool) -> uint256:
     """
-    @dev The feed's price, or the one already read in `liquidate_many` call `batch`.
+    @dev The feed's mark for a long or a short, or the one already read in
+         `liquidate_many` call `batch`.
     """
-    cached: uint256 = self.price_cache[market_id]
+    cached: uint256 = self.price_cache[market_id * 2 + convert(long, uint256)]
     if cached >> 128 == batch:
         return cached & codec.MASK128
-    return staticcall IPriceFeed(feed).latest_price()
+    return staticcall IPriceFeed(feed).mark(long)
 
 
 @internal
-def _remember_price(market_id: uint256, batch: uint256, price: uint256):
-    if self.price_cache[market_id] >> 128 != batch:
-        self.price_cache[market_id] = (batch << 128) | price
+def _remember_price(market_id: uint256, batch: uint256, price: uint256, long: bool):
+    slot: uint256 = market_id * 2 + convert(long, uint256)
+    if self.price_cache[slot] >> 128 != batch:
+        self.price_cache[slot] = (batch << 128) | price
 
 
 @internal

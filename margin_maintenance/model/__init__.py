@@ -33,6 +33,7 @@ from .margin import (
     pnl,
     unpack_position,
 )
+from .oracle import account_mark, mark_down, mark_up, pool_marks
 from .pool import (
     PoolState,
     deposit_nav,
@@ -44,6 +45,10 @@ from .pool import (
 )
 
 __all__ = [
+    "account_mark",
+    "mark_down",
+    "mark_up",
+    "pool_marks",
     "backed",
     "BPS",
     "MAX_POSITIONS",

@@ -16,6 +16,7 @@ from .constants import WAD
 from .liquidation import LiquidationParams, backed, keeper_reward, liquidate, plan
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
+from .oracle import account_mark, pool_marks
 from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
 
 
@@ -63,10 +64,20 @@ class MarketModel:
     short_oi: int = 0
     long_entry: int = 0  # sum of |size| * entry / WAD over the longs
     short_entry: int = 0  # the same over the shorts
+    stale: bool = False  # past its heartbeat, within its stale window: conservative marks
+    haircut_bps: int = 0  # the feed's stale_haircut_bps
 
     @property
     def price(self) -> int:
         return self.answer * self.price_scale
+
+    def mark(self, long: bool) -> int:
+        """`PriceFeed.mark`: what a long or a short position is judged at."""
+        return account_mark(self.price, self.haircut_bps, long, self.stale)
+
+    def pool_marks(self) -> tuple[int, int]:
+        """`PriceFeed.pool_marks` prices: the longs', the shorts'."""
+        return pool_marks(self.price, self.haircut_bps, self.stale)
 
 
 @dataclass
@@ -120,12 +131,13 @@ class Mirror:
         for m in self.order[a]:
             size, entry = self.positions[a][m]
             mk = self.markets[m]
-            n = notional_up(abs(size), mk.price, self.token_scale)
-            eq += pnl(size, entry, mk.price, self.token_scale)
+            price = mk.mark(size > 0)
+            n = notional_up(abs(size), price, self.token_scale)
+            eq += pnl(size, entry, price, self.token_scale)
             initial += bps_up(n, mk.im)
             maint += bps_up(n, mk.mm)
             fee += bps_up(n, mk.liq)
-            legs.append(Leg(m, size, entry, mk.price, n))
+            legs.append(Leg(m, size, entry, price, n))
         return AccountView(c, eq, initial, maint, fee, legs)
 
     def total_claims(self) -> int:
@@ -202,11 +214,13 @@ class Mirror:
                 self.order[a].append(m)
             self.positions[a][m] = (size, entry)
 
-    def side_pnls(self, m: int) -> tuple[int, int]:
-        """`markets._side_pnls`: the longs' and the shorts' unrealised PnL, token units."""
+    def side_pnls(self, m: int, prices: tuple[int, int] | None = None) -> tuple[int, int]:
+        """`markets._side_pnls`: the longs' and the shorts' unrealised PnL, token units, at
+        (the longs' price, the shorts' price), by default the market's price."""
         mk = self.markets[m]
-        long_pnl = vdiv(mk.long_oi * mk.price // WAD - mk.long_entry, self.token_scale)
-        short_pnl = vdiv(mk.short_entry - mk.short_oi * mk.price // WAD, self.token_scale)
+        long_price, short_price = prices or (mk.price, mk.price)
+        long_pnl = vdiv(mk.long_oi * long_price // WAD - mk.long_entry, self.token_scale)
+        short_pnl = vdiv(mk.short_entry - mk.short_oi * short_price // WAD, self.token_scale)
         return long_pnl, short_pnl
 
     def market_trader_pnl(self, m: int) -> int:
@@ -220,8 +234,9 @@ class Mirror:
             if mk.long_oi == 0 and mk.short_oi == 0:
                 continue
             gross = mk.long_oi + mk.short_oi
-            reserve += bps_up(notional_up(gross, mk.price, self.token_scale), self.reserve_bps)
-            for side_pnl in self.side_pnls(m):
+            marks = mk.pool_marks()  # the longs' price is the higher: the reserve is at it
+            reserve += bps_up(notional_up(gross, marks[0], self.token_scale), self.reserve_bps)
+            for side_pnl in self.side_pnls(m, marks):
                 if side_pnl > 0:
                     owed += side_pnl + 1  # the aggregate truncates towards zero
                 else:

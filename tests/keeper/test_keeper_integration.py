@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from ape import chain
-from support.constants import BTC, ETH, HEARTBEAT
+from support.constants import BTC, ETH, HEARTBEAT, STALE_WINDOW
 from support.deployers import engine_ledger_total
 
 from margin_maintenance.keeper.core import IterationResult, Keeper, index_scope
@@ -253,7 +253,8 @@ def test_stale_market__other_accounts_still_read_and_liquidated(
     keeper = make_keeper(liquidator)
     set_price(ETH, CRASH_PRICE)
     now = chain.blocks.head.timestamp
-    btc_agg.set_answer_at(60_000 * 10**8, now - HEARTBEAT - 1, sender=deployer)  # BTC stale
+    # BTC past its heartbeat and its stale window: its accounts cannot be read at all.
+    btc_agg.set_answer_at(60_000 * 10**8, now - HEARTBEAT - STALE_WINDOW - 1, sender=deployer)
     (result,) = keeper.on_block(chain.blocks.head.number)
     assert result.read_error and "1 account(s) unreadable" in result.read_error
     assert set(result.liquidated) == addresses(book["doomed"])
@@ -265,7 +266,7 @@ def test_all_prices_stale__iteration_skipped_not_raised(
 ):
     keeper = make_keeper(liquidator)
     set_price(ETH, CRASH_PRICE)
-    warp(chain.blocks.head.timestamp + HEARTBEAT + 10)
+    warp(chain.blocks.head.timestamp + HEARTBEAT + STALE_WINDOW + 10)
     (result,) = keeper.on_block(chain.blocks.head.number)
     assert result.read_error and "stale" in result.read_error
     assert result.tx_hashes == [] and keeper.metrics.read_errors == 1

@@ -53,11 +53,22 @@ def deploy_feed(
     max_answer: int = 2**255 - 1,
     sequencer: Any | None = None,
     grace: int = 0,
+    stale_window: int = 0,
+    stale_haircut_bps: int = 0,
 ) -> Any:
-    """A PriceFeed adapter over `aggregator` (no L2 sequencer check unless one is given)."""
+    """A PriceFeed adapter over `aggregator` (no L2 sequencer check unless one is given; no
+    stale window unless one is given: a stale answer then stops its market)."""
     seq = sequencer.address if sequencer is not None else ZERO_ADDRESS
     return project.PriceFeed.deploy(
-        aggregator, max_staleness, min_answer, max_answer, seq, grace, sender=deployer
+        aggregator,
+        max_staleness,
+        min_answer,
+        max_answer,
+        seq,
+        grace,
+        stale_window,
+        stale_haircut_bps,
+        sender=deployer,
     )
 
 

@@ -52,6 +52,7 @@ from support.constants import (
     MAX_TRADING_FEE_BPS,
     MAX_UINT,
     NOT_OWNER,
+    STALE_WINDOW,
     TOKEN_SCALE,
     USDC,
     VIRTUAL_ASSETS,
@@ -366,6 +367,7 @@ class MarginMachine(RuleBasedStateMachine):
                     base_answer=answer,
                     answer=answer,
                     price_scale=PRICE_SCALE,
+                    haircut_bps=mp.stale_haircut_bps,
                 )
             )
         zero = dict.fromkeys(self.holders, 0)
@@ -890,26 +892,81 @@ class MarginMachine(RuleBasedStateMachine):
 
     @action(dt=TIME_STEP, jitter=JITTER)
     def pass_time(self, dt: int, jitter: int) -> None:
-        """Time passes; a feed past its heartbeat blocks trades and liquidations."""
+        """Time passes. A feed past its heartbeat but within its stale window marks its
+        market conservatively: no trade on it, but accounts holding it are still judged
+        (and liquidated, and may withdraw) and the pool still valued, at the last price
+        moved against them (attack 6). Past the window an account holding it cannot be
+        read: a liquidation reverts with the feed's reason, a batch skips it."""
         self.step("pass_time")
         chain.pending_timestamp = chain.pending_timestamp + dt + jitter
         now = chain.blocks.head.timestamp
-        for m, mk in enumerate(self.m.markets):
-            if now - mk.updated_at <= HEARTBEAT + STALE_MARGIN:
-                continue
+        ages = [now - mk.updated_at for mk in self.m.markets]
+        edge = HEARTBEAT + STALE_WINDOW
+        # Block times move a little between the txs of this step: judge no market near an edge.
+        near_edge = any(abs(age - t) <= STALE_MARGIN for age in ages for t in (HEARTBEAT, edge))
+        stale = [m for m, age in enumerate(ages) if HEARTBEAT < age <= edge]
+        dead = [m for m, age in enumerate(ages) if age > edge]
+        if not near_edge and (stale or dead):
             STATS["stale_checks"] += 1
-            t = self.traders[0]
-            self.send(self.ch.trade, m, 10**15, MAX_UINT, sender=t, expect=E_STALE)
-            exposed = [a for a in self.holders if m in self.m.positions[a]]
-            for a in exposed:
-                self.send(self.ch.liquidate, a, sender=self.keepers[0], expect=E_STALE)
-                if self.m.collateral[a] > 0:
-                    self.send(self.ch.withdraw, 1, sender=a, expect=E_STALE)
-            if exposed:
-                self.send(self.ch.liquidate_many, exposed, sender=self.keepers[1], expect=E_STALE)
+            for m in stale + dead:  # nothing trades at a price that is not fresh
+                t = self.traders[0]
+                self.send(self.ch.trade, m, 10**15, MAX_UINT, sender=t, expect=E_STALE)
+            if dead:
+                self.dead_market_checks(dead)
+            else:
+                self.stale_market_checks(stale)
         for m, mk in enumerate(self.m.markets):
             if now - mk.updated_at > REFRESH_AGE:
                 self.set_answer(m, mk.answer)
+
+    def stale_market_checks(self, stale: list[int]) -> None:
+        """Within the window: the mirror marks the stale markets as the feeds do, and the
+        keeper's sweep, a withdrawal and the pool's value must agree with it exactly."""
+        STATS["stale_within_window"] += 1
+        for m in stale:
+            self.m.markets[m].stale = True
+        try:
+            pool = replace(PoolState(*self.ch.pool_state()), priced_at=0)
+            assert pool == self.m.pool_state(), "stale marks: pool_state differs from the mirror"
+            flagged = [a for a in self.holders if self.m.load(a).liquidatable]
+            if flagged:
+                STATS["stale_liquidation_sweeps"] += 1
+                self.batch_liquidate(self.keepers[0], flagged)
+            exposed = [a for a in self.holders if set(stale) & set(self.m.positions[a])]
+            for a in exposed:
+                view = self.m.load(a)
+                amount = max(self.m.collateral[a], 0) // 10
+                if amount == 0:
+                    continue
+                ok = view.equity - amount >= view.initial
+                expect = None if ok else "clearinghouse: insufficient margin"
+                if self.send(self.ch.withdraw, amount, sender=a, expect=expect):
+                    self.m.collateral[a] -= amount
+                    STATS["stale_withdraw_ok"] += 1
+        finally:
+            for m in stale:
+                self.m.markets[m].stale = False
+
+    def dead_market_checks(self, dead: list[int]) -> None:
+        """Past the window: an account holding the market cannot be read; a batch skips it
+        with an event and never reverts; the pool has no value until settlement."""
+        STATS["dead_market_checks"] += 1
+        exposed = [a for a in self.holders if set(dead) & set(self.m.positions[a])]
+        for a in exposed:
+            self.send(self.ch.liquidate, a, sender=self.keepers[0], expect=E_STALE)
+            if self.m.collateral[a] > 0:
+                self.send(self.ch.withdraw, 1, sender=a, expect=E_STALE)
+        if exposed:
+            sent = self.send(self.ch.liquidate_many, exposed, sender=self.keepers[1], expect=None)
+            skipped = [e["account"] for n, e in sent[1] if n == "LiquidationSkipped"]
+            assert skipped == exposed and all(n != "Liquidated" for n, _ in sent[1])
+            STATS["dead_entries_skipped"] += len(skipped)
+            try:
+                self.ch.pool_state()
+            except ContractLogicError as err:
+                assert err.revert_message == "clearinghouse: market unpriced"
+            else:
+                raise AssertionError("pool_state priced a market past its stale window")
 
     # ---- Liquidation ----
 

@@ -83,7 +83,7 @@ UP = st.booleans()
 JUMP_BPS = st.integers(3_000, 6_000)  # a 30-60% move in one oracle update
 EDGE_PICK = st.integers(0, 5)  # which open leg, modulo their number
 EDGE_DEPTH_BPS = st.integers(1, 5_000)  # how far below maintenance the equity lands
-TIME_STEP = st.sampled_from([1, 60, 600, 1_800, 3_000, 3_700, 7_200])  # seconds
+TIME_STEP = st.sampled_from([1, 60, 600, 1_800, 3_000, 3_700, 7_200, 12_000])  # seconds
 JITTER = st.integers(0, 59)  # seconds
 SWEEP = st.sampled_from([False, True, True])  # a keeper sweeps after a market move, usually
 

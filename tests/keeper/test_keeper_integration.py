@@ -416,11 +416,15 @@ def test_serve_requests__slippage_bound__counted_and_kept_for_later(
     assert keeper._pending == {0} and vault.requests(0).amount == amount
 
 
-@pytest.mark.parametrize(("request_gas", "executed"), [(10**12, []), (1, [0, 1])])
-def test_serve_requests__profitable_policy__fee_against_gas(
-    system, deployer, lp_requests, make_keeper, liquidator, request_gas, executed
+@pytest.mark.parametrize(("min_profit", "executed"), [(1.0, []), (0.0, [0, 1])])
+def test_serve_requests__profitable_policy__fee_against_gas_and_margin(
+    system, deployer, lp_requests, make_keeper, liquidator, min_profit, executed
 ):
-    keeper = make_keeper(liquidator, requests="profitable", request_gas=request_gas, eth_usd=2_000)
+    """The 0.1-token fee less one gas unit's cost must clear `min_profit` (a gas price, on
+    anvil near zero, cannot be relied on to make it fail)."""
+    keeper = make_keeper(
+        liquidator, requests="profitable", request_gas=1, eth_usd=2_000, min_profit=min_profit
+    )
     fresh_prices(system, deployer)
     (result,) = keeper.on_block(chain.blocks.head.number)
     assert result.requests_executed == executed

@@ -340,7 +340,7 @@ def propose_settlement(market_id: uint256, feed: address):
     """
     ownable._check_owner()
     e: address = self._bound()
-    current: address = self._dead_feed(e, market_id)
+    current: address = self._dead_market(e, market_id).feed
     assert staticcall ISettlement(feed).replaces() == current, "configurator: settles another feed"
     self._check_feed(feed)
     last: uint256 = (staticcall IPriceFeed(current).price_data())[0]
@@ -376,8 +376,7 @@ def settle_market(market_id: uint256):
     assert s.feed != empty(address), "configurator: no settlement"
     assert block.timestamp >= s.eta, "configurator: settlement delay"
     e: address = self._bound()
-    self._dead_feed(e, market_id)
-    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    m: IClearinghouse.MarketInfo = self._dead_market(e, market_id)
     self.settlements[market_id] = empty(Settlement)
     self._store(
         e,
@@ -513,12 +512,12 @@ def _store(
 
 @view
 @internal
-def _dead_feed(e: address, market_id: uint256) -> address:
-    # The market's feed, which must have no mark at all (past its stale window).
-    feed: address = self._market(e, market_id).feed
-    dead: bool = staticcall IPriceFeed(feed).mark(True) == 0
-    assert dead and staticcall IPriceFeed(feed).mark(False) == 0, "configurator: market not dead"
-    return feed
+def _dead_market(e: address, market_id: uint256) -> IClearinghouse.MarketInfo:
+    # The market, whose feed must have no mark at all (past its stale window; a feed marks
+    # both sides or neither, so one side is asked).
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    assert staticcall IPriceFeed(m.feed).mark(True) == 0, "configurator: market not dead"
+    return m
 
 
 @view

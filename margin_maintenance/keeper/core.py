@@ -109,6 +109,7 @@ class Keeper:
         self.reader = ClearinghouseReader.for_contract(clearinghouse, chain.provider)
         self._deferred: set[str] = set()  # unprofitable last time: previewed after the others
         self._vault: Any = None  # the LP vault (read from the engine on first use)
+        self._execution_fee: int | None = None  # the vault's, fixed at its `bind`
         self._pending: set[int] = set()  # LP request ids not yet seen executed or cancelled
         self._request_cursor = 0  # request ids below this have been added to `_pending`
         # One iteration at a time; blocks that arrive meanwhile fold into the next pass. A
@@ -259,7 +260,9 @@ class Keeper:
                     ready.append(request_id)
             if not ready:
                 return
-            fee = int(vault.execution_fee())
+            if self._execution_fee is None:
+                self._execution_fee = int(vault.execution_fee())
+            fee = self._execution_fee
             if s.requests == "profitable" and not decisions.request_pays(
                 fee, s.request_gas, self.cost_model()
             ):

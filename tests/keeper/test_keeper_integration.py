@@ -11,6 +11,7 @@ import pytest
 from ape import chain
 from support.constants import BTC, ETH, HEARTBEAT, STALE_WINDOW
 from support.deployers import engine_ledger_total
+from support.lp import refresh_prices
 
 from margin_maintenance.keeper.core import IterationResult, Keeper, index_scope
 from margin_maintenance.keeper.index import AccountIndex
@@ -360,9 +361,7 @@ def lp_requests(book, token, vault, fund, lp):
 
 def fresh_prices(system, deployer) -> None:
     """A second later every feed answers again at its price: what execution waits for."""
-    chain.pending_timestamp = chain.pending_timestamp + 1
-    for agg in system.aggregators:
-        agg.set_price(agg.latestRoundData()[1], sender=deployer)
+    refresh_prices(system, deployer)
 
 
 def test_serve_requests__after_fresh_prices__both_executed_for_the_fee(

@@ -56,6 +56,7 @@ MAX_MIN_KEEPER_REWARD: constant(uint256) = 1_000  # whole tokens: bound on the m
 MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notional, at most 100%
 SETTLE_DELAY: constant(uint256) = 86_400  # seconds between proposing a settlement and making it
 SETTLE_BAND_BPS: constant(uint256) = 1_000  # a settlement price within 10% of the last valid one
+RISK_DELAY: constant(uint256) = 86_400  # seconds before a change that raises any rate applies
 
 
 interface ISettlement:
@@ -67,10 +68,19 @@ struct Settlement:
     eta: uint256  # when `settle_market` may make it the market's feed
 
 
+struct RiskChange:
+    initial_margin_bps: uint256
+    maintenance_margin_bps: uint256
+    liquidation_fee_bps: uint256
+    trading_fee_bps: uint256
+    eta: uint256  # `apply_market_risk` from this time on; 0 when none is queued
+
+
 # ---- Storage ----
 
 engine: public(address)  # the Clearinghouse this configures; set once by `bind`
 settlements: public(HashMap[uint256, Settlement])  # pending settlement of a dead market
+pending_risk: public(HashMap[uint256, RiskChange])  # queued rate rise of a market with positions
 
 
 # ---- Events (the same names and fields the engine emitted before) ----
@@ -87,6 +97,19 @@ event MarketRiskUpdated:
     maintenance_margin_bps: uint256
     liquidation_fee_bps: uint256
     trading_fee_bps: uint256
+
+
+event MarketRiskQueued:
+    market_id: indexed(uint256)
+    initial_margin_bps: uint256
+    maintenance_margin_bps: uint256
+    liquidation_fee_bps: uint256
+    trading_fee_bps: uint256
+    eta: uint256  # apply_market_risk from this time on
+
+
+event MarketRiskCancelled:
+    market_id: indexed(uint256)
 
 
 event MarketLimitsUpdated:
@@ -250,6 +273,12 @@ def set_market_risk(
     """
     @notice Change a market's rates (owner): 0 < mm < im <= 100%, liquidation fee < mm,
             trading fee <= min(5%, liquidation fee), and a partial liquidation stays reachable.
+            A change that raises any of the four rates while the market has open interest
+            is queued for RISK_DELAY (MarketRiskQueued) so that no position becomes
+            liquidatable, or dearer to close, by surprise: its owner has a day to add margin
+            or close. Anyone applies it after the delay (`apply_market_risk`); the owner may
+            cancel it. A new queued change replaces the pending one. A change that raises
+            nothing, or one on a market without positions, applies at once.
     """
     ownable._check_owner()
     e: address = self._bound()
@@ -257,23 +286,76 @@ def set_market_risk(
     self._check_risk(
         e, initial_margin_bps, maintenance_margin_bps, liquidation_fee_bps, trading_fee_bps
     )
-    self._store(
+    raises: bool = (
+        initial_margin_bps > m.initial_margin_bps
+        or maintenance_margin_bps > m.maintenance_margin_bps
+        or liquidation_fee_bps > m.liquidation_fee_bps
+        or trading_fee_bps > m.trading_fee_bps
+    )
+    if raises and m.open_interest_long + m.open_interest_short > 0:
+        eta: uint256 = block.timestamp + RISK_DELAY
+        self.pending_risk[market_id] = RiskChange(
+            initial_margin_bps=initial_margin_bps,
+            maintenance_margin_bps=maintenance_margin_bps,
+            liquidation_fee_bps=liquidation_fee_bps,
+            trading_fee_bps=trading_fee_bps,
+            eta=eta,
+        )
+        log MarketRiskQueued(
+            market_id=market_id,
+            initial_margin_bps=initial_margin_bps,
+            maintenance_margin_bps=maintenance_margin_bps,
+            liquidation_fee_bps=liquidation_fee_bps,
+            trading_fee_bps=trading_fee_bps,
+            eta=eta,
+        )
+        return
+    self._store_risk(
         e,
         market_id,
-        m.feed,
+        m,
         initial_margin_bps,
         maintenance_margin_bps,
         liquidation_fee_bps,
         trading_fee_bps,
-        codec._pack_limits(m.max_open_interest, m.min_position_notional),
     )
-    log MarketRiskUpdated(
-        market_id=market_id,
-        initial_margin_bps=initial_margin_bps,
-        maintenance_margin_bps=maintenance_margin_bps,
-        liquidation_fee_bps=liquidation_fee_bps,
-        trading_fee_bps=trading_fee_bps,
+
+
+@external
+def apply_market_risk(market_id: uint256):
+    """
+    @notice Apply a queued rate change once its delay has passed (anyone), with the bound
+            checks run again against the parameters in force now.
+    """
+    c: RiskChange = self.pending_risk[market_id]
+    assert c.eta != 0, "configurator: no risk change"
+    assert block.timestamp >= c.eta, "configurator: risk delay"
+    e: address = self._bound()
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
+    self._check_risk(
+        e, c.initial_margin_bps, c.maintenance_margin_bps, c.liquidation_fee_bps, c.trading_fee_bps
     )
+    self.pending_risk[market_id] = empty(RiskChange)
+    self._store_risk(
+        e,
+        market_id,
+        m,
+        c.initial_margin_bps,
+        c.maintenance_margin_bps,
+        c.liquidation_fee_bps,
+        c.trading_fee_bps,
+    )
+
+
+@external
+def cancel_market_risk(market_id: uint256):
+    """
+    @notice Drop a queued rate change (owner).
+    """
+    ownable._check_owner()
+    assert self.pending_risk[market_id].eta != 0, "configurator: no risk change"
+    self.pending_risk[market_id] = empty(RiskChange)
+    log MarketRiskCancelled(market_id=market_id)
 
 
 @external
@@ -507,6 +589,35 @@ def _store(
             feed, im_bps, mm_bps, liq_bps, trade_bps, True, staticcall IEngine(e).paused()
         ),
         limits,
+    )
+
+
+@internal
+def _store_risk(
+    e: address,
+    market_id: uint256,
+    m: IClearinghouse.MarketInfo,
+    im_bps: uint256,
+    mm_bps: uint256,
+    liq_bps: uint256,
+    trade_bps: uint256,
+):
+    self._store(
+        e,
+        market_id,
+        m.feed,
+        im_bps,
+        mm_bps,
+        liq_bps,
+        trade_bps,
+        codec._pack_limits(m.max_open_interest, m.min_position_notional),
+    )
+    log MarketRiskUpdated(
+        market_id=market_id,
+        initial_margin_bps=im_bps,
+        maintenance_margin_bps=mm_bps,
+        liquidation_fee_bps=liq_bps,
+        trading_fee_bps=trade_bps,
     )
 
 

@@ -18,6 +18,14 @@
         profit (per market side), debt and profit claims; exits within the free liquidity,
         entries refused while the value is negative. While any market has open interest
         only two-step requests move LP capital, each executed after fresh prices.
+        A pool that lost all but dust (a share worth under a millionth of the first share
+        price) cancels its old shares at the next deposit, so that deposit starts a fresh
+        pool instead of multiplying a dust supply (`SharesCancelled`; share epochs below).
+        Share epochs: cancelling sets the supply to 0 and starts a new epoch; a
+        balance from an older epoch reads 0 (`balanceOf`) and is cleared, with a Transfer to
+        the zero address, the next time its holder's shares move. Transfers therefore go
+        through this contract's own `transfer` / `transferFrom` / `balanceOf`, which wrap
+        snekmate's internals; approvals and the rest are snekmate's.
 """
 
 from ethereum.ercs import IERC20
@@ -34,7 +42,9 @@ initializes: ownable
 initializes: erc20[ownable := ownable]
 
 exports: (
-    erc20.IERC20,
+    erc20.approve,
+    erc20.allowance,
+    erc20.totalSupply,
     erc20.name,
     erc20.symbol,
     erc20.decimals,
@@ -87,10 +97,19 @@ event RequestCancelled:
     owner: indexed(address)
 
 
+event SharesCancelled:
+    epoch: indexed(uint256)  # the epoch that starts now
+    shares: uint256  # the supply cancelled
+    value: uint256  # the pool's net value it was worth, token units (dust, left in the pool)
+
+
 VIRTUAL_SHARES: constant(uint256) = 10**6  # share-price inflation guard (virtual offset)
 VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
 
 REQUEST_TIMEOUT: constant(uint256) = 86_400  # seconds before an owner may cancel a request
+# Old shares are cancelled when the pool is worth less than a millionth of the first share
+# price (VIRTUAL_ASSETS per VIRTUAL_SHARES): net value * DUST_RATIO < supply.
+DUST_RATIO: constant(uint256) = VIRTUAL_SHARES * 10**6
 
 engine: public(address)  # the clearinghouse whose pool these shares own; set once by `bind`
 asset: public(address)  # the collateral token (the engine's), set by `bind`
@@ -98,6 +117,9 @@ execution_fee: public(uint256)  # token units paid to whoever executes a request
 requests: public(HashMap[uint256, Request])  # open requests by id (owner empty once done)
 request_count: public(uint256)  # ids are 0 .. request_count - 1
 escrowed_shares: public(uint256)  # shares held here for withdrawal requests
+share_epoch: public(uint256)  # how many times the shares were cancelled
+holder_epoch: public(HashMap[address, uint256])  # the epoch of a holder's stored balance
+first_live_request: public(uint256)  # withdrawal requests below this id escrow cancelled shares
 
 
 @deploy
@@ -144,11 +166,12 @@ def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
     # buy just before an update it has already seen. Then only requests execute.
     assert not ps.exposed, "vault: pool exposed"
     nav: uint256 = self._deposit_nav(ps)
+    supply: uint256 = self._entry_supply(engine_, nav)
     received: uint256 = extcall IPoolHooks(engine_).pool_pull(msg.sender, assets)
-    shares: uint256 = self._to_shares(received, erc20.totalSupply, nav)
+    shares: uint256 = self._to_shares(received, supply, nav)
     assert shares > 0, "vault: zero shares"
     assert shares >= min_shares, "vault: slippage"
-    erc20._mint(msg.sender, shares)
+    self._mint(msg.sender, shares)
     extcall IPoolHooks(engine_).pool_add(msg.sender, received, shares)
     return shares
 
@@ -173,6 +196,7 @@ def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
     assert assets > 0, "vault: zero assets"
     assert assets >= min_assets, "vault: slippage"
     assert assets <= self._free(ps), "vault: insufficient free liquidity"
+    self._touch(msg.sender)
     erc20._burn(msg.sender, shares)
     extcall IPoolHooks(engine_).pool_pay(msg.sender, assets, shares)
     return assets
@@ -212,7 +236,7 @@ def request_withdrawal(shares: uint256, min_assets: uint256) -> uint256:
     """
     assert shares > 0, "vault: zero amount"
     self._engine()
-    erc20._transfer(msg.sender, self, shares)
+    self._move(msg.sender, self, shares)
     self.escrowed_shares += shares
     request_id: uint256 = self._store(msg.sender, False, shares, min_assets)
     log WithdrawalRequested(request_id=request_id, owner=msg.sender, shares=shares, min_assets=min_assets)
@@ -238,6 +262,7 @@ def execute_request(request_id: uint256):
     if r.is_deposit:
         assert not ps.paused, "vault: paused"
         nav: uint256 = self._deposit_nav(ps)
+        supply: uint256 = self._entry_supply(engine_, nav)
         assets: uint256 = r.amount - fee  # request_deposit took more than the fee
         assert extcall IERC20(token).transfer(msg.sender, fee, default_return_value=True), (
             "vault: transfer failed"
@@ -247,15 +272,16 @@ def execute_request(request_id: uint256):
         )
         received: uint256 = extcall IPoolHooks(engine_).pool_pull(self, assets)
         # Priced on what arrived (a fee-on-transfer token delivers less).
-        shares: uint256 = self._to_shares(received, erc20.totalSupply, nav)
+        shares: uint256 = self._to_shares(received, supply, nav)
         assert shares > 0, "vault: zero shares"
         assert shares >= r.min_out, "vault: slippage"
-        erc20._mint(r.owner, shares)
+        self._mint(r.owner, shares)
         extcall IPoolHooks(engine_).pool_add(r.owner, received, shares)
         log RequestExecuted(
             request_id=request_id, owner=r.owner, executor=msg.sender, assets=received, shares=shares, fee=fee
         )
     else:
+        assert request_id >= self.first_live_request, "vault: shares cancelled"
         supply: uint256 = erc20.totalSupply
         assets: uint256 = self._to_assets(r.amount, supply, self._redeem_nav(ps))
         assert assets > fee, "vault: below execution fee"
@@ -274,20 +300,25 @@ def execute_request(request_id: uint256):
 def cancel_request(request_id: uint256):
     """
     @notice The owner takes back what a request escrowed, once REQUEST_TIMEOUT has passed
-            since it was made (so a request cannot be pulled the moment a price turns).
+            since it was made (so a request cannot be pulled the moment a price turns). A
+            withdrawal request whose shares were cancelled since is closed at once, with
+            nothing to give back.
     """
     r: Request = self.requests[request_id]
     assert r.owner != empty(address), "vault: no request"
     assert msg.sender == r.owner, "vault: not request owner"
-    assert block.timestamp >= r.created + REQUEST_TIMEOUT, "vault: request not timed out"
+    cancelled: bool = not r.is_deposit and request_id < self.first_live_request
+    assert cancelled or block.timestamp >= r.created + REQUEST_TIMEOUT, (
+        "vault: request not timed out"
+    )
     self.requests[request_id] = empty(Request)
     if r.is_deposit:
         assert extcall IERC20(self.asset).transfer(r.owner, r.amount, default_return_value=True), (
             "vault: transfer failed"
         )
-    else:
+    elif not cancelled:
         self.escrowed_shares -= r.amount
-        erc20._transfer(self, r.owner, r.amount)
+        self._move(self, r.owner, r.amount)
     log RequestCancelled(request_id=request_id, owner=r.owner)
 
 
@@ -301,6 +332,8 @@ def executable(request_id: uint256) -> bool:
     r: Request = self.requests[request_id]
     if r.owner == empty(address):
         return False
+    if not r.is_deposit and request_id < self.first_live_request:
+        return False  # its shares were cancelled: only its owner's cancel closes it
     ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
     if ps.exposed and ps.priced_at <= r.created:
         return False
@@ -324,7 +357,38 @@ def convert_to_shares(assets: uint256) -> uint256:
     @notice Shares `add_liquidity(assets)` would mint now (before any transfer fee).
     """
     ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
-    return self._to_shares(assets, erc20.totalSupply, self._deposit_nav(ps))
+    nav: uint256 = self._deposit_nav(ps)
+    supply: uint256 = erc20.totalSupply
+    if self._worthless(supply, nav):
+        supply = 0  # the deposit would cancel the old shares first
+    return self._to_shares(assets, supply, nav)
+
+
+# ---- The share token: snekmate's ERC20 behind share epochs ----
+
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    self._move(msg.sender, to, amount)
+    return True
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    erc20._spend_allowance(owner, msg.sender, amount)
+    self._move(owner, to, amount)
+    return True
+
+
+@view
+@external
+def balanceOf(owner: address) -> uint256:
+    """
+    @notice Shares `owner` holds; 0 for a balance from before the last cancellation.
+    """
+    if self.holder_epoch[owner] != self.share_epoch:
+        return 0
+    return erc20.balanceOf[owner]
 
 
 @view
@@ -335,6 +399,52 @@ def convert_to_assets(shares: uint256) -> uint256:
     """
     ps: IPoolHooks.PoolState = staticcall IPoolHooks(self._engine()).pool_state()
     return self._to_assets(shares, erc20.totalSupply, self._redeem_nav(ps))
+
+
+@internal
+def _touch(holder: address):
+    # A balance stored in an older epoch was cancelled: clear it before it is used.
+    epoch: uint256 = self.share_epoch
+    if self.holder_epoch[holder] == epoch:
+        return
+    self.holder_epoch[holder] = epoch
+    stale: uint256 = erc20.balanceOf[holder]
+    if stale != 0:
+        erc20.balanceOf[holder] = 0
+        log IERC20.Transfer(sender=holder, receiver=empty(address), value=stale)
+
+
+@internal
+def _move(owner: address, to: address, amount: uint256):
+    self._touch(owner)
+    self._touch(to)
+    erc20._transfer(owner, to, amount)
+
+
+@internal
+def _mint(owner: address, shares: uint256):
+    self._touch(owner)
+    erc20._mint(owner, shares)
+
+
+@internal
+def _entry_supply(engine_: address, nav: uint256) -> uint256:
+    """
+    @dev The supply a deposit buys into: 0 after cancelling a worthless pool's shares. The
+         engine logs the cancelled supply as a redemption of 0 assets by this vault
+         (LiquidityRemoved), so a ledger rebuilt from its events keeps the supply.
+    """
+    supply: uint256 = erc20.totalSupply
+    if not self._worthless(supply, nav):
+        return supply
+    epoch: uint256 = self.share_epoch + 1
+    self.share_epoch = epoch
+    self.first_live_request = self.request_count
+    self.escrowed_shares = 0
+    erc20.totalSupply = 0
+    log SharesCancelled(epoch=epoch, shares=supply, value=nav)
+    extcall IPoolHooks(engine_).pool_pay(self, 0, supply)
+    return 0
 
 
 @internal
@@ -384,6 +494,13 @@ def _deposit_nav(ps: IPoolHooks.PoolState) -> uint256:
 def _redeem_nav(ps: IPoolHooks.PoolState) -> uint256:
     # A redeemer takes a share of the same net value (nothing when it is negative).
     return convert(max(self._net_value(ps), 0), uint256)
+
+
+@pure
+@internal
+def _worthless(supply: uint256, nav: uint256) -> bool:
+    # Shares worth less than a millionth of the first share price (none when supply is 0).
+    return nav * DUST_RATIO < supply
 
 
 @pure

@@ -45,6 +45,8 @@ from support.constants import (
 )
 from support.deployers import close_book, crash
 
+from margin_maintenance.model import RISK_DELAY
+
 ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
 NOT_PENDING = "ownable_2step: caller is not the new owner"
 NOT_GUARDIAN = "configurator: not guardian"
@@ -102,7 +104,28 @@ def _check_market_added(w, who, tx, before):
 
 
 def _check_risk(w, who, tx, before):
+    """The world's ETH longs are open: a rise waits the risk delay."""
+    assert w.cfg.pending_risk(ETH).initial_margin_bps == 2_000
+    assert w.ch.market(ETH).initial_margin_bps == IM_BPS
+
+
+def _risk_queued(w, who):
+    w.cfg.set_market_risk(ETH, 2_000, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS, sender=w.owner)
+
+
+def _risk_due(w, who):
+    _risk_queued(w, who)
+    _eth_later(w, RISK_DELAY)
+
+
+def _check_risk_applied(w, who, tx, before):
     assert w.ch.market(ETH).initial_margin_bps == 2_000
+    assert w.cfg.pending_risk(ETH).eta == 0
+
+
+def _check_risk_cancelled(w, who, tx, before):
+    assert w.cfg.pending_risk(ETH).eta == 0
+    assert w.ch.market(ETH).initial_margin_bps == IM_BPS
 
 
 def _check_limits(w, who, tx, before):
@@ -304,6 +327,22 @@ ROWS: dict[str, Row] = {
         only("owner"),
         NOT_OWNER,
         check=_check_risk,
+    ),
+    "apply_market_risk": Row(
+        "cfg",
+        lambda w, who: (ETH,),
+        everyone(),
+        "",
+        arrange=_risk_due,
+        check=_check_risk_applied,
+    ),
+    "cancel_market_risk": Row(
+        "cfg",
+        lambda w, who: (ETH,),
+        only("owner"),
+        NOT_OWNER,
+        arrange=_risk_queued,
+        check=_check_risk_cancelled,
     ),
     "set_market_limits": Row(
         "cfg",

@@ -6,6 +6,7 @@ random inputs. Constants come from the Vyper sources (`constants.py`), never ret
 the simulator and the audit import this package; none keeps a copy of the maths.
 """
 
+from .admin import RISK_DELAY, risk_change_waits
 from .constants import BPS, MAX_POSITIONS, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD, constant
 from .liquidation import (
     LiquidationParams,
@@ -35,16 +36,24 @@ from .margin import (
 )
 from .oracle import account_mark, mark_down, mark_up, pool_marks
 from .pool import (
+    DUST_RATIO,
     PoolState,
     deposit_nav,
+    entry_supply,
     free_liquidity,
     net_value,
     redeem_nav,
     to_assets,
     to_shares,
+    worthless,
 )
 
 __all__ = [
+    "DUST_RATIO",
+    "entry_supply",
+    "worthless",
+    "RISK_DELAY",
+    "risk_change_waits",
     "account_mark",
     "mark_down",
     "mark_up",

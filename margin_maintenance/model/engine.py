@@ -17,7 +17,15 @@ from .liquidation import LiquidationParams, backed, keeper_reward, liquidate, pl
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
 from .oracle import account_mark, pool_marks
-from .pool import PoolState, deposit_nav, free_liquidity, redeem_nav, to_assets, to_shares
+from .pool import (
+    PoolState,
+    deposit_nav,
+    entry_supply,
+    free_liquidity,
+    redeem_nav,
+    to_assets,
+    to_shares,
+)
 
 
 def vdiv(a: int, b: int) -> int:
@@ -271,9 +279,20 @@ class Mirror:
         return redeem_nav(self.pool_state())
 
     def to_shares(self, assets: int) -> int | None:
-        """Shares `add_liquidity(assets)` mints, None where the vault refuses the deposit."""
+        """Shares `add_liquidity(assets)` mints, None where the vault refuses the deposit
+        (after cancelling a worthless pool's old shares, `cancels_shares`)."""
         nav = self.deposit_nav()
-        return None if nav is None else to_shares(assets, self.supply, nav)
+        return None if nav is None else to_shares(assets, entry_supply(self.supply, nav), nav)
+
+    def cancels_shares(self) -> int:
+        """The old supply a deposit now would cancel (`LPVault._entry_supply`), 0 if none."""
+        nav = self.deposit_nav()
+        return 0 if nav is None or entry_supply(self.supply, nav) else self.supply
+
+    def cancel_shares(self) -> None:
+        """Book a cancellation: the supply and every holder's shares are gone."""
+        self.supply = 0
+        self.shares.clear()
 
     def to_assets(self, shares: int) -> int:
         return to_assets(shares, self.supply, self.redeem_nav())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .constants import VIRTUAL_ASSETS, VIRTUAL_SHARES
+from .constants import VIRTUAL_ASSETS, VIRTUAL_SHARES, constant
+
+DUST_RATIO = constant("DUST_RATIO")  # LPVault: shares worth under 1 / DUST_RATIO are dust
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,17 @@ def free_liquidity(ps: PoolState) -> int:
     """`LPVault._free`: what LPs may withdraw now (reserve, trader profit, debt and claims
     locked)."""
     return max(0, ps.pool_assets - (ps.total_debt + ps.reserve + ps.trader_profit + ps.claims))
+
+
+def worthless(supply: int, nav: int) -> bool:
+    """`LPVault._worthless`: the shares are worth under a millionth of the first share price,
+    so the next deposit cancels them and buys into a fresh supply (never when supply is 0)."""
+    return nav * DUST_RATIO < supply
+
+
+def entry_supply(supply: int, nav: int) -> int:
+    """The supply a deposit buys into (`LPVault._entry_supply`): 0 when it cancels the old."""
+    return 0 if worthless(supply, nav) else supply
 
 
 def to_shares(assets: int, supply: int, nav: int) -> int:

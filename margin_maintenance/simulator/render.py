@@ -266,8 +266,9 @@ METHOD_NOTES = (
     "position at the start price. One LP funds the counterparty pool. The market the file does "
     "not drive keeps its price (re-posted before it goes stale).",
     "One deploy and seed, then a provider snapshot restored before every scenario; the swept "
-    "parameters are applied with the owner's setters (`set_market_risk` on every market, "
-    "`fund_insurance`). The partial bound is raised so partial liquidations stay reachable at "
+    "parameters are applied with the owner's setters (`set_market_risk` on every market, a "
+    "rise applied after the configurator's one-day delay; `fund_insurance`). "
+    "The partial bound is raised so partial liquidations stay reachable at "
     "every swept rate (the setter rejects a bound a partial cannot meet).",
     "The keeper is the reference bot's decision code run in-process: `margin_status` and "
     "`liquidation_preview` through its batched reader, then `liquidatable_candidates`, "

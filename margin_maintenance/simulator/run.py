@@ -236,6 +236,32 @@ class ChainSimulator:
             value -= int(self._call(self._m_upnl, m)[0])
         return value
 
+    def _set_rates(self, point: SweepPoint) -> None:
+        """The point's rates on every market, before the path starts. A rise on a market with
+        positions waits the configurator's RISK_DELAY: queue it, let the delay pass, apply it
+        (the path's first post then refreshes every feed)."""
+        from ape import chain
+
+        from margin_maintenance.model import RISK_DELAY
+
+        cfg, configurator = self.cfg, self.system.configurator
+        queued = []
+        for m in self.system.market_ids:
+            tx = configurator.set_market_risk(
+                m,
+                cfg.initial_margin_bps,
+                point.mm_bps,
+                point.fee_bps,
+                cfg.trading_fee_bps,
+                sender=self.deployer,
+            )
+            if tx.decode_logs(configurator.MarketRiskQueued):
+                queued.append(m)
+        if queued:
+            chain.pending_timestamp = chain.pending_timestamp + RISK_DELAY
+            for m in queued:
+                configurator.apply_market_risk(m, sender=self.deployer)
+
     # -- one scenario --
 
     def run(self, path: CrashPath, point: SweepPoint, axes: tuple[str, ...]) -> ScenarioResult:
@@ -249,15 +275,7 @@ class ChainSimulator:
 
         base = cfg.sweep.base
         if (point.mm_bps, point.fee_bps) != (base.mm_bps, base.fee_bps):
-            for m in system.market_ids:
-                system.configurator.set_market_risk(
-                    m,
-                    cfg.initial_margin_bps,
-                    point.mm_bps,
-                    point.fee_bps,
-                    cfg.trading_fee_bps,
-                    sender=self.deployer,
-                )
+            self._set_rates(point)
         if point.insurance_usd > 0:
             ch.fund_insurance(round(point.insurance_usd * 10**TOKEN_DECIMALS), sender=self.deployer)
 

@@ -33,12 +33,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from margin_maintenance.chain.types import AccountStatus
 from margin_maintenance.model import (
+    RISK_DELAY,
     PoolState,
     bps_up,
     notional_down,
     notional_up,
     partial_reachable,
     pnl,
+    risk_change_waits,
 )
 from margin_maintenance.model.engine import MarketInfo, MarketModel, Mirror
 from margin_maintenance.model.ledger import Ledger, apply_event
@@ -121,6 +123,8 @@ from support.strategies import (
 
 SCALE = TOKEN_SCALE  # token_scale for the 6-decimal mock token
 PRICE_SCALE = WAD // FEED_UNIT  # aggregator answer -> WAD price
+E_NO_RISK_CHANGE = "configurator: no risk change"
+E_RISK_DELAY = "configurator: risk delay"
 STALE_MARGIN = 30  # s: only assert "stale" well past the heartbeat (eth_call block time)
 REFRESH_AGE = HEARTBEAT - 900  # s: feeds older than this are refreshed after a time step
 MAX_MIN_REWARD = MAX_MIN_KEEPER_REWARD * USDC  # the configurator's bound, in token units
@@ -268,6 +272,8 @@ class MarginMachine(RuleBasedStateMachine):
         self.stranger = False  # the current admin action comes from a non-owner
         self.requests: dict[int, Request] = {}  # open LP requests by id
         self.fee = int(w.vault.execution_fee())  # paid to a request's executor
+        self.pending_risk: dict[int, tuple[tuple[int, int, int, int], int]] = {}  # rates, eta
+        self.first_live_request = 0  # withdrawal requests below this id escrow cancelled shares
 
     # ---- Plumbing ----
 
@@ -622,6 +628,7 @@ class MarginMachine(RuleBasedStateMachine):
             self.mint(a, amount)
         trial = copy.deepcopy(self.m)
         shares = trial.to_shares(amount)
+        cancelled = trial.cancels_shares()
         expect = E_VAULT_ZERO if amount == 0 else None
         if expect is None and self.m.paused:
             expect = "vault: paused"  # a paused pool takes no new capital; exits stay open
@@ -633,13 +640,26 @@ class MarginMachine(RuleBasedStateMachine):
             expect = "vault: zero shares"
         sent = self.send(self.vault.add_liquidity, amount, 0, sender=a, expect=expect)
         if sent:
+            want = self.book_cancel(trial, cancelled)
             trial.pool += amount
             trial.supply += shares
             trial.shares[a] += shares
-            self.check_events(
-                sent[1], [("LiquidityAdded", {"provider": a, "assets": amount, "shares": shares})]
-            )
+            want.append(("LiquidityAdded", {"provider": a, "assets": amount, "shares": shares}))
+            self.check_events(sent[1], want)
             self.m = trial
+
+    def book_cancel(self, mirror: Mirror, cancelled: int) -> list:
+        """A deposit into a worthless pool cancelled `cancelled` old shares (attack 8b): the
+        mirror drops them, open withdrawal requests lose theirs, and the engine logs them as
+        a 0-asset redemption by the vault. The events expected so far."""
+        if not cancelled:
+            return []
+        STATS["shares_cancelled"] += 1
+        mirror.cancel_shares()
+        self.first_live_request = int(self.vault.request_count())
+        return [
+            ("LiquidityRemoved", {"provider": self.vault.address, "assets": 0, "shares": cancelled})
+        ]
 
     @action(who=LP, usd=LIQUIDITY_USD)
     def add_liquidity(self, who: int, usd: int) -> None:
@@ -724,6 +744,7 @@ class MarginMachine(RuleBasedStateMachine):
             expect = E_NOT_PRICED
         elif r.is_deposit:
             shares = self.m.to_shares(r.amount - self.fee)
+            cancelled = self.m.cancels_shares()
             if self.m.paused:
                 expect = "vault: paused"
             elif shares is None:
@@ -732,6 +753,8 @@ class MarginMachine(RuleBasedStateMachine):
                 expect = "vault: zero shares"
             elif shares < r.min_out:
                 expect = "vault: slippage"
+        elif request_id < self.first_live_request:
+            expect = "vault: shares cancelled"
         else:
             assets = self.m.to_assets(r.amount)
             if assets <= self.fee:
@@ -747,10 +770,13 @@ class MarginMachine(RuleBasedStateMachine):
         del self.requests[request_id]
         if r.is_deposit:
             received = r.amount - self.fee
+            want = self.book_cancel(self.m, cancelled)
             self.m.pool += received
             self.m.supply += shares
             self.m.shares[r.owner] += shares
-            want = [("LiquidityAdded", {"provider": r.owner, "assets": received, "shares": shares})]
+            want.append(
+                ("LiquidityAdded", {"provider": r.owner, "assets": received, "shares": shares})
+            )
         else:
             self.m.pool -= assets
             self.m.supply -= r.amount
@@ -801,16 +827,17 @@ class MarginMachine(RuleBasedStateMachine):
         if wait:
             self.refresh_all(REQUEST_TIMEOUT)
         caller = self.keepers[0] if stranger else r.owner
+        cancelled = not r.is_deposit and request_id < self.first_live_request
         expect = None
         if stranger:
             expect = "vault: not request owner"
-        elif chain.pending_timestamp < r.created + REQUEST_TIMEOUT:
+        elif not cancelled and chain.pending_timestamp < r.created + REQUEST_TIMEOUT:
             expect = "vault: request not timed out"
         sent = self.send(self.vault.cancel_request, request_id, sender=caller, expect=expect)
         STATS[f"lp_cancel_{'ok' if sent else 'revert'}"] += 1
         if sent:
             del self.requests[request_id]
-            if not r.is_deposit:
+            if not r.is_deposit and not cancelled:
                 self.m.shares[r.owner] += r.amount
 
     @action(who=LP, usd=LIQUIDITY_USD, deposit=UP, m=MARKET, up=UP, size_bps=JUMP_BPS)
@@ -1066,7 +1093,17 @@ class MarginMachine(RuleBasedStateMachine):
 
     @rule(
         action=st.sampled_from(
-            ["risk", "risk", "limits", "liquidation", "reserve", "pause", "insurance"]
+            [
+                "risk",
+                "risk",
+                "apply_risk",
+                "cancel_risk",
+                "limits",
+                "liquidation",
+                "reserve",
+                "pause",
+                "insurance",
+            ]
         ),
         stranger=STRANGER,
         data=st.data(),
@@ -1077,6 +1114,8 @@ class MarginMachine(RuleBasedStateMachine):
         self.stranger = stranger
         {
             "risk": self.set_market_risk,
+            "apply_risk": self.apply_market_risk,
+            "cancel_risk": self.cancel_market_risk,
             "limits": self.set_market_limits,
             "liquidation": self.set_liquidation_params,
             "reserve": self.set_pool_reserve,
@@ -1112,12 +1151,71 @@ class MarginMachine(RuleBasedStateMachine):
             expect = "configurator: trading fee above liquidation fee"
         elif not partial_reachable(self.m.max_partial, im, mm, liq):
             expect = E_UNREACHABLE
-        if self.send(
-            self.cfg.set_market_risk, m, im, mm, liq, trade, sender=self.admin_sender, expect=expect
-        ):
-            mk = self.m.markets[m]
-            mk.im, mk.mm, mk.liq, mk.trade = im, mm, liq, trade
+        self.change_risk(m, (im, mm, liq, trade), self.admin_sender, expect)
+
+    def change_risk(
+        self, m: int, proposed: tuple[int, int, int, int], sender: str, expect: str | None
+    ) -> None:
+        """`set_market_risk`; the mirror predicts whether it applies or waits (time to react)."""
+        sent = self.send(self.cfg.set_market_risk, m, *proposed, sender=sender, expect=expect)
+        if not sent:
+            return
+        mk = self.m.markets[m]
+        current = (mk.im, mk.mm, mk.liq, mk.trade)
+        queued = sent[0].decode_logs(self.cfg.MarketRiskQueued)
+        if risk_change_waits(current, proposed, mk.long_oi + mk.short_oi):
+            # Time to react: a rise on a market with positions moves no rate now.
+            assert queued, "a rate rise on a market with positions applied at once"
+            self.pending_risk[m] = (proposed, sent[0].timestamp + RISK_DELAY)
+            STATS["risk_queued"] += 1
+        else:
+            assert not queued, "a change that raises nothing (or on an empty market) waited"
+            mk.im, mk.mm, mk.liq, mk.trade = proposed
             STATS["risk_changes"] += 1
+        info = self.ch.market(m)
+        on_chain = (
+            info.initial_margin_bps,
+            info.maintenance_margin_bps,
+            info.liquidation_fee_bps,
+            info.trading_fee_bps,
+        )
+        assert on_chain == (mk.im, mk.mm, mk.liq, mk.trade), "rates differ from the mirror"
+
+    def apply_market_risk(self, data: st.DataObject) -> None:
+        """Anyone applies a queued rise: refused before its eta; a day later (every feed
+        answering again) it applies, unless the partial bound set meanwhile refuses it."""
+        m = data.draw(MARKET, label="market")
+        caller = self.admin_sender
+        mk = self.m.markets[m]
+        if m not in self.pending_risk and mk.im - mk.mm >= 2 and data.draw(UP, label="queue"):
+            # The owner raises maintenance (always within the bounds): on a market with
+            # positions it waits, and the rest of this action applies it.
+            mm = data.draw(st.integers(mk.mm + 1, mk.im - 1), label="raised mm")
+            self.change_risk(m, (mk.im, mm, mk.liq, mk.trade), self.owner, None)
+        if m not in self.pending_risk:
+            self.send(self.cfg.apply_market_risk, m, sender=caller, expect=E_NO_RISK_CHANGE)
+            return
+        proposed, eta = self.pending_risk[m]
+        if chain.pending_timestamp < eta:
+            self.send(self.cfg.apply_market_risk, m, sender=caller, expect=E_RISK_DELAY)
+            self.refresh_all(eta - chain.pending_timestamp)
+        im, mm, liq, _ = proposed
+        expect = None if partial_reachable(self.m.max_partial, im, mm, liq) else E_UNREACHABLE
+        if self.send(self.cfg.apply_market_risk, m, sender=caller, expect=expect):
+            mk = self.m.markets[m]
+            mk.im, mk.mm, mk.liq, mk.trade = proposed
+            del self.pending_risk[m]
+            STATS["risk_applied"] += 1
+
+    def cancel_market_risk(self, data: st.DataObject) -> None:
+        m = data.draw(MARKET, label="market")
+        expect = None
+        if self.stranger:
+            expect = NOT_OWNER
+        elif m not in self.pending_risk:
+            expect = E_NO_RISK_CHANGE
+        if self.send(self.cfg.cancel_market_risk, m, sender=self.admin_sender, expect=expect):
+            del self.pending_risk[m]
 
     def set_market_limits(self, data: st.DataObject) -> None:
         m = data.draw(MARKET, label="market")

@@ -1,0 +1,17 @@
+"""The configurator's timing rules (contracts/Configurator.vy), for tests and tools."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .constants import constant
+
+RISK_DELAY = constant("RISK_DELAY")  # seconds a rate rise on a market with positions waits
+
+
+def risk_change_waits(current: Sequence[int], proposed: Sequence[int], open_interest: int) -> bool:
+    """`Configurator.set_market_risk`: a change of (im, mm, liquidation fee, trading fee) is
+    queued for RISK_DELAY when it raises any of the four while the market has open interest
+    (either side); otherwise it applies at once."""
+    raises = any(new > old for old, new in zip(current, proposed, strict=True))
+    return raises and open_interest > 0

@@ -10,6 +10,7 @@ from support.constants import BTC, ETH, FEED_UNIT, USDC, VIRTUAL_ASSETS, VIRTUAL
 
 from margin_maintenance.audit import rebuild
 from margin_maintenance.crashdata import PricePoint, plan_replay
+from margin_maintenance.model import PoolState
 from margin_maintenance.report import (
     CONSOLE_WIDTH,
     CrashClock,
@@ -617,17 +618,18 @@ def trader_pnl(block: int) -> tuple[int, int]:
 
 
 def lp_samples(events, blocks, pnl=trader_pnl) -> dict[int, LPSample]:
-    """Samples as the engine would report them: redemption value = pool assets - open profit
-    owed - account debt, per share with the virtual offset."""
+    """Samples as the engine would report them (one side per market, traders' collateral
+    covering every loss): redemption value = pool assets + open losses - open profit - account
+    debt, per share with the virtual offset."""
     path = ledger_path(events)
     out = {}
     for b in blocks:
         s = at_block(path, b)
         pnls = pnl(b)
-        nav = max(s.pool_assets - sum(max(p, 0) for p in pnls) - s.account_debt, 0)
-        out[b] = LPSample(
-            ONE_SHARE * (nav + VIRTUAL_ASSETS) // (s.lp_shares + VIRTUAL_SHARES), pnls
-        )
+        profit, loss = sum(max(p, 0) for p in pnls), sum(max(-p, 0) for p in pnls)
+        nav = max(s.pool_assets + loss - profit - s.account_debt, 0)
+        price = ONE_SHARE * (nav + VIRTUAL_ASSETS) // (s.lp_shares + VIRTUAL_SHARES)
+        out[b] = LPSample(price, profit, loss)
     return out
 
 
@@ -659,10 +661,10 @@ def test_compute_figures__lp_samples__mark_to_market_is_the_share_price_change(u
     assert (f.open_profit_start, f.open_profit_end) == (1_000 * USDC, 1_900 * USDC)
     assert (f.open_loss_start, f.open_loss_end) == (100 * USDC, 190 * USDC)
     assert (f.account_debt_start, f.account_debt_end) == (0, 20 * USDC)
-    assert f.lp_unrealised == -(900 + 20) * USDC
+    assert f.lp_unrealised == (90 - 900 - 20) * USDC  # losses up, profit up, debt up
     assert f.lp_mark_to_market == f.lp_pnl + f.lp_unrealised
     # no LP joined or left: the share price moves by mark-to-market / redemption value
-    nav0 = f.pool_start - f.open_profit_start - f.account_debt_start
+    nav0 = f.pool_start + f.open_loss_start - f.open_profit_start - f.account_debt_start
     assert f.share_price_change == pytest.approx(f.lp_mark_to_market / nav0, rel=1e-6)
     bare = compute_figures(eth, EVENTS, None, {10: 1, 19: 2}, updates)
     assert bare.lp_unrealised is None and bare.lp_mark_to_market is None
@@ -887,7 +889,6 @@ def test_read_report__black_thursday_replay__market_time_and_lp_pnl_match_the_ch
     value = [int(vault.convert_to_assets(supply, block_id=b)) for b in (base, end)]
     assert f.lp_mark_to_market == pytest.approx(value[1] - value[0], abs=10)
     assert f.share_price_end == int(vault.convert_to_assets(10**12))
-    pnl = sum(max(int(ch.trader_unrealized_pnl(m)), 0) for m in system.market_ids)
-    assert f.open_profit_end == pnl
+    assert f.open_profit_end == PoolState(*ch.pool_state()).trader_profit
     text = console_report(rep, "test")
     assert max(len(line) for line in text.splitlines()) <= CONSOLE_WIDTH

@@ -3,7 +3,7 @@ the LP pool did, as a table (console and Markdown) and a PNG.
 
 Everything is computed from decoded events (`events.fetch_events` dicts, the same the audit
 rebuilds balances from) plus a few chain reads the events cannot give: block times, and at
-chosen blocks the LP share price and the traders' unrealised PnL per market. The pure part
+chosen blocks the LP share price and the pool's open terms (`pool_state()`). The pure part
 takes plain dicts and numbers, so it is unit-tested without a chain; `read_report` is the thin
 Ape reader.
 
@@ -24,9 +24,10 @@ steps chain time is mapped linearly, so the plot runs on the crash's own dates.
 
 LP PnL. Realised: the pool's change less LP deposits (trading fees, traders' realised losses
 less their profits, less socialised bad debt). Unrealised: what the share price also counts,
-the change in traders' open profit the pool owes (market by market; open losses count only
-once realised) and in account debt. Realised + unrealised is the change of the LPs'
-redemption value, i.e. the share price change when no LP joins or leaves.
+the change in the terms of the vault's net value besides pool assets (`pool_state()`): the
+traders' open losses as far as their collateral pays them, less their open profit (market side
+by market side), less profit claims and account debt. Realised + unrealised is the change of
+the LPs' redemption value, i.e. the share price change when no LP joins or leaves.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from margin_maintenance.audit import Ledger, apply_event
+from margin_maintenance.model import PoolState
 
 from .windows import CrashClock, PriceMove, PriceUpdate, Segment, driven_updates, price_move
 
@@ -82,18 +83,24 @@ class LPSample:
     """What the chain says about the LP pool at the end of one block (None: not read)."""
 
     share_price: int | None  # convert_to_assets(one whole share), token units
-    trader_pnl: tuple[int, ...] | None = None  # trader_unrealized_pnl of every market
+    open_profit: int | None = None  # traders' open profit, market side by side (pool_state)
+    open_loss: int | None = None  # their open losses as far as their collateral pays them
+    claims: int = 0  # realised profit the pool owes and has not paid yet
+
+    @classmethod
+    def from_pool(cls, share_price: int | None, ps: PoolState) -> LPSample:
+        """A sample from the engine's `pool_state()`: the terms the vault's net value counts
+        besides the pool assets."""
+        collectable = min(ps.trader_loss, ps.trader_collateral)
+        return cls(share_price, ps.trader_profit, collectable, ps.claims)
 
     @property
-    def open_profit(self) -> int | None:
-        """Traders' open profit the pool owes, market by market (what the share price
-        deducts)."""
-        return None if self.trader_pnl is None else sum(max(p, 0) for p in self.trader_pnl)
-
-    @property
-    def open_loss(self) -> int | None:
-        """Traders' open losses (the share price counts them only once realised)."""
-        return None if self.trader_pnl is None else sum(max(-p, 0) for p in self.trader_pnl)
+    def open_value(self) -> int | None:
+        """What the share price counts beyond pool assets and debt: collectable open losses
+        less open profit and claims (None: not read)."""
+        if self.open_profit is None or self.open_loss is None:
+            return None
+        return self.open_loss - self.open_profit - self.claims
 
 
 # ---- Figures ----
@@ -129,8 +136,10 @@ class Figures:
     share_price_end: int | None = None
     open_profit_start: int | None = None  # traders' open profit owed by the pool (LPSample)
     open_profit_end: int | None = None
-    open_loss_start: int | None = None  # traders' open losses, not in the share price
+    open_loss_start: int | None = None  # traders' collectable open losses (LPSample)
     open_loss_end: int | None = None
+    claims_start: int = 0  # profit claims owed by the pool (LPSample)
+    claims_end: int = 0
     account_debt_start: int = 0  # negative collateral (total_debt), at the share-price blocks
     account_debt_end: int = 0
     haircuts: int = 0  # ProfitHaircut: owed - paid
@@ -148,12 +157,18 @@ class Figures:
 
     @property
     def lp_unrealised(self) -> int | None:
-        """What the share price counts beyond `lp_pnl`: minus the change in traders' open
-        profit owed by the pool and in account debt (None: open PnL not read)."""
-        if self.open_profit_start is None or self.open_profit_end is None:
+        """What the share price counts beyond `lp_pnl`: the change in the traders' collectable
+        open losses, less the changes in their open profit, in profit claims and in account
+        debt (None: open PnL not read)."""
+        p0, p1 = self.open_profit_start, self.open_profit_end
+        l0, l1 = self.open_loss_start, self.open_loss_end
+        if p0 is None or p1 is None or l0 is None or l1 is None:
             return None
-        return -(self.open_profit_end - self.open_profit_start) - (
-            self.account_debt_end - self.account_debt_start
+        return (
+            (l1 - l0)
+            - (p1 - p0)
+            - (self.claims_end - self.claims_start)
+            - (self.account_debt_end - self.account_debt_start)
         )
 
     @property
@@ -288,6 +303,7 @@ def compute_figures(
             if s0 is not None and s1 is not None:
                 f.open_profit_start, f.open_profit_end = s0.open_profit, s1.open_profit
                 f.open_loss_start, f.open_loss_end = s0.open_loss, s1.open_loss
+                f.claims_start, f.claims_end = s0.claims, s1.claims
                 f.account_debt_start = at_block(path, start_at).account_debt
                 f.account_debt_end = at_block(path, end_at).account_debt
     if seg.market is not None:
@@ -336,10 +352,10 @@ class LPPoint:
 
     block: int
     realised: int  # pool change less LP deposits
-    unrealised: int  # -(change in open profit owed + change in account debt)
+    unrealised: int  # change in open value (losses - profit - claims) less change in debt
     share_price: int | None  # convert_to_assets(one whole share)
     open_profit: int  # traders' open profit owed by the pool now
-    open_loss: int  # traders' open losses now
+    open_loss: int  # traders' collectable open losses now
 
     @property
     def total(self) -> int:
@@ -353,24 +369,25 @@ def lp_path(
     of the block before it ([] when that block was not read)."""
     base = seg.start_block - 1
     s0 = samples.get(base)
-    if s0 is None or s0.open_profit is None:
+    v0 = None if s0 is None else s0.open_value
+    if v0 is None:
         return []
     b0 = at_block(path, base)
     out = []
     for b in sorted(samples):
         s = samples[b]
-        if b < base or b > seg.end_block or s.open_profit is None or s.open_loss is None:
+        v = s.open_value
+        if b < base or b > seg.end_block or v is None:
             continue
         snap = at_block(path, b)
         out.append(
             LPPoint(
                 block=b,
                 realised=snap.lp_realised - b0.lp_realised,
-                unrealised=-(s.open_profit - s0.open_profit)
-                - (snap.account_debt - b0.account_debt),
+                unrealised=v - v0 - (snap.account_debt - b0.account_debt),
                 share_price=s.share_price,
-                open_profit=s.open_profit,
-                open_loss=s.open_loss,
+                open_profit=s.open_profit or 0,
+                open_loss=s.open_loss or 0,
             )
         )
     return out

@@ -182,8 +182,8 @@ def window_plot(rep: RunReport, index: int) -> WindowPlot:
         out.share_price_start = None if s0.share_price is None else s0.share_price / unit
         out.share_price_end = out.lp[-1][3] if out.lp else None
         lp_moved = any(e["event"] in ("LiquidityAdded", "LiquidityRemoved") for e in inside)
-        if not lp_moved and s0.open_profit is not None:
-            nav = base.pool_assets - s0.open_profit - base.account_debt
+        if not lp_moved and s0.open_value is not None:
+            nav = base.pool_assets + s0.open_value - base.account_debt
             out.lp_nav_start = nav / unit if nav > 0 else None
         if out.lp:
             out.lp.append((x_end, *out.lp[-1][1:]))
@@ -315,7 +315,7 @@ def _lp_panel(ax: Any, wp: WindowPlot, unit: str) -> None:
     last = wp.lp[-1]
     for k, colour, label in (
         (1, "tab:green", "realised: trading fees + traders' net realised loss - socialised"),
-        (2, "tab:red", "unrealised: - change in open trader profit owed by the pool"),
+        (2, "tab:red", "unrealised: change in open losses collectable - open profit - claims"),
     ):
         line = _steps(ax, wp.lp, k, color=colour, lw=1.5)
         line.set_label(f"{label}: {last[k]:+,.0f}")

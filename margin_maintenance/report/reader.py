@@ -183,36 +183,32 @@ def read_block_times(blocks: Sequence[int]) -> dict[int, int]:
 
 
 def read_lp_samples(system: Any, blocks: Sequence[int]) -> dict[int, LPSample]:
-    """`LPSample` (share price, traders' unrealised PnL per market) at the end of each block:
-    eth_call batches where the provider allows it, else one Ape call at a time."""
+    """`LPSample` (share price, and the open profit, collectable open losses and claims of
+    the engine's `pool_state()`) at the end of each block: eth_call batches where the
+    provider allows it, else one Ape call at a time."""
     from margin_maintenance.keeper.reads import Method
+    from margin_maintenance.model import PoolState
 
     ch, vault = system.clearinghouse, system.vault
     one_share = 10 ** int(vault.decimals())
-    markets = list(system.market_ids)
-    price, pnl = Method(vault.convert_to_assets.abis[0]), Method(ch.trader_unrealized_pnl.abis[0])
-    calls = [(price, (one_share,), str(vault.address))] + [
-        (pnl, (m,), str(ch.address)) for m in markets
-    ]
-    data = [(to, m.calldata(*args)) for m, args, to in calls]
+    price, pool = Method(vault.convert_to_assets.abis[0]), Method(ch.pool_state.abis[0])
+    calls = [(str(vault.address), price.calldata(one_share)), (str(ch.address), pool.calldata())]
     try:
         raw = _batched(
-            [("eth_call", [{"to": to, "data": d}, hex(b)]) for b in blocks for to, d in data]
+            [("eth_call", [{"to": to, "data": d}, hex(b)]) for b in blocks for to, d in calls]
         )
         out: dict[int, LPSample] = {}
         for k, b in enumerate(blocks):
             try:
-                values = [
-                    int(m.result(bytes.fromhex(raw[k * len(calls) + j][2:]))[0])
-                    for j, (m, _, _) in enumerate(calls)
-                ]
+                share_price = int(price.result(bytes.fromhex(raw[2 * k][2:]))[0])
+                fields = pool.fields(bytes.fromhex(raw[2 * k + 1][2:]))
             except Exception as err:  # e.g. empty return data before the engine existed
                 log.warning("LP sample at block %s unreadable: %s", b, err)
-                out[b] = LPSample(None, None)
+                out[b] = LPSample(None)
                 continue
-            out[b] = LPSample(values[0], tuple(values[1:]))
+            out[b] = LPSample.from_pool(share_price, PoolState(*fields))
         return out
-    except Exception as err:  # no batching, or a call failed (e.g. before a market existed)
+    except Exception as err:  # no batching, or a call failed (e.g. a market unpriced)
         log.debug("LP samples one call at a time: %s", err)
     out = {}
     for b in blocks:
@@ -222,13 +218,12 @@ def read_lp_samples(system: Any, blocks: Sequence[int]) -> dict[int, LPSample]:
             log.warning("convert_to_assets at block %s failed: %s", b, err)
             share_price = None
         try:
-            pnls: tuple[int, ...] | None = tuple(
-                int(ch.trader_unrealized_pnl(m, block_id=b)) for m in markets
-            )
-        except Exception as err:
-            log.warning("trader_unrealized_pnl at block %s failed: %s", b, err)
-            pnls = None
-        out[b] = LPSample(share_price, pnls)
+            ps = PoolState(*ch.pool_state(block_id=b))
+        except Exception as err:  # e.g. a market past its stale window
+            log.warning("pool_state at block %s failed: %s", b, err)
+            out[b] = LPSample(share_price)
+            continue
+        out[b] = LPSample.from_pool(share_price, ps)
     return out
 
 
@@ -242,7 +237,7 @@ def read_report(
 ) -> RunReport:
     """Fetch the clearinghouse's and the aggregators' events up to `block` (default: the head
     now), find the windows and their crash files, read block times, and the LP share price
-    and traders' unrealised PnL per market at the blocks `sample_blocks` names."""
+    and the pool's open terms (`pool_state()`) at the blocks `sample_blocks` names."""
     from ape import chain
 
     block = chain.blocks.height if block is None else block

@@ -74,6 +74,16 @@ def table_rows(
             return "-"
         return sgn(-(f.open_profit_end - f.open_profit_start))
 
+    def loss_change(f: Figures) -> str:
+        if f.open_loss_start is None or f.open_loss_end is None:
+            return "-"
+        return sgn(f.open_loss_end - f.open_loss_start)
+
+    def claims_change(f: Figures) -> str:
+        if f.lp_unrealised is None:
+            return "-"
+        return sgn(-(f.claims_end - f.claims_start))
+
     spec: list[tuple[str, Any]] = [
         ("blocks", lambda f: f"{f.segment.start_block}..{f.segment.end_block}"),
         ("replayed price start", price("start")),
@@ -106,13 +116,15 @@ def table_rows(
         ("  bad debt socialised", lambda f: sgn(-f.socialised)),
         ("LP PnL, unrealised", lambda f: maybe(sgn, f.lp_unrealised)),
         ("  open trader profit owed", profit_change),
+        ("  open trader loss collectable", loss_change),
+        ("  profit claims owed", claims_change),
         ("  account debt", debt_change),
         ("LP PnL, mark-to-market", lambda f: maybe(sgn, f.lp_mark_to_market)),
         ("LP share price start", lambda f: share(f.share_price_start)),
         ("LP share price end", lambda f: share(f.share_price_end)),
         ("LP share price change", change),
         ("open trader profit at end", lambda f: maybe(amt, f.open_profit_end)),
-        ("open trader loss at end", lambda f: maybe(amt, f.open_loss_end)),
+        ("open trader loss collectable at end", lambda f: maybe(amt, f.open_loss_end)),
         ("profit haircuts (owed - paid)", lambda f: amt(f.haircuts)),
         ("traders' realised PnL", lambda f: sgn(f.trader_realized_pnl)),
         ("  in liquidations", lambda f: sgn(f.liquidation_realized_pnl)),
@@ -286,8 +298,9 @@ def lp_note(f: Figures, decimals: int, unit: str = "USDC") -> str | None:
         f"{s(-f.liquidation_realized_pnl)} in liquidations, - bad debt socialised "
         f"{n(f.socialised)}), because the share price also deducts the open profit the pool "
         f"owes traders still holding positions, {n(f.open_profit_start or 0)} -> "
-        f"{n(f.open_profit_end or 0)} {unit}, and counts their open losses "
-        f"({n(f.open_loss_end or 0)} {unit} at the end) only once realised: unrealised "
+        f"{n(f.open_profit_end or 0)} {unit}, adds their open losses as far as their "
+        f"collateral pays them, {n(f.open_loss_start or 0)} -> {n(f.open_loss_end or 0)} "
+        f"{unit}, and deducts profit claims and account debt: unrealised "
         f"{s(f.lp_unrealised)}, so the LPs' mark-to-market PnL was {s(mtm)} {unit}."
     )
 
@@ -309,10 +322,11 @@ NOTES: tuple[str, ...] = (
     "fee (sum of -insurance_delta where negative).",
     "LP PnL, realised = pool change - LP net deposits = trading fees + traders' net realised "
     "loss - bad debt socialised (a trader's loss is credited to the pool in full; the "
-    "insurance fund then covers what the account could not pay). LP PnL, unrealised = minus "
-    "the change in traders' open profit the pool owes (per market, as the share price counts "
-    "it; open losses are not counted until realised) and in account debt, read from "
-    "trader_unrealized_pnl. Mark-to-market = realised + unrealised = the change in LP "
+    "insurance fund then covers what the account could not pay). LP PnL, unrealised = the "
+    "change in the terms the vault's net value counts besides pool assets, read from the "
+    "engine's pool_state(): plus the traders' open losses as far as their collateral pays "
+    "them, minus their open profit (each market side apart, never netted), minus profit "
+    "claims owed and account debt. Mark-to-market = realised + unrealised = the change in LP "
     "redemption value, which is what the share price (convert_to_assets of one whole share) "
     "shows when no LP joins or leaves. Where the run starts before any LP share exists, the "
     "share price starts at the first LP deposit.",

@@ -57,6 +57,7 @@ MAX_RESERVE_BPS: constant(uint256) = 10_000  # pool reserve against open notiona
 SETTLE_DELAY: constant(uint256) = 86_400  # seconds between proposing a settlement and making it
 SETTLE_BAND_BPS: constant(uint256) = 1_000  # a settlement price within 10% of the last valid one
 RISK_DELAY: constant(uint256) = 86_400  # seconds before a change that raises any rate applies
+RISK_GRACE: constant(uint256) = 7 * 86_400  # a queued change not applied by then has expired
 
 
 interface ISettlement:
@@ -276,9 +277,10 @@ def set_market_risk(
             A change that raises any of the four rates while the market has open interest
             is queued for RISK_DELAY (MarketRiskQueued) so that no position becomes
             liquidatable, or dearer to close, by surprise: its owner has a day to add margin
-            or close. Anyone applies it after the delay (`apply_market_risk`); the owner may
-            cancel it. A new queued change replaces the pending one. A change that raises
-            nothing, or one on a market without positions, applies at once.
+            or close. Anyone applies it after the delay and within RISK_GRACE of it
+            (`apply_market_risk`); the owner may cancel it. A new queued change replaces the
+            pending one. A change that raises nothing, or one on a market without positions,
+            applies at once and drops any pending one (the owner's latest decision stands).
     """
     ownable._check_owner()
     e: address = self._bound()
@@ -310,6 +312,9 @@ def set_market_risk(
             eta=eta,
         )
         return
+    if self.pending_risk[market_id].eta != 0:
+        self.pending_risk[market_id] = empty(RiskChange)
+        log MarketRiskCancelled(market_id=market_id)
     self._store_risk(
         e,
         market_id,
@@ -330,6 +335,7 @@ def apply_market_risk(market_id: uint256):
     c: RiskChange = self.pending_risk[market_id]
     assert c.eta != 0, "configurator: no risk change"
     assert block.timestamp >= c.eta, "configurator: risk delay"
+    assert block.timestamp <= c.eta + RISK_GRACE, "configurator: risk change expired"
     e: address = self._bound()
     m: IClearinghouse.MarketInfo = self._market(e, market_id)
     self._check_risk(

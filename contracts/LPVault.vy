@@ -108,7 +108,8 @@ VIRTUAL_ASSETS: constant(uint256) = 1  # matching virtual asset
 
 REQUEST_TIMEOUT: constant(uint256) = 86_400  # seconds before an owner may cancel a request
 # Old shares are cancelled when the pool is worth less than a millionth of the first share
-# price (VIRTUAL_ASSETS per VIRTUAL_SHARES): net value * DUST_RATIO < supply.
+# price (VIRTUAL_ASSETS per VIRTUAL_SHARES): net value * DUST_RATIO < supply, and less than
+# the execution fee in all (so a cancellation never takes more than dust from anyone).
 DUST_RATIO: constant(uint256) = VIRTUAL_SHARES * 10**6
 
 engine: public(address)  # the clearinghouse whose pool these shares own; set once by `bind`
@@ -166,7 +167,7 @@ def add_liquidity(assets: uint256, min_shares: uint256) -> uint256:
     # buy just before an update it has already seen. Then only requests execute.
     assert not ps.exposed, "vault: pool exposed"
     nav: uint256 = self._deposit_nav(ps)
-    supply: uint256 = self._entry_supply(engine_, nav)
+    supply: uint256 = self._entry_supply(engine_, ps, nav)
     received: uint256 = extcall IPoolHooks(engine_).pool_pull(msg.sender, assets)
     shares: uint256 = self._to_shares(received, supply, nav)
     assert shares > 0, "vault: zero shares"
@@ -262,7 +263,7 @@ def execute_request(request_id: uint256):
     if r.is_deposit:
         assert not ps.paused, "vault: paused"
         nav: uint256 = self._deposit_nav(ps)
-        supply: uint256 = self._entry_supply(engine_, nav)
+        supply: uint256 = self._entry_supply(engine_, ps, nav)
         assets: uint256 = r.amount - fee  # request_deposit took more than the fee
         assert extcall IERC20(token).transfer(msg.sender, fee, default_return_value=True), (
             "vault: transfer failed"
@@ -360,6 +361,7 @@ def convert_to_shares(assets: uint256) -> uint256:
     nav: uint256 = self._deposit_nav(ps)
     supply: uint256 = erc20.totalSupply
     if self._worthless(supply, nav):
+        assert not ps.exposed, "vault: pool worthless"
         supply = 0  # the deposit would cancel the old shares first
     return self._to_shares(assets, supply, nav)
 
@@ -428,15 +430,19 @@ def _mint(owner: address, shares: uint256):
 
 
 @internal
-def _entry_supply(engine_: address, nav: uint256) -> uint256:
+def _entry_supply(engine_: address, ps: IPoolHooks.PoolState, nav: uint256) -> uint256:
     """
     @dev The supply a deposit buys into: 0 after cancelling a worthless pool's shares. The
          engine logs the cancelled supply as a redemption of 0 assets by this vault
-         (LiquidityRemoved), so a ledger rebuilt from its events keeps the supply.
+         (LiquidityRemoved), so a ledger rebuilt from its events keeps the supply. Only
+         while no market has open interest: an exposed pool's value is a conservative mark
+         (stale markets, debt its accounts may yet repay), and a deposit that bought the
+         whole pool at it would take the old LPs' recovery, so it waits.
     """
     supply: uint256 = erc20.totalSupply
     if not self._worthless(supply, nav):
         return supply
+    assert not ps.exposed, "vault: pool worthless"
     epoch: uint256 = self.share_epoch + 1
     self.share_epoch = epoch
     self.first_live_request = self.request_count
@@ -496,11 +502,12 @@ def _redeem_nav(ps: IPoolHooks.PoolState) -> uint256:
     return convert(max(self._net_value(ps), 0), uint256)
 
 
-@pure
+@view
 @internal
 def _worthless(supply: uint256, nav: uint256) -> bool:
-    # Shares worth less than a millionth of the first share price (none when supply is 0).
-    return nav * DUST_RATIO < supply
+    # Shares worth less than a millionth of the first share price, and less than the
+    # execution fee in all (never when supply is 0).
+    return nav * DUST_RATIO < supply and nav < self.execution_fee
 
 
 @pure

@@ -21,7 +21,7 @@ from support.constants import (
 )
 from support.lp import refresh_prices
 
-from margin_maintenance.model import RISK_DELAY, risk_change_waits
+from margin_maintenance.model import RISK_DELAY, RISK_GRACE, risk_change_waits
 
 BASE = (IM_BPS, MM_BPS, LIQ_FEE_BPS, TRADE_FEE_BPS)
 # Maintenance 13% of 8,000 is 1,040 > the trader's 996 of collateral: applied at once, this
@@ -185,3 +185,27 @@ def test_apply__bounds_checked_again__partial_bound_now_unreachable(
     with ape.reverts("configurator: partial bound unreachable"):
         configurator.apply_market_risk(ETH, sender=deployer)
     assert rates(ch, ETH) == BASE
+
+
+def test_immediate_change__drops_the_pending_one(ch, system, configurator, deployer, book):
+    """The owner's latest decision stands: a change applied at once (here a lowering) drops
+    a queued rise, so no one can apply the older decision later."""
+    configurator.set_market_risk(ETH, *STRICTER, sender=deployer)
+    lower = (IM_BPS, MM_BPS - 100, LIQ_FEE_BPS, TRADE_FEE_BPS)
+    tx = configurator.set_market_risk(ETH, *lower, sender=deployer)
+    [log] = tx.decode_logs(configurator.MarketRiskCancelled)
+    assert log.market_id == ETH
+    assert configurator.pending_risk(ETH).eta == 0
+    refresh_prices(system, deployer, RISK_DELAY)
+    with ape.reverts("configurator: no risk change"):
+        configurator.apply_market_risk(ETH, sender=deployer)
+    assert rates(ch, ETH) == lower
+
+
+def test_apply__after_the_grace_period__expired(ch, configurator, deployer, book, chain):
+    tx = configurator.set_market_risk(ETH, *STRICTER, sender=deployer)
+    chain.pending_timestamp = tx.timestamp + RISK_DELAY + RISK_GRACE + 1
+    with ape.reverts("configurator: risk change expired"):
+        configurator.apply_market_risk(ETH, sender=deployer)
+    assert rates(ch, ETH) == BASE
+    configurator.cancel_market_risk(ETH, sender=deployer)  # the owner clears it

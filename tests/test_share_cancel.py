@@ -26,6 +26,9 @@ from margin_maintenance.model import VIRTUAL_SHARES, PoolState, net_value, to_sh
 
 WIPE_PRICE = 2_502.2511  # USD: the trader's profit less its closing fee is the pool's 1,002
 NEW_LP = 1_000_000  # USD the next LP deposits
+# A 1,000,000 pool (supply 10^18: dust below 1 USDC by price, 0.1 USDC by the fee cap) and a
+# trader long 500 ETH at 2,000 closed here: all but 0.02 USDC of the pool goes.
+BIG_WIPE_PRICE = 4_003.00146073
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_wiped_pool__worth_dust__old_shares_worthless(vault, lp, wiped):
     assert wiped.claims == wiped.pool_assets - value == 2_502_200
     supply = vault.totalSupply()
     assert supply == 1_000 * USDC * VIRTUAL_SHARES
-    assert worthless(supply, value)
+    assert worthless(supply, value, vault.execution_fee())
     assert vault.convert_to_assets(vault.balanceOf(lp)) < USDC // 1_000
 
 
@@ -134,3 +137,55 @@ def test_old_withdrawal_request__shares_cancelled__closed_by_its_owner_at_once(
     assert tx.decode_logs(vault.RequestCancelled)
     assert vault.requests(request_id).owner == "0x0000000000000000000000000000000000000000"
     assert vault.balanceOf(lp) == 0
+
+
+@pytest.fixture
+def wiped_big(ch, vault, fund, deposit, open_position, set_price, lp, trader):
+    vault.add_liquidity(fund(lp, 1_000_000), 0, sender=lp)
+    deposit(trader, 200_000)
+    open_position(trader, ETH, 500)
+    set_price(ETH, BIG_WIPE_PRICE)
+    open_position(trader, ETH, -500)
+    value = net_value(PoolState(*ch.pool_state()))
+    assert 0 < value < vault.execution_fee()  # about 0.02 USDC left of 1,000,500
+    return value
+
+
+def test_deposit__dust_by_price_but_above_the_fee__keeps_the_old_shares(
+    vault, fund, deposit, open_position, stranger, trader2, lp, wiped_big
+):
+    """Worth under a millionth of the first price but more than the execution fee in all:
+    the old LPs keep their value (a cancellation never takes more than dust)."""
+    deposit(trader2, 1_000)
+    open_position(trader2, ETH, 0.1)  # two fees of 0.2 USDC into the pool, then flat
+    open_position(trader2, ETH, -0.1)
+    supply = vault.totalSupply()
+    value = vault.convert_to_assets(supply)
+    assert vault.execution_fee() < value < USDC and value * 10**12 < supply
+    tx = vault.add_liquidity(fund(stranger, NEW_LP), 0, sender=stranger)
+    assert not tx.decode_logs(vault.SharesCancelled)
+    assert vault.balanceOf(lp) == supply  # the old LP's shares stand, still worth ~0.42
+    assert vault.convert_to_assets(vault.balanceOf(lp)) >= value - 1
+
+
+def test_deposit__worthless_pool_with_open_positions__waits(
+    system, vault, token, deposit, open_position, deployer, lp, trader2, wiped_big
+):
+    """An exposed pool's value is a conservative mark that open positions still move: a
+    deposit that cancelled the old shares at it would take the old LPs' recovery."""
+    deposit(trader2, 1_000)
+    open_position(trader2, ETH, 0.003)  # 12 USDC long: the pool is exposed, still dust
+    assert PoolState(*system.clearinghouse.pool_state()).exposed
+    with ape.reverts("vault: pool worthless"):
+        vault.convert_to_shares(USDC)
+    token.mint(lp, 1_000 * USDC, sender=deployer)
+    token.approve(vault, 1_000 * USDC, sender=lp)
+    request_id = vault.request_count()
+    vault.request_deposit(1_000 * USDC, 0, sender=lp)
+    refresh_prices(system, deployer)
+    with ape.reverts("vault: pool worthless"):
+        vault.execute_request(request_id, sender=deployer)
+    open_position(trader2, ETH, -0.003)  # flat again: the deposit executes, cancelling
+    refresh_prices(system, deployer)
+    tx = vault.execute_request(request_id, sender=deployer)
+    assert tx.decode_logs(vault.SharesCancelled)

@@ -92,7 +92,8 @@ def pool_pay(provider: address, assets: uint256, shares: uint256):
     """
     self._only_vault()
     ledger._set_pool(ledger._pool() - assets)
-    ledger._push(provider, assets)
+    if assets != 0:  # the vault's share cancellation pays nothing (some tokens refuse 0)
+        ledger._push(provider, assets)
     log IClearinghouse.LiquidityRemoved(provider=provider, assets=assets, shares=shares)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from .constants import constant
 
 RISK_DELAY = constant("RISK_DELAY")  # seconds a rate rise on a market with positions waits
+RISK_GRACE = constant("RISK_GRACE")  # seconds after its eta a queued rise may still be applied
 
 
 def risk_change_waits(current: Sequence[int], proposed: Sequence[int], open_interest: int) -> bool:

@@ -128,6 +128,7 @@ class Mirror:
     paused: bool = False
     claims: dict[str, int] = field(default_factory=dict)  # profit owed, not paid yet
     token_scale: int = 10**12  # WAD -> token units (6-decimal token)
+    execution_fee: int = 10**5  # LPVault.execution_fee: 0.1 token
 
     def total_debt(self) -> int:
         return sum(-c for c in self.collateral.values() if c < 0)
@@ -282,17 +283,27 @@ class Mirror:
         """Shares `add_liquidity(assets)` mints, None where the vault refuses the deposit
         (after cancelling a worthless pool's old shares, `cancels_shares`)."""
         nav = self.deposit_nav()
-        return None if nav is None else to_shares(assets, entry_supply(self.supply, nav), nav)
+        if nav is None:
+            return None
+        return to_shares(assets, entry_supply(self.supply, nav, self.execution_fee), nav)
 
     def cancels_shares(self) -> int:
         """The old supply a deposit now would cancel (`LPVault._entry_supply`), 0 if none."""
         nav = self.deposit_nav()
-        return 0 if nav is None or entry_supply(self.supply, nav) else self.supply
+        if nav is None or entry_supply(self.supply, nav, self.execution_fee):
+            return 0
+        return self.supply
+
+    def worthless_exposed(self) -> bool:
+        """A deposit now is refused "vault: pool worthless": the shares are dust at a value
+        that open positions still move."""
+        return bool(self.cancels_shares()) and self.pool_state().exposed
 
     def cancel_shares(self) -> None:
         """Book a cancellation: the supply and every holder's shares are gone."""
         self.supply = 0
-        self.shares.clear()
+        for holder in self.shares:
+            self.shares[holder] = 0
 
     def to_assets(self, shares: int) -> int:
         return to_assets(shares, self.supply, self.redeem_nav())

@@ -55,15 +55,16 @@ def free_liquidity(ps: PoolState) -> int:
     return max(0, ps.pool_assets - (ps.total_debt + ps.reserve + ps.trader_profit + ps.claims))
 
 
-def worthless(supply: int, nav: int) -> bool:
-    """`LPVault._worthless`: the shares are worth under a millionth of the first share price,
-    so the next deposit cancels them and buys into a fresh supply (never when supply is 0)."""
-    return nav * DUST_RATIO < supply
+def worthless(supply: int, nav: int, execution_fee: int) -> bool:
+    """`LPVault._worthless`: the shares are worth under a millionth of the first share price
+    and less than the execution fee in all, so the next deposit cancels them and buys into a
+    fresh supply (never when supply is 0; refused while the pool is exposed)."""
+    return nav * DUST_RATIO < supply and nav < execution_fee
 
 
-def entry_supply(supply: int, nav: int) -> int:
+def entry_supply(supply: int, nav: int, execution_fee: int) -> int:
     """The supply a deposit buys into (`LPVault._entry_supply`): 0 when it cancels the old."""
-    return 0 if worthless(supply, nav) else supply
+    return 0 if worthless(supply, nav, execution_fee) else supply
 
 
 def to_shares(assets: int, supply: int, nav: int) -> int:

@@ -151,16 +151,22 @@ def test_queue__again__replaces_the_pending_change(ch, system, configurator, dep
     assert rates(ch, ETH) == milder
 
 
-def test_cancel__owner__dropped_and_logged(ch, system, configurator, deployer, book):
-    configurator.set_market_risk(ETH, *STRICTER, sender=deployer)
-    tx = configurator.cancel_market_risk(ETH, sender=deployer)
+def assert_dropped(ch, system, configurator, deployer, tx, in_force) -> None:
+    """`tx` dropped ETH's queued change (logged): a day later nothing is left to apply and
+    `in_force` are the rates."""
     [log] = tx.decode_logs(configurator.MarketRiskCancelled)
     assert log.market_id == ETH
     assert configurator.pending_risk(ETH).eta == 0
     refresh_prices(system, deployer, RISK_DELAY)
     with ape.reverts("configurator: no risk change"):
         configurator.apply_market_risk(ETH, sender=deployer)
-    assert rates(ch, ETH) == BASE
+    assert rates(ch, ETH) == in_force
+
+
+def test_cancel__owner__dropped_and_logged(ch, system, configurator, deployer, book):
+    configurator.set_market_risk(ETH, *STRICTER, sender=deployer)
+    tx = configurator.cancel_market_risk(ETH, sender=deployer)
+    assert_dropped(ch, system, configurator, deployer, tx, BASE)
 
 
 def test_cancel__stranger_or_nothing_queued__reverts(configurator, deployer, stranger, book):
@@ -193,13 +199,7 @@ def test_immediate_change__drops_the_pending_one(ch, system, configurator, deplo
     configurator.set_market_risk(ETH, *STRICTER, sender=deployer)
     lower = (IM_BPS, MM_BPS - 100, LIQ_FEE_BPS, TRADE_FEE_BPS)
     tx = configurator.set_market_risk(ETH, *lower, sender=deployer)
-    [log] = tx.decode_logs(configurator.MarketRiskCancelled)
-    assert log.market_id == ETH
-    assert configurator.pending_risk(ETH).eta == 0
-    refresh_prices(system, deployer, RISK_DELAY)
-    with ape.reverts("configurator: no risk change"):
-        configurator.apply_market_risk(ETH, sender=deployer)
-    assert rates(ch, ETH) == lower
+    assert_dropped(ch, system, configurator, deployer, tx, lower)
 
 
 def test_apply__after_the_grace_period__expired(ch, configurator, deployer, book, chain):

@@ -32,14 +32,25 @@ BIG_WIPE_PRICE = 4_003.00146073
 
 
 @pytest.fixture
-def wiped(ch, vault, fund, deposit, open_position, set_price, lp, trader):
+def wipe_out(ch, vault, fund, deposit, open_position, set_price, lp, trader):
+    """wipe_out(pool, margin, units, price): an LP's `pool` USD, a trader with `margin` long
+    `units` ETH at 2,000 and closed at `price`; the pool state after."""
+
+    def _wipe(pool_usd: int, margin_usd: int, units: int, price: float) -> PoolState:
+        vault.add_liquidity(fund(lp, pool_usd), 0, sender=lp)
+        deposit(trader, margin_usd)
+        open_position(trader, ETH, units)
+        set_price(ETH, price)
+        open_position(trader, ETH, -units)
+        return PoolState(*ch.pool_state())
+
+    return _wipe
+
+
+@pytest.fixture
+def wiped(wipe_out):
     """The pool after the wipe-out: worth dust, the old LP's 10^15 shares outstanding."""
-    vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)
-    deposit(trader, 1_000)
-    open_position(trader, ETH, 2)
-    set_price(ETH, WIPE_PRICE)
-    open_position(trader, ETH, -2)
-    return PoolState(*ch.pool_state())
+    return wipe_out(1_000, 1_000, 2, WIPE_PRICE)
 
 
 def test_wiped_pool__worth_dust__old_shares_worthless(vault, lp, wiped):
@@ -140,13 +151,8 @@ def test_old_withdrawal_request__shares_cancelled__closed_by_its_owner_at_once(
 
 
 @pytest.fixture
-def wiped_big(ch, vault, fund, deposit, open_position, set_price, lp, trader):
-    vault.add_liquidity(fund(lp, 1_000_000), 0, sender=lp)
-    deposit(trader, 200_000)
-    open_position(trader, ETH, 500)
-    set_price(ETH, BIG_WIPE_PRICE)
-    open_position(trader, ETH, -500)
-    value = net_value(PoolState(*ch.pool_state()))
+def wiped_big(vault, wipe_out):
+    value = net_value(wipe_out(1_000_000, 200_000, 500, BIG_WIPE_PRICE))
     assert 0 < value < vault.execution_fee()  # about 0.02 USDC left of 1,000,500
     return value
 

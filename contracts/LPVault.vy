@@ -197,7 +197,7 @@ def remove_liquidity(shares: uint256, min_assets: uint256) -> uint256:
     assert assets > 0, "vault: zero assets"
     assert assets >= min_assets, "vault: slippage"
     assert assets <= self._free(ps), "vault: insufficient free liquidity"
-    self._touch(msg.sender)
+    self._touch(msg.sender, self.share_epoch)
     erc20._burn(msg.sender, shares)
     extcall IPoolHooks(engine_).pool_pay(msg.sender, assets, shares)
     return assets
@@ -404,9 +404,9 @@ def convert_to_assets(shares: uint256) -> uint256:
 
 
 @internal
-def _touch(holder: address):
-    # A balance stored in an older epoch was cancelled: clear it before it is used.
-    epoch: uint256 = self.share_epoch
+def _touch(holder: address, epoch: uint256):
+    # A balance stored in an older epoch (`epoch` is the current one, read once by the
+    # caller) was cancelled: clear it before it is used.
     if self.holder_epoch[holder] == epoch:
         return
     self.holder_epoch[holder] = epoch
@@ -418,14 +418,15 @@ def _touch(holder: address):
 
 @internal
 def _move(owner: address, to: address, amount: uint256):
-    self._touch(owner)
-    self._touch(to)
+    epoch: uint256 = self.share_epoch
+    self._touch(owner, epoch)
+    self._touch(to, epoch)
     erc20._transfer(owner, to, amount)
 
 
 @internal
 def _mint(owner: address, shares: uint256):
-    self._touch(owner)
+    self._touch(owner, self.share_epoch)
     erc20._mint(owner, shares)
 
 

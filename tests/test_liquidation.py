@@ -773,10 +773,11 @@ def test_liquidate__unbacked_loss_credit__never_paid_out_so_nothing_stays_uncove
     before = ch.collateral(trader2)
     tx = ch.trade(ETH, 2 * WAD, MAX_UINT, sender=trader2)  # closes: +1,200 owed
     cut = one_log(tx, ch.ProfitHaircut)
-    assert (cut.account, cut.owed, cut.paid) == (trader2.address, usd(1_200), backed)
+    # Paid what tokens back, and its own fee on this close (credited first, paid straight back).
     fee = bps_up(notional_up(2 * WAD, 1_400 * WAD), TRADE_FEE_BPS)
-    assert ch.collateral(trader2) - before == backed - fee
-    assert ch.pool_assets() == debt + fee  # exactly the unbacked credit, and the fee
+    assert (cut.account, cut.owed, cut.paid) == (trader2.address, usd(1_200), backed + fee)
+    assert ch.collateral(trader2) - before == backed
+    assert ch.pool_assets() == debt  # exactly the unbacked credit
     set_price(BTC, 62_000)
     o = model_now(ch, system, trader)
     assert o.full and o.uncovered == 0

@@ -56,9 +56,9 @@ def wiped(wipe_out):
 def test_wiped_pool__worth_dust__old_shares_worthless(vault, lp, wiped):
     value = net_value(wiped)
     assert 0 <= value < USDC // 1_000  # under 0.001 USDC left of 1,002
-    # The profit was paid from the pool before the closing fee arrived: the 2.5022 USDC short
-    # is the trader's claim, which that fee covers.
-    assert wiped.claims == wiped.pool_assets - value == 2_502_200
+    # The closing fee reaches the pool before the profit is paid from it, so the profit is paid
+    # in full and no claim is left (before that order it left a 2.5022 USDC claim).
+    assert wiped.claims == wiped.pool_assets - value == 0
     supply = vault.totalSupply()
     assert supply == 1_000 * USDC * VIRTUAL_SHARES
     assert worthless(supply, value, vault.execution_fee())

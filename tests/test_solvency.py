@@ -92,13 +92,14 @@ def test_attack1__unbacked_debt__pays_no_profit_and_the_bystander_withdraws_in_f
     pool = ch.pool_assets()
     assert pool == usd(11_057)  # 1,000 + the loss in full + fees: 1,945 of it is A's debt
 
-    # B closes ETH: owed 12,000, paid only what tokens back (11,057 - 1,945 = 9,112).
+    # B closes ETH: owed 12,000, paid only what tokens back: 11,057 - 1,945 = 9,112, and its
+    # own fee on this close (6), which the pool receives first and pays straight back.
     tx = ch.trade(ETH, 12 * WAD, MAX_UINT, sender=b)
     cut = tx.decode_logs(ch.ProfitHaircut)[0]
-    assert (cut.account, cut.owed, cut.paid) == (b.address, usd(12_000), usd(9_112))
-    assert cut.paid == pool - debt
+    assert (cut.account, cut.owed, cut.paid) == (b.address, usd(12_000), usd(9_118))
+    assert cut.paid == pool + fee(12, 1_000) - debt
     b_out = ch.collateral(b)
-    assert b_out == usd(3_000) - fee(12, 2_000) + usd(9_112) - fee(12, 1_000) == usd(12_094)
+    assert b_out == usd(3_000) - fee(12, 2_000) + usd(9_118) - fee(12, 1_000) == usd(12_100)
     assert ch.pool_assets() >= ch.total_debt()
     assert_conserved(ch, token, everyone)
 
@@ -106,9 +107,9 @@ def test_attack1__unbacked_debt__pays_no_profit_and_the_bystander_withdraws_in_f
     ch.withdraw(b_out, sender=b)
     ch.withdraw(usd(10_000), sender=bystander)
     assert ch.collateral(bystander) == 0 and token.balanceOf(bystander) == usd(10_000)
-    assert token.balanceOf(b) - usd(3_000) == usd(9_094)  # B's gain: the LP's capital, less fees
+    assert token.balanceOf(b) - usd(3_000) == usd(9_100)  # B's gain: the LP's capital, less fees
     # What is left backs A's debt exactly, and the pair got out no more than the pool held.
-    assert ch.pool_assets() - ch.total_debt() == fee(12, 1_000)
+    assert ch.pool_assets() - ch.total_debt() == 0
     assert token.balanceOf(b) + ch.collateral(a) <= usd(3_000 + 8_100 + 1_000)
     assert_backed(ch, token, everyone)
     assert_conserved(ch, token, everyone)
@@ -237,20 +238,26 @@ def test_attack1__the_unpaid_profit__is_a_claim_paid_from_later_pool_income(
     set_price(ETH, 1_000)
     set_price(BTC, 48_000)
     ch.trade(ETH, -10 * WAD, 0, sender=a)
-    ch.trade(ETH, 12 * WAD, MAX_UINT, sender=b)  # owed 12,000, paid 9,112
-    assert ch.claims(b) == ch.total_claims() == usd(12_000 - 9_112)
+    ch.trade(ETH, 12 * WAD, MAX_UINT, sender=b)  # owed 12,000, paid 9,118 (its fee included)
+    assert ch.claims(b) == ch.total_claims() == usd(12_000 - 9_118)
     with ape.reverts("clearinghouse: no claim"):
         ch.settle_claim(stranger, sender=stranger)
     # The LP's value is net of the claim: nothing of the pool is theirs while it is owed.
     assert vault.convert_to_assets(vault.balanceOf(lp)) == 0
     assert vault.free_liquidity() == 0
-    # Later income (B's closing fee reached the pool after its payment) pays the claim first.
-    income = fee(12, 1_000)
+    # Nothing backs it yet (B's own closing fee was paid straight back into its profit) ...
+    with ape.reverts("clearinghouse: claim not backed"):
+        ch.settle_claim(b, sender=stranger)
+    # ... later income (a stranger's trading fees) pays the claim first.
+    deposit(stranger, 1_000)
+    ch.trade(ETH, WAD, MAX_UINT, sender=stranger)
+    ch.trade(ETH, -WAD, 0, sender=stranger)
+    income = 2 * fee(1, 1_000)
     before = ch.collateral(b)
     tx = ch.settle_claim(b, sender=stranger)  # anyone may call; the claimant is paid
     event = tx.decode_logs(ch.ClaimSettled)[0]
     assert (event.account, event.paid) == (b.address, income)
-    assert event.remaining == usd(2_888) - income == ch.claims(b)
+    assert event.remaining == usd(2_882) - income == ch.claims(b)
     assert ch.collateral(b) == before + income
     assert ch.pool_assets() == ch.total_debt()  # what is left backs A's debt exactly
     with ape.reverts("clearinghouse: claim not backed"):

@@ -681,10 +681,11 @@ def test_trade__profit_above_pool_assets__paid_what_the_pool_has_and_logged(
     [haircut] = tx.decode_logs(ch.ProfitHaircut)
     assert haircut.account == trader.address
     assert haircut.market_id == ETH
-    assert (haircut.owed, haircut.paid) == (owed, pool)
-    assert tx.decode_logs(ch.PositionChanged)[0].realized_pnl == pool
-    assert ch.collateral(trader) == collateral + pool - fee
-    assert ch.pool_assets() == fee
+    # What the pool holds, and this close's own fee (credited first, paid straight back).
+    assert (haircut.owed, haircut.paid) == (owed, pool + fee)
+    assert tx.decode_logs(ch.PositionChanged)[0].realized_pnl == pool + fee
+    assert ch.collateral(trader) == collateral + pool
+    assert ch.pool_assets() == 0
     assert ch.collateral(trader2) == units(5_000)
     assert_conserved(ch, token, everyone)
 

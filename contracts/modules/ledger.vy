@@ -76,22 +76,34 @@ def _pay_profit(account: address, market_id: uint256, pnl: int256, backed: uint2
 
 @view
 @internal
-def _backed(pool: uint256, collateral_: int256) -> uint256:
+def _backed(pool: uint256, collateral_: int256, running: int256) -> uint256:
     """
-    @dev What pool assets `pool` can pay out to the account whose stored collateral is
-         `collateral_`: the pool less every other account's debt. The pool was credited with
-         each realised loss in full, but the part of a loss beyond the account's collateral
-         never arrived as tokens: it is debt, and no profit is paid from it. The account's own
-         debt is not subtracted, since its profit repays that first. Claims already owed
-         come first: a later profit is paid only from what is left after them.
+    @dev What pool assets `pool` can pay out as profit to the account whose stored collateral
+         is `collateral_` and whose collateral is `running` now (after the losses and fees
+         this action has settled so far): the pool less every other account's debt and the
+         claims owed, and never less than what the account itself owes the pool by now (its
+         stored debt, and the losses and fee this action credited to the pool). The pool was
+         credited with each realised loss in full, but the part of a loss beyond the
+         account's collateral never arrived as tokens: it is debt, and no other account's
+         profit is paid from it. An account's own losses and debt are a different matter:
+         paying its profit against them moves no token (the pool pays back what this account
+         credited it), so they always net, however thin the pool. Found by the invariant
+         campaign: a healthy account whose last close realised an unpayable profit could not
+         leave its own debt (it could neither close nor be liquidated), and a partial
+         liquidation whose losing leg was credited while its winning leg was haircut in full
+         left equity under the initial requirement.
     """
     own: uint256 = 0
     if collateral_ < 0:
         own = convert(-collateral_, uint256)
     other: uint256 = self.total_debt - own + self.total_claims
-    if pool <= other:
-        return 0
-    return pool - other
+    room: uint256 = 0
+    if pool > other:
+        room = pool - other
+    owes: int256 = max(collateral_, 0) - running
+    if owes > 0:
+        return max(room, convert(owes, uint256))
+    return room
 
 
 @view

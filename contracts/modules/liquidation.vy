@@ -250,7 +250,7 @@ def _liquidate(
         realized: int256 = leg.pnl
         if realized > 0:
             realized = ledger._pay_profit(
-                account, leg.market_id, realized, ledger._backed(pool, st.collateral)
+                account, leg.market_id, realized, ledger._backed(pool, st.collateral, c)
             )
             pool -= convert(realized, uint256)
             c += realized
@@ -326,14 +326,15 @@ def _plan(
     """
     # Plan on the equity the close can realise: every touched leg settles its PnL against the
     # pool, which pays net profit only up to its backed assets (pool assets less other
-    # accounts' debt; the rest is haircut), so equity above collateral + backed is paper. Requirements and fees round up leg by leg; two
-    # units of slack per leg make sure the remainder really does meet its initial
-    # requirement after the rounding.
+    # accounts' debt, and at least the account's own debt; the rest is haircut), so equity
+    # above collateral + backed is paper. (Planned on the stored collateral: the losses the
+    # close realises first can only raise what is backed.) Requirements and fees round up
+    # leg by leg; two units of slack per leg make sure the remainder really does meet its
+    # initial requirement after the rounding.
     realisable: int256 = st.equity
     if st.equity > st.collateral:  # paper profit: only the backed pool can pay it
-        realisable = min(
-            st.equity, st.collateral + convert(ledger._backed(pool, st.collateral), int256)
-        )
+        backed: uint256 = ledger._backed(pool, st.collateral, st.collateral)
+        realisable = min(st.equity, st.collateral + convert(backed, int256))
     slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
     fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
     bound: uint256 = (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS

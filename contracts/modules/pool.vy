@@ -120,14 +120,12 @@ def settle_claim(account: address) -> uint256:
     assert owed > 0, "clearinghouse: no claim"
     before: int256 = ledger.collateral[account]
     pool_: uint256 = ledger._pool()
-    own: uint256 = 0
-    if before < 0:
-        own = convert(-before, uint256)
-    # Every other account's debt and claim is ahead of this one; its own debt is not (the
-    # payment repays it first) nor its own claim.
-    ahead: uint256 = ledger.total_debt - own + ledger.total_claims - owed
-    assert pool_ > ahead, "clearinghouse: claim not backed"
-    paid: uint256 = min(owed, pool_ - ahead)
+    # Every other account's debt and claim is ahead of this one; its own claim is not (the
+    # pool is backed for it as it would be for a profit realised now, with this claim not yet
+    # owed) nor its own debt, which is always repaid from its claim, however thin the pool:
+    # that moves no token (the pool pays back what it was credited and never received).
+    paid: uint256 = min(owed, ledger._backed(pool_ + owed, before, before))
+    assert paid > 0, "clearinghouse: claim not backed"
     ledger.claims[account] = owed - paid
     ledger.total_claims -= paid
     ledger._set_pool(pool_ - paid)

@@ -78,22 +78,24 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     pool: uint256 = funds & codec.MASK128
     realized: int256 = 0
     haircut: uint256 = 0  # profit the backed pool could not pay: an equity loss like the fee
+    fee: uint256 = mm._bps_up(
+        mm._notional_up(convert(abs(size_delta), uint256), price, ledger.token_scale),
+        (cfg >> codec.CFG_TRADE) & codec.MASK16,
+    )
+    pool += fee  # first: the profit below may pay the fee back into the pool it came from
     if old_size != 0:
         realized = mm._pnl(old_size, entry, price, ledger.token_scale)
         if realized < 0:
             pool += convert(-realized, uint256)  # a loss is the pool's, in full
         elif realized > 0:
             owed: int256 = realized
+            # Backed at least for the account's own debt and this trade's fee (the fee comes
+            # straight back to the pool): a profit can always close out its own account.
             realized = ledger._pay_profit(
-                msg.sender, market_id, realized, ledger._backed(pool, c)
+                msg.sender, market_id, realized, ledger._backed(pool, c, c - convert(fee, int256))
             )
             haircut = convert(owed - realized, uint256)
             pool -= convert(realized, uint256)
-    fee: uint256 = mm._bps_up(
-        mm._notional_up(convert(abs(size_delta), uint256), price, ledger.token_scale),
-        (cfg >> codec.CFG_TRADE) & codec.MASK16,
-    )
-    pool += fee
     assert pool <= codec.MASK128, "clearinghouse: funds overflow"
     ledger.funds = (funds & ~codec.MASK128) | pool
     c_after: int256 = c + realized - convert(fee, int256)

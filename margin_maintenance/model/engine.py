@@ -160,13 +160,15 @@ class Mirror:
         but `a`'s (its own profit repays its own debt first), and every claim owed."""
         return self.total_debt() - max(-self.collateral[a], 0) + self.total_claims()
 
-    def settle(self, a: str, m: int, amount: int, events: list) -> int:
+    def settle(self, a: str, m: int, amount: int, events: list, fee: int = 0) -> int:
         """A trade's settlement: a loss to the pool in full, a profit from the backed pool
-        (`ledger._backed`), haircut when short."""
+        (`ledger._backed`, at least the account's own debt and the trade's `fee`), haircut
+        when short."""
         if amount <= 0:
             self.pool -= amount
             return amount
-        paid = min(amount, backed(self.pool, self.other_debt(a)))
+        c = self.collateral[a]
+        paid = min(amount, backed(self.pool, self.other_debt(a), c, c - fee))
         self.pool -= paid
         if paid < amount:
             self.add_claim(a, amount - paid)
@@ -179,10 +181,10 @@ class Mirror:
         owed = self.claims.get(a, 0)
         if owed == 0:
             return "clearinghouse: no claim", 0
-        ahead = self.total_debt() - max(-self.collateral[a], 0) + self.total_claims() - owed
-        if self.pool <= ahead:
+        # As a profit realised now, with this claim not yet owed: its own debt always netted.
+        paid = min(owed, backed(self.pool + owed, self.other_debt(a), self.collateral[a]))
+        if paid == 0:
             return "clearinghouse: claim not backed", 0
-        paid = min(owed, self.pool - ahead)
         self.claims[a] = owed - paid
         self.pool -= paid
         self.collateral[a] += paid
@@ -338,10 +340,10 @@ class Mirror:
         self.move_entry(m, old, entry, new, price)
         events: list = []
         owed = pnl(old, entry, price, self.token_scale) if old != 0 else 0
-        realized = self.settle(a, m, owed, events) if old != 0 else 0
-        haircut = max(owed, 0) - max(realized, 0)  # profit the pool could not pay
         fee = bps_up(notional_up(abs(delta), price, self.token_scale), mk.trade)
-        self.pool += fee
+        self.pool += fee  # before the settlement, which may pay it back
+        realized = self.settle(a, m, owed, events, fee) if old != 0 else 0
+        haircut = max(owed, 0) - max(realized, 0)  # profit the pool could not pay
         self.collateral[a] += realized - fee
         self.set_position(a, m, new, price)
         events.append(
@@ -399,7 +401,7 @@ class Mirror:
         m = Margin(
             view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
         )
-        realisable = view.collateral + backed(self.pool, self.other_debt(a))
+        realisable = view.collateral + backed(self.pool, self.other_debt(a), view.collateral)
         return plan(legs, m, self.params(), self.token_scale, realisable)
 
     def keeper_reward(self, fee_paid: int, insurance: int) -> int:

@@ -122,10 +122,14 @@ class Outcome:
     realized: tuple[int, ...]  # what each leg settled: a loss in full, a profit up to the pool
 
 
-def backed(pool: int, other_debt: int) -> int:
-    """`ledger._backed`: what the pool can pay an account, its assets less every other
-    account's debt (the part of a loss beyond collateral was credited but never arrived)."""
-    return max(pool - other_debt, 0)
+def backed(pool: int, other_debt: int, collateral: int = 0, running: int | None = None) -> int:
+    """`ledger._backed`: what the pool can pay an account as profit, its assets less every
+    other account's debt and the claims owed (the part of a loss beyond collateral was
+    credited but never arrived), and never less than what the account owes the pool by now:
+    its debt at stored `collateral` plus the losses and fee this action has credited (down to
+    `running`), since netting those moves no token."""
+    running = collateral if running is None else running
+    return max(pool - other_debt, 0, max(collateral, 0) - running)
 
 
 def settle_pnls(
@@ -136,13 +140,14 @@ def settle_pnls(
     liquidation's losses, never from other accounts' debt). Returns (realised per leg,
     collateral after, pool after)."""
     realized = list(pnls)
+    stored = collateral
     for p in pnls:  # losses first ...
         if p < 0:
             pool -= p
             collateral += p
     for i, p in enumerate(pnls):  # ... then profits, each capped by what the pool holds
         if p > 0:
-            realized[i] = min(p, backed(pool, other_debt))
+            realized[i] = min(p, backed(pool, other_debt, stored, collateral))
             pool -= realized[i]
             collateral += realized[i]
     return realized, collateral, pool
@@ -166,7 +171,7 @@ def liquidate(
     m = margin(collateral, legs, token_scale)
     if not (legs and m.equity < m.maintenance):
         raise ValueError("model: account healthy")
-    realisable = collateral + backed(pool, other_debt)
+    realisable = collateral + backed(pool, other_debt, collateral)
     fraction, closes, full = plan(legs, m, params, token_scale, realisable=realisable)
     pairs = list(zip(closes, legs, strict=True))
     notionals = [notional_up(c, leg.price, token_scale) for c, leg in pairs]

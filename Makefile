@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Extra pytest args, e.g. make test ARGS="-k liquidate"
 ARGS ?=
 
-.PHONY: setup preflight abi test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick fuzz lint fmt clean lock
+.PHONY: setup preflight abi test test-unit test-anvil compile bench bench-quick demo demo-quick simulate simulate-quick fuzz fuzz-machine campaign lint fmt clean lock
 
 setup: $(STAMPS)/venv $(STAMPS)/node
 
@@ -53,9 +53,19 @@ compile: setup
 
 abi: compile
 
-# The whole suite: in-process py-evm chain, then the integration tests on a real anvil.
+# The invariant campaign (forge's invariant fuzzer over the compiled contracts, fuzz/): a fixed
+# seed in CI, CAMPAIGN_STEPS steps; any violation fails the build and is saved as a regression.
+CAMPAIGN_STEPS ?= 20000
+CAMPAIGN_SEED ?= 0x4d4d
+campaign: setup
+	$(compile_all)
+	python -m margin_maintenance.campaign --steps $(CAMPAIGN_STEPS) --seed $(CAMPAIGN_SEED)
+
+# The whole suite: the bounded campaign first, then the in-process py-evm chain, then the
+# integration tests on a real anvil.
 test: setup $(STAMPS)/redis
 	$(compile_all)
+	python -m margin_maintenance.campaign --steps $(CAMPAIGN_STEPS) --seed $(CAMPAIGN_SEED)
 	ape test tests -q -n 2 $(ARGS)
 	ape test tests -q -m integration --network ethereum:local:foundry $(ARGS)
 
@@ -75,10 +85,19 @@ demo-quick: preflight setup
 	$(compile_all)
 	DEMO_TRADERS=40 DEMO_SKIP=44 DEMO_STEPS=30 bash scripts/demo.sh
 
-# The invariant state machine with many more examples than CI (MM_FUZZ_EXAMPLES, default 500);
-# prints the examples and steps run and how often each action happened.
-FUZZ_EXAMPLES ?= 500
+# A million steps of the campaign on a new seed (printed; pass FUZZ_SEED=0x.. to replay one),
+# its figures in docs/campaign.md.
+FUZZ_STEPS ?= 1000000
+FUZZ_SEED ?= random
 fuzz: setup
+	$(compile_all)
+	python -m margin_maintenance.campaign --steps $(FUZZ_STEPS) --seed $(FUZZ_SEED) --record fuzz
+
+# The Hypothesis state machine (bit-exact against the Python model) with many more examples
+# than CI (MM_FUZZ_EXAMPLES, default 500); prints the examples and steps run and how often each
+# action happened.
+FUZZ_EXAMPLES ?= 500
+fuzz-machine: setup
 	$(compile_all)
 	MM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MM_FUZZ_PROGRESS=1 ape test tests/test_invariants.py -q -s
 
@@ -96,6 +115,7 @@ simulate-quick: setup
 bench: setup $(STAMPS)/redis
 	$(compile_all)
 	ape run gas
+	python -m margin_maintenance.campaign --steps 200000 --record bench
 	ape run scale --accounts 1000,10000 --suite --demo
 
 # CI check that the bench still runs: the gas table and a 200-account scale run (out/bench/).
@@ -116,4 +136,4 @@ lock: setup
 	$(VENV)/bin/pip freeze --exclude pip --exclude setuptools --exclude wheel > requirements.txt
 
 clean:
-	rm -rf .build .cache .pytest_cache .hypothesis $(STAMPS)
+	rm -rf .build .cache .pytest_cache .hypothesis $(STAMPS) fuzz/out fuzz/cache fuzz/bytecode fuzz/reports

@@ -46,7 +46,15 @@ REGRESSION_DIR = FUZZ_DIR / "test" / "regressions"
 RECORD_JSON = REPO_ROOT / "docs" / "campaign.json"
 RECORD_MD = REPO_ROOT / "docs" / "campaign.md"
 FORGE = REPO_ROOT / "node_modules" / ".bin" / "forge"
-CONTRACTS = ("MockERC20", "LPVault", "Configurator", "Clearinghouse", "MockAggregator", "PriceFeed")
+CONTRACTS = (
+    "MockERC20",
+    "LPVault",
+    "Configurator",
+    "Clearinghouse",
+    "MockAggregator",
+    "PriceFeed",
+    "SettledPriceFeed",
+)
 WORLDS = ("Invariants", "ThinPoolInvariants")  # the deep pool and the thin pool
 LAWS_OF = {"Invariants": "Laws", "ThinPoolInvariants": "ThinPool"}  # each world's plain base
 INVARIANT_PATH = "test/Invariants.t.sol"

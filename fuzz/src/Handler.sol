@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccountStatus, Log, PoolState, Position, Request, vm} from "./Interfaces.sol";
+import {AccountStatus, Log, MarketInfo, PoolState, Position, Request, vm} from "./Interfaces.sol";
 import {World} from "./World.sol";
 
 /// The actions of the campaign, each one step (forge calls them in random sequences), and the
@@ -560,6 +560,114 @@ contract Handler is World {
     {
         try cfg.set_liquidation_params(_between(share, 0, BPS), _between(partialBps, 5_000, BPS), _between(minReward, 0, 10) * USDC) {}
         catch {}
+    }
+
+    function cancelRisk(uint256 market) external step("risk_cancel") {
+        try cfg.cancel_market_risk(market % N_MARKETS) {
+            _count("risk_cancelled");
+        } catch {}
+    }
+
+    /// The pool keeps 0-100% of open notional from LP withdrawals.
+    function setPoolReserve(uint256 bps) external step("pool_reserve") {
+        cfg.set_pool_reserve(_between(bps, 0, BPS));
+    }
+
+    /// An open-interest cap of 0.5-4x today's larger side (plus a thousandth of the starting
+    /// cap), or the starting cap again one time in four, and a minimum notional of 1-1,000 USDC;
+    /// the cap may fall under today's open interest (then only reductions trade). A settled
+    /// market keeps its cap of 0.
+    function setMarketLimits(uint256 market, uint256 capBps, uint256 minNotional) external step("market_limits") {
+        uint256 m = market % N_MARKETS;
+        if (settled[m]) return;
+        uint256 cap = defaultCap[m];
+        if (capBps % 4 != 0) {
+            MarketInfo memory info = ch.market(m);
+            uint256 side = info.open_interest_long > info.open_interest_short
+                ? info.open_interest_long
+                : info.open_interest_short;
+            cap = (side + cap / 1_000) * _between(capBps, 5_000, 40_000) / BPS;
+        }
+        cfg.set_market_limits(m, cap, _between(minNotional, 1, 1_000) * USDC);
+    }
+
+    /// The owner moves a live market to a new adapter on the same aggregator (another heartbeat,
+    /// stale window and haircut) with positions open.
+    function swapFeed(uint256 market, uint256 heartbeat, uint256 window, uint256 haircutBps)
+        external
+        step("swap_feed")
+    {
+        uint256 m = market % N_MARKETS;
+        if (settled[m]) return;
+        aggs[m].set_price(answer[m]); // the new adapter must price now
+        address feed = _create(
+            "PriceFeed",
+            abi.encode(
+                address(aggs[m]),
+                _between(heartbeat, HEARTBEAT / 2, 2 * HEARTBEAT),
+                int256(0),
+                type(int256).max,
+                address(0),
+                uint256(0),
+                _between(window, STALE_WINDOW / 2, 2 * STALE_WINDOW),
+                _between(haircutBps, 0, 1_000)
+            )
+        );
+        cfg.set_market_feed(m, feed);
+        _count("feeds_swapped");
+    }
+
+    /// A dead market (past its stale window) is settled within 10% of its last price: proposed,
+    /// a day passes (the other market stays priced), then anyone makes it the market's feed.
+    /// At most one market per run, so the other keeps moving.
+    function settleDead(uint256 market, uint256 bandBps, bool up, uint256 caller) external step("settle_market") {
+        uint256 m = market % N_MARKETS;
+        if (settled[0] || settled[1]) return;
+        if (block.timestamp - aggs[m].latestTimestamp() <= HEARTBEAT + STALE_WINDOW) return;
+        int256 d = int256(_between(bandBps, 0, 990));
+        int256 fixed_ = answer[m] * (int256(BPS) + (up ? d : -d)) / int256(BPS);
+        address feed = _create("SettledPriceFeed", abi.encode(uint256(fixed_) * 1e10, ch.market(m).feed));
+        try cfg.propose_settlement(m, feed) {}
+        catch {
+            return; // its adapter's own window (after a swap) has not passed yet
+        }
+        vm.warp(block.timestamp + 86_400);
+        for (uint256 o; o < N_MARKETS; ++o) {
+            if (o != m) aggs[o].set_price(answer[o]);
+        }
+        vm.prank(actors[caller % N_ACTORS]);
+        cfg.settle_market(m);
+        settled[m] = true;
+        answer[m] = fixed_;
+        _count("markets_settled");
+    }
+
+    /// Someone who is neither the vault, the configurator nor the owner calls a hook or an
+    /// admin function: it must revert and change nothing.
+    function strangerCall(uint256 which, uint256 who, uint256 amount) external step("stranger_call") {
+        address s = actors[who % N_ACTORS];
+        amount = _between(amount, 1, 1_000_000 * USDC);
+        address target = address(ch);
+        bytes memory call;
+        uint256 w = which % 10;
+        if (w == 0) call = abi.encodeWithSignature("pool_pull(address,uint256)", s, amount);
+        else if (w == 1) call = abi.encodeWithSignature("pool_add(address,uint256,uint256)", s, amount, amount);
+        else if (w == 2) call = abi.encodeWithSignature("pool_pay(address,uint256,uint256)", s, amount, amount);
+        else if (w == 3) call = abi.encodeWithSignature("configure_market(uint256,uint256,uint256)", 0, 0, 0);
+        else if (w == 4) call = abi.encodeWithSignature("configure_params(uint256,uint256,address)", 0, 0, s);
+        else if (w == 5) call = abi.encodeWithSignature("configure_pause(bool)", !ch.paused());
+        else if (w == 6) call = abi.encodeWithSignature("bind(address)", s);
+        else {
+            target = address(cfg);
+            if (w == 7) call = abi.encodeWithSignature("set_pool_reserve(uint256)", 0);
+            else if (w == 8) call = abi.encodeWithSignature("pause()");
+            else call = abi.encodeWithSignature("set_liquidation_params(uint256,uint256,uint256)", BPS, BPS, 0);
+        }
+        if (w == 6) target = address(vault);
+        vm.prank(s);
+        (bool ok,) = target.call(call);
+        if (ok) _break(string.concat("a stranger's call went through (case ", _s(w), ")"));
+        _count("stranger_refused");
     }
 
     // ---- The laws that act, on a copy of the state ----

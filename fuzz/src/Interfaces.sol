@@ -90,6 +90,7 @@ interface IEngine {
     function fund_insurance(uint256 amount) external;
     function settle_claim(address account) external returns (uint256);
     function pool_assets() external view returns (uint256);
+    function pool_reserve_bps() external view returns (uint256);
     function insurance_fund() external view returns (uint256);
 }
 
@@ -136,6 +137,13 @@ interface IConfigurator {
     function apply_market_risk(uint256 market_id) external;
     function set_liquidation_params(uint256 keeper_share_bps, uint256 max_partial_bps, uint256 min_keeper_reward)
         external;
+    function cancel_market_risk(uint256 market_id) external;
+    function set_market_limits(uint256 market_id, uint256 max_open_interest, uint256 min_position_notional)
+        external;
+    function set_market_feed(uint256 market_id, address feed) external;
+    function propose_settlement(uint256 market_id, address feed) external;
+    function settle_market(uint256 market_id) external;
+    function set_pool_reserve(uint256 pool_reserve_bps) external;
     function pause() external;
     function unpause() external;
 }

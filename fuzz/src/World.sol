@@ -26,6 +26,8 @@ abstract contract World {
     int256[N_MARKETS] public answer; // each aggregator's answer, 8 decimals
     int256[N_MARKETS] internal minAnswer;
     int256[N_MARKETS] internal maxAnswer;
+    uint256[N_MARKETS] internal defaultCap; // the open-interest cap each market starts with
+    bool[N_MARKETS] public settled; // settled at a fixed price (its answer no longer moves)
 
     function _code(string memory name) internal view returns (bytes memory) {
         return vm.parseBytes(vm.readFile(string.concat("bytecode/", name, ".hex")));
@@ -57,6 +59,7 @@ abstract contract World {
             );
             cfg.add_market(feed, 1_000, 500, 100, 5, maxOi[m] * WAD, 10 * USDC);
             aggs[m] = IAggregator(agg);
+            defaultCap[m] = maxOi[m] * WAD;
             answer[m] = start[m];
             minAnswer[m] = start[m] / 200; // 10 / 300 USD
             maxAnswer[m] = start[m] * 50;
@@ -75,6 +78,7 @@ abstract contract World {
 
     /// A fresh answer for market `m` (clamped to the world's price range), timed now.
     function _setAnswer(uint256 m, int256 a) internal {
+        if (settled[m]) return;
         if (a < minAnswer[m]) a = minAnswer[m];
         if (a > maxAnswer[m]) a = maxAnswer[m];
         answer[m] = a;

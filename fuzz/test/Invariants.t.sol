@@ -168,9 +168,15 @@ abstract contract Campaign is Laws {
         s[23] = Handler.fundInsurance.selector;
         s[24] = Handler.togglePause.selector;
         s[25] = Handler.straddle.selector;
-        bytes4[] memory more = new bytes4[](2);
+        bytes4[] memory more = new bytes4[](8);
         more[0] = Handler.changeRisk.selector;
         more[1] = Handler.setLiquidationParams.selector;
+        more[2] = Handler.cancelRisk.selector;
+        more[3] = Handler.setPoolReserve.selector;
+        more[4] = Handler.setMarketLimits.selector;
+        more[5] = Handler.swapFeed.selector;
+        more[6] = Handler.settleDead.selector;
+        more[7] = Handler.strangerCall.selector;
         bytes4[] memory all = new bytes4[](s.length + more.length);
         for (uint256 i; i < s.length; ++i) all[i] = s[i];
         for (uint256 i; i < more.length; ++i) all[s.length + i] = more[i];

@@ -103,6 +103,13 @@ def test_read_counters__adds_up_every_run(tmp_path: Path):
     assert c.read_counters(tmp_path / "missing.jsonl") == Counter()
 
 
+def test_read_counters__forge_repeating_the_last_run__counted_once(tmp_path: Path):
+    path = tmp_path / "counters.jsonl"
+    deep, thin = '{"steps":996,"gaps":1}', '{"steps":1000,"gaps":1}'  # the worlds interleave
+    path.write_text(f'{{"steps":999,"gaps":2}}\n{deep}\n{thin}\n{deep}\n{thin}\n')
+    assert c.read_counters(path) == Counter(steps=2995, gaps=4)
+
+
 def test_summary__says_what_was_not_reached():
     result = c.ChunkResult(1, 2_000, 0, 2.0, Counter(steps=2_000, gaps=4, bank_runs=3))
     lines = c.summary_lines([result], 2.0, 1, 1_000)

@@ -266,6 +266,37 @@ def test_attack1__the_unpaid_profit__is_a_claim_paid_from_later_pool_income(
     assert_conserved(ch, token, [a, b, lp, stranger])
 
 
+def test_attack1__account_in_debt_behind_a_claim__its_own_profit_repays_its_debt(
+    ch, token, vault, fund, deposit, open_position, set_price, lp, trader, trader2
+):
+    """After B's close, A (collateral -1,945, short 1 BTC with 12,000 of paper profit) could
+    neither close ("close leaves bad debt": B's claim came first and the fee was unpaid) nor be
+    liquidated (healthy on paper). Its own profit repaying its own debt and fee is a wash for
+    everyone else, so the close goes through: A ends at 0 collateral with the rest as a claim
+    behind B's, and the pool still holds every unit of debt it was credited with (none left)."""
+    a, b = trader, trader2
+    vault.add_liquidity(fund(lp, 1_000), 0, sender=lp)
+    book(deposit, open_position, (a, CARRIED), (b, (3_000, {ETH: -12})))
+    set_price(ETH, 1_000)
+    set_price(BTC, 48_000)
+    ch.trade(ETH, -10 * WAD, 0, sender=a)
+    ch.trade(ETH, 12 * WAD, MAX_UINT, sender=b)
+    debt, b_claim = usd(1_945), ch.claims(b)
+    assert ch.collateral(a) == -debt and b_claim == usd(2_882)
+    assert not ch.is_liquidatable(a)
+
+    tx = ch.trade(BTC, WAD, MAX_UINT, sender=a)  # closes the short at 48,000: owed 12,000
+    cut = tx.decode_logs(ch.ProfitHaircut)[0]
+    closing_fee = fee(1, 48_000)
+    assert (cut.account, cut.owed, cut.paid) == (a.address, usd(12_000), debt + closing_fee)
+    assert ch.collateral(a) == 0 and ch.account_market_ids(a) == []
+    assert ch.claims(a) == usd(12_000) - debt - closing_fee
+    assert ch.total_claims() == b_claim + ch.claims(a)
+    assert ch.total_debt() == 0 and ch.pool_assets() == 0
+    assert_backed(ch, token, [a, b, lp])
+    assert_conserved(ch, token, [a, b, lp])
+
+
 def test_attack3__deposit_into_a_pool_that_owes_more__refused(
     ch, token, vault, system, deployer, fund, deposit, open_position, set_price, accounts, lp
 ):

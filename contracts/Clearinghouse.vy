@@ -38,7 +38,6 @@ from modules import markets
 from modules import pool
 from modules import trading
 
-implements: IClearinghouse
 implements: IPoolHooks
 
 initializes: ledger
@@ -61,19 +60,22 @@ exports: (
     markets.mark_price,
     markets.market,
     markets.trader_unrealized_pnl,
+    markets.price_updater,
+    markets.update_prices,
     accounts.deposit,
     accounts.withdraw,
     accounts.position,
     accounts.account_market_ids,
     trading.trade,
+    trading.trade_with_prices,
     liquidation.liquidate,
     liquidation.liquidate_many,
+    liquidation.liquidate_with_prices,
     liquidation.is_liquidatable,
     liquidation.equity,
     liquidation.maintenance_requirement,
     liquidation.initial_requirement,
     liquidation.margin_status,
-    liquidation.liquidation_preview,
     liquidation.liquidation_params,
     pool.lp_token,
     pool.pool_reserve_bps,
@@ -81,8 +83,6 @@ exports: (
     pool.pool_pull,
     pool.pool_add,
     pool.pool_pay,
-    pool.fund_insurance,
-    pool.settle_claim,
     pool.pool_assets,
     pool.insurance_fund,
     configuration.configurator,
@@ -93,8 +93,25 @@ exports: (
 )
 
 
+# The extension: the engine's cold functions, run in this contract's storage (delegatecall).
+extension: public(immutable(address))
+
+
+interface IWiring:
+    def collateral_token() -> address: view
+    def lp_token() -> address: view
+    def configurator() -> address: view
+    def price_updater() -> address: view
+
+
 @deploy
-def __init__(collateral_token_: address, lp_token_: address, configurator_: address):
+def __init__(
+    collateral_token_: address,
+    lp_token_: address,
+    configurator_: address,
+    price_updater_: address,
+    extension_: address,
+):
     """
     @param collateral_token_ The settlement ERC20 (<= 18 decimals).
     @param lp_token_ The LPVault, fixed for life: it alone calls the `pool_*` hooks. Deploy
@@ -102,7 +119,36 @@ def __init__(collateral_token_: address, lp_token_: address, configurator_: addr
     @param configurator_ The Configurator, fixed for life: it alone calls the `configure_*`
            hooks. Deploy it first, then this engine, then call its `bind(engine, ...)`, which
            checks `configurator() == configurator` and sets the guardian and parameters.
+    @param price_updater_ Verifies the signed prices `update_prices` and the `*_with_prices`
+           entry points bring (a PriceVerifier or a Pyth adapter); empty for push prices only.
+    @param extension_ The ClearinghouseExtension deployed with the same first four arguments:
+           the cold functions this engine delegates (`__default__`).
     """
     ledger.__init__(collateral_token_)
+    markets.__init__(price_updater_)
     pool.__init__(lp_token_)
     configuration.__init__(configurator_)
+    # The extension runs in this storage: it must be wired exactly as this engine is.
+    w: IWiring = IWiring(extension_)
+    assert (
+        staticcall w.collateral_token() == collateral_token_
+        and staticcall w.lp_token() == lp_token_
+        and staticcall w.configurator() == configurator_
+        and staticcall w.price_updater() == price_updater_
+    ), "clearinghouse: extension wiring"
+    extension = extension_
+
+
+@payable
+@external
+@reentrant
+@raw_return
+def __default__() -> Bytes[320]:
+    """
+    @notice Every other selector of `IClearinghouse` (`liquidation_preview`, `settle_claim`,
+            `fund_insurance`) runs in the extension, in this contract's storage; its return
+            data or its revert reason comes back as it is. An unknown selector reverts there.
+            This forwarder takes no lock itself (`@reentrant`): the function it runs takes
+            the engine's one lock, in this storage, as every other entry point does.
+    """
+    return raw_call(extension, msg.data, max_outsize=320, is_delegate_call=True)

@@ -47,6 +47,19 @@ interface IEngine:
         liquidation_config: uint256, pool_reserve_bps: uint256, guardian: address
     ): nonpayable
     def configure_pause(paused: bool): nonpayable
+    def price_updater() -> address: view
+
+
+interface IVerifierAdmin:
+    def set_signers(signers: DynArray[address, MAX_PRICE_SIGNERS], threshold: uint256): nonpayable
+    def set_feed(
+        feed_id: bytes32,
+        reference: address,
+        ref_max_age: uint256,
+        max_age: uint256,
+        max_conf_bps: uint256,
+        max_dev_bps: uint256,
+    ): nonpayable
 
 
 # ---- Constants (the bounds every setter enforces) ----
@@ -58,6 +71,7 @@ SETTLE_DELAY: constant(uint256) = 86_400  # seconds between proposing a settleme
 SETTLE_BAND_BPS: constant(uint256) = 1_000  # a settlement price within 10% of the last valid one
 RISK_DELAY: constant(uint256) = 86_400  # seconds before a change that raises any rate applies
 RISK_GRACE: constant(uint256) = 7 * 86_400  # a queued change not applied by then has expired
+MAX_PRICE_SIGNERS: constant(uint256) = 16  # the price verifier's signer-set bound
 
 
 interface ISettlement:
@@ -154,6 +168,17 @@ event MarketSettled:
     market_id: indexed(uint256)
     feed: address
     price: uint256
+
+
+event PriceSignersUpdated:
+    verifier: indexed(address)
+    signers: DynArray[address, MAX_PRICE_SIGNERS]
+    threshold: uint256
+
+
+event PriceFeedConfigured:
+    verifier: indexed(address)
+    feed_id: indexed(bytes32)
 
 
 event PauseChanged:
@@ -522,6 +547,41 @@ def set_pool_reserve(pool_reserve_bps: uint256):
 
 
 @external
+def set_price_signers(signers: DynArray[address, MAX_PRICE_SIGNERS], threshold: uint256):
+    """
+    @notice Replace the signer set of the engine's price verifier and how many of it must sign
+            a report (owner). The verifier checks the set (no zero or repeated signer,
+            1 <= threshold <= n) and logs it too.
+    """
+    ownable._check_owner()
+    verifier: address = self._verifier()
+    extcall IVerifierAdmin(verifier).set_signers(signers, threshold)
+    log PriceSignersUpdated(verifier=verifier, signers=signers, threshold=threshold)
+
+
+@external
+def set_price_feed(
+    feed_id: bytes32,
+    reference: address,
+    ref_max_age: uint256,
+    max_age: uint256,
+    max_conf_bps: uint256,
+    max_dev_bps: uint256,
+):
+    """
+    @notice List or change a signed feed on the engine's price verifier (owner): its push
+            reference, how old that reference may be, the oldest report accepted, and the
+            confidence and deviation bounds (the verifier logs every value).
+    """
+    ownable._check_owner()
+    verifier: address = self._verifier()
+    extcall IVerifierAdmin(verifier).set_feed(
+        feed_id, reference, ref_max_age, max_age, max_conf_bps, max_dev_bps
+    )
+    log PriceFeedConfigured(verifier=verifier, feed_id=feed_id)
+
+
+@external
 def set_guardian(guardian: address):
     """
     @notice Replace the guardian (owner); the zero address leaves pausing to the owner alone.
@@ -564,6 +624,14 @@ def _bound() -> address:
     e: address = self.engine
     assert e != empty(address), "configurator: not bound"
     return e
+
+
+@view
+@internal
+def _verifier() -> address:
+    verifier: address = staticcall IEngine(self._bound()).price_updater()
+    assert verifier != empty(address), "configurator: no price verifier"
+    return verifier
 
 
 @view

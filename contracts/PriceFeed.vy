@@ -128,6 +128,18 @@ def latest_price() -> uint256:
 
 @view
 @external
+def sequencer_up() -> bool:
+    """
+    @notice Whether the L2 sequencer is up and past its grace period (always, without an
+            uptime feed): the gate a signed-price trade waits for too.
+    """
+    if sequencer_feed == empty(address):
+        return True
+    return self._sequencer_up()
+
+
+@view
+@external
 def price_data() -> (uint256, uint256, bool):
     """
     @notice The same checks as `latest_price`, without a revert: (price in WAD, the

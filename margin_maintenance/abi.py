@@ -51,10 +51,38 @@ def render(abi: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(list(abi), indent=2) + "\n"
 
 
+ENGINE = "Clearinghouse"
+EXTENSION = "ClearinghouseExtension"  # run by the engine's `__default__`, at its address
+
+
+def merge_engine_abi(
+    engine: Sequence[Mapping[str, Any]], extension: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The engine's ABI as callers see it: its own entries, then the extension's functions
+    and events it does not already list (the extension's constructor stays its own)."""
+
+    def key(entry: Mapping[str, Any]) -> tuple:
+        return (entry.get("type"), entry.get("name"), json.dumps(entry.get("inputs", [])))
+
+    seen = {key(e) for e in engine}
+    extra = [e for e in extension if e.get("type") in ("function", "event") and key(e) not in seen]
+    return [*engine, *extra]
+
+
+def contract_abi(manifest: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    """A deployable's ABI; the engine's merged with its extension's."""
+    types = manifest.get("contractTypes", {})
+    abi = list(types[name].get("abi", []))
+    if name == ENGINE and EXTENSION in types:
+        abi = merge_engine_abi(abi, types[EXTENSION].get("abi", []))
+    return abi
+
+
 def expected_files(manifest: Mapping[str, Any], root: Path = ABI_DIR) -> dict[Path, str]:
-    """Every ABI file `abi/` should hold, with its text."""
+    """Every ABI file `abi/` should hold, with its text (`Clearinghouse.json` holds the
+    extension's functions too: one address, one interface)."""
     return {
-        abi_path(name, str(ct.get("sourceId", "")), root): render(ct.get("abi", []))
+        abi_path(name, str(ct.get("sourceId", "")), root): render(contract_abi(manifest, name))
         for name, ct in deployables(manifest).items()
     }
 

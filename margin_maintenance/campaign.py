@@ -51,6 +51,7 @@ CONTRACTS = (
     "LPVault",
     "Configurator",
     "Clearinghouse",
+    "ClearinghouseExtension",
     "MockAggregator",
     "PriceFeed",
     "SettledPriceFeed",

@@ -40,7 +40,7 @@ from margin_maintenance.chain.record import (
     save_deployment,
     write_json,
 )
-from margin_maintenance.system import System
+from margin_maintenance.system import System, engine_at
 
 # ---- The record of a deployment (Ape) ----
 
@@ -98,6 +98,7 @@ def deployment_from_system(
         schema_version=SCHEMA_VERSION,
         lp_vault=str(system.vault.address),
         lens=None if system.lens is None else str(system.lens.address),
+        price_verifier=None if system.verifier is None else str(system.verifier.address),
     )
 
 
@@ -123,7 +124,7 @@ def attach(project: Any, dep: Deployment) -> System:
     return System(
         token=project.MockERC20.at(dep.collateral.address),
         vault=project.LPVault.at(dep.lp_token),
-        clearinghouse=project.Clearinghouse.at(dep.clearinghouse),
+        clearinghouse=engine_at(project, dep.clearinghouse),
         configurator=None
         if dep.configurator is None
         else project.Configurator.at(dep.configurator),
@@ -133,6 +134,9 @@ def attach(project: Any, dep: Deployment) -> System:
         symbols=[m.symbol for m in dep.markets],
         start_block=dep.start_block,
         lens=None if dep.lens is None else project.ClearinghouseLens.at(dep.lens),
+        verifier=(
+            None if dep.price_verifier is None else project.PriceVerifier.at(dep.price_verifier)
+        ),
     )
 
 

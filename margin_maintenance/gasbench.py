@@ -175,4 +175,101 @@ def measure(
             )
         )
     reset_prices()
+    rows += _signed_rows(project, accounts, chain, progress)
+    return rows
+
+
+def _signed_rows(
+    project: Any, accounts: Any, chain: Any, progress: Callable[[str], None]
+) -> list[GasRow]:
+    """The signed-price entry points on a system whose markets read them (warm: each feed has
+    an earlier report, so storing the next is a non-zero to non-zero write)."""
+    from margin_maintenance.attest import Report, encode_updates
+
+    progress("signed prices")
+    deployer = accounts[0]
+    sysm = deploy_system(project, deployer, deployer, SystemParams(signed_prices=True))
+    ch, token, unit = sysm.clearinghouse, sysm.token, sysm.unit
+    chain_id, verifier = int(chain.chain_id), str(sysm.verifier.address)
+    rows: list[GasRow] = []
+
+    def funded(usd: float) -> Any:
+        a = accounts.generate_test_account()
+        deployer.transfer(a, 10**18)
+        token.mint(a, round(usd * unit), sender=deployer)
+        token.approve(ch, MAX_UINT, sender=a)
+        return a
+
+    def update(prices: dict[int, float], signers: int | None = None) -> bytes:
+        chain.pending_timestamp = chain.pending_timestamp + 2  # a newer report each time
+        at = chain.pending_timestamp - 1
+        return encode_updates(
+            [
+                sysm.signer_set.sign(
+                    Report(sysm.feed_ids[m], round(usd * WAD), 0, at), chain_id, verifier, signers
+                )
+                for m, usd in prices.items()
+            ]
+        )
+
+    def push(market: int, usd: float) -> None:
+        sysm.aggregators[market].set_price(round(usd * 10**8), sender=deployer)
+
+    lp = funded(10_000_000)
+    sysm.vault.add_liquidity(5_000_000 * unit, 0, sender=lp)
+    ch.fund_insurance(100_000 * unit, sender=lp)
+    for m, usd in ((ETH, 2_000), (BTC, 60_000)):
+        warm = funded(100_000)
+        ch.deposit(50_000 * unit, sender=warm)
+        ch.trade(m, round(10_000 / usd * WAD), MAX_UINT, sender=warm)
+    ch.update_prices(update({ETH: 2_000, BTC: 60_000}), sender=lp)
+    keeper = funded(10)
+    ch.deposit(10 * unit, sender=keeper)
+
+    tx = ch.update_prices(update({ETH: 2_000}), sender=keeper)
+    one = tx.gas_used
+    rows.append(GasRow("update_prices", "1 report, 3 of 5 signers", one))
+    tx = ch.update_prices(update({ETH: 2_000, BTC: 60_000}), sender=keeper)
+    rows.append(
+        GasRow("update_prices", "2 reports (per extra market)", tx.gas_used, tx.gas_used - one)
+    )
+    tx = ch.update_prices(update({ETH: 2_000}, signers=5), sender=keeper)
+    rows.append(
+        GasRow(
+            "update_prices",
+            "1 report, 5 of 5 (per extra signer)",
+            tx.gas_used,
+            (tx.gas_used - one) // 2,
+        )
+    )
+    trader = funded(10_000)
+    ch.deposit(5_000 * unit, sender=trader)
+    tx = ch.trade_with_prices(update({ETH: 2_000}), ETH, WAD, MAX_UINT, sender=trader)
+    rows.append(GasRow("trade_with_prices", "open (market has OI), 3 of 5", tx.gas_used))
+
+    def victim() -> Any:
+        v = funded(1_000)
+        ch.deposit(1_000 * unit, sender=v)
+        ch.trade(ETH, round(9_000 / 2_000 * WAD), MAX_UINT, sender=v)
+        return v
+
+    v = victim()
+    push(ETH, 2_000)
+    tx = ch.liquidate_with_prices(update({ETH: 1_820}), [v.address], sender=keeper)
+    rows.append(
+        GasRow(
+            "liquidate_with_prices",
+            "full, 1 position, 3 of 5",
+            tx.gas_used,
+            target="<= 110,000",
+        )
+    )
+    v = victim()
+    tx = ch.liquidate_with_prices(update({ETH: 1_815}, signers=5), [v.address], sender=keeper)
+    rows.append(GasRow("liquidate_with_prices", "full, 1 position, 5 of 5", tx.gas_used))
+    victims = [victim() for _ in range(10)]
+    tx = ch.liquidate_with_prices(update({ETH: 1_810}), [x.address for x in victims], sender=keeper)
+    rows.append(
+        GasRow("liquidate_with_prices", "10 accounts, 3 of 5", tx.gas_used, tx.gas_used // 10)
+    )
     return rows

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from margin_maintenance.attest.codec import feed_id
+from margin_maintenance.attest.signers import SignerSet, parse_kn
+
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 WAD = 10**18
 FEED_DECIMALS = 8
@@ -32,6 +35,13 @@ class MarketParams:
     # moved `stale_haircut_bps` against whoever is judged (PriceFeed.mark / pool_marks).
     stale_window_s: int = 7_200
     stale_haircut_bps: int = 500
+    # Signed prices (PriceVerifier): how old a report a trade / a liquidation may use, and the
+    # bounds a report must meet to be accepted (confidence, distance from a push answer
+    # younger than the heartbeat).
+    signed_trade_max_age_s: int = 60
+    signed_liquidation_max_age_s: int = 600
+    signed_max_conf_bps: int = 200
+    signed_max_dev_bps: int = 1_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,11 @@ class SystemParams:
     max_partial_bps: int = 8_000  # at mm 5% / im 10% / fee 1% the fraction at E = MMR is 0.556
     min_keeper_reward: float = 1.0
     pool_reserve_bps: int = 1_000
+    # The price verifier's signer set: k of n local keys (margin_maintenance.attest.SignerSet),
+    # and whether the markets read signed prices (SignedPriceFeed over each push feed) or the
+    # push feeds alone (the verifier is deployed and configured either way).
+    signers: str = "3/5"
+    signed_prices: bool = False
     markets: tuple[MarketParams, ...] = field(
         default_factory=lambda: (
             MarketParams("ETH-USD", 2_000.0),
@@ -65,6 +80,10 @@ class System:
     symbols: list[str]
     start_block: int
     lens: Any = None  # the ClearinghouseLens (stateless reader), when deployed
+    verifier: Any = None  # the PriceVerifier (the engine's price updater)
+    signer_set: Any = None  # the local SignerSet whose k of n keys sign reports
+    feed_ids: list[bytes] = field(default_factory=list)  # each market's signed feed id
+    push_feeds: list[Any] = field(default_factory=list)  # each market's PriceFeed adapter
 
     @property
     def unit(self) -> int:
@@ -108,7 +127,8 @@ def deploy_system(
     # The satellites first: the engine takes both addresses as immutables, and each `bind`
     # checks that the engine names it (one-shot).
     cfg = project.Configurator.deploy(sender=deployer)
-    ch = project.Clearinghouse.deploy(token, vault, cfg, sender=deployer)
+    verifier = project.PriceVerifier.deploy(cfg, sender=deployer)
+    ch = deploy_engine(project, deployer, token, vault, cfg, verifier)
     vault.bind(ch, sender=deployer)
     cfg.bind(
         ch,
@@ -120,7 +140,10 @@ def deploy_system(
         sender=deployer,
     )
 
-    aggregators, feeds, ids, symbols = [], [], [], []
+    signer_set = SignerSet.local(*parse_kn(params.signers))
+    cfg.set_price_signers(list(signer_set.addresses), signer_set.threshold, sender=deployer)
+
+    aggregators, feeds, ids, symbols, feed_ids, push_feeds = [], [], [], [], [], []
     for m in params.markets:
         base = m.symbol.split("-")[0]
         agg = project.MockAggregator.deploy(
@@ -137,6 +160,26 @@ def deploy_system(
             m.stale_haircut_bps,
             sender=deployer,
         )
+        fid = feed_id(m.symbol)
+        cfg.set_price_feed(
+            fid,
+            feed,
+            m.heartbeat_s,
+            m.signed_liquidation_max_age_s,
+            m.signed_max_conf_bps,
+            m.signed_max_dev_bps,
+            sender=deployer,
+        )
+        push = feed
+        if params.signed_prices:
+            feed = project.SignedPriceFeed.deploy(
+                verifier,
+                fid,
+                push,
+                m.signed_trade_max_age_s,
+                m.signed_liquidation_max_age_s,
+                sender=deployer,
+            )
         tx = cfg.add_market(
             feed,
             m.initial_margin_bps,
@@ -153,5 +196,62 @@ def deploy_system(
         aggregators.append(agg)
         feeds.append(feed)
         symbols.append(m.symbol)
+        feed_ids.append(fid)
+        push_feeds.append(push)
     reader = project.ClearinghouseLens.deploy(sender=deployer) if lens else None
-    return System(token, vault, ch, cfg, aggregators, feeds, ids, symbols, start_block, reader)
+    return System(
+        token,
+        vault,
+        ch,
+        cfg,
+        aggregators,
+        feeds,
+        ids,
+        symbols,
+        start_block,
+        reader,
+        verifier,
+        signer_set,
+        feed_ids,
+        push_feeds,
+    )
+
+
+def deploy_engine(
+    project: Any, deployer: Any, token: Any, vault: Any, cfg: Any, verifier: Any = ZERO_ADDRESS
+) -> Any:
+    """The engine's extension, then the engine wired as it is (its constructor checks), as
+    one handle (`engine_at`). `verifier` is the price updater (empty: push prices only)."""
+    extension = project.ClearinghouseExtension.deploy(token, vault, cfg, verifier, sender=deployer)
+    deployed = project.Clearinghouse.deploy(token, vault, cfg, verifier, extension, sender=deployer)
+    return engine_at(project, deployed.address)
+
+
+def engine_contract_type(project: Any) -> Any:
+    """The Clearinghouse's contract type as callers see it: its ABI merged with its
+    extension's (the functions the engine runs by delegatecall at its own address)."""
+    from ethpm_types import ContractType
+
+    from margin_maintenance.abi import merge_engine_abi
+
+    engine = project.Clearinghouse.contract_type
+    extension = project.ClearinghouseExtension.contract_type
+    abi = merge_engine_abi(
+        [e.model_dump(mode="json", by_alias=True) for e in engine.abi],
+        [e.model_dump(mode="json", by_alias=True) for e in extension.abi],
+    )
+    data = engine.model_dump(mode="json", by_alias=True)
+    data["abi"] = abi
+    return ContractType.model_validate(data)
+
+
+def engine_at(project: Any, address: str) -> Any:
+    """The engine at `address`, with every function of `IClearinghouse` callable; its merged
+    contract type is cached for the address, so Ape decodes the events the extension's code
+    logs there too (`receipt.events`)."""
+    from ape import chain
+    from ape.contracts import ContractInstance
+
+    contract_type = engine_contract_type(project)
+    chain.contracts[address] = contract_type
+    return ContractInstance(address, contract_type)

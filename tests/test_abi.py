@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from margin_maintenance.abi import (
     EIP170_LIMIT,
     SIZE_BUDGET,
     abi_path,
+    contract_abi,
     deployables,
     load_manifest,
     main,
@@ -142,7 +144,8 @@ def test_interface__compiled_iclearinghouse__equals_snapshot():
 
 
 def test_interface__engine_abi__holds_every_interface_entry(manifest):
-    engine = _by_name(manifest["contractTypes"]["Clearinghouse"]["abi"])
+    # What callers see at the engine's address: its own ABI and its extension's functions.
+    engine = _by_name(contract_abi(manifest, "Clearinghouse"))
     for k, entry in _by_name(json.loads(SNAPSHOT.read_text())).items():
         assert k in engine, f"the engine lacks {k}"
         got = engine[k]
@@ -152,3 +155,44 @@ def test_interface__engine_abi__holds_every_interface_entry(manifest):
         if k[0] == "event":
             assert got["inputs"] == entry["inputs"], k  # names and indexing: the topic
         assert got.get("outputs") == entry.get("outputs"), k
+
+
+# ---- The extension runs in the engine's storage ----
+
+
+def _layout(contract: str) -> dict:
+    root = Path(__file__).parent.parent
+    site = sysconfig.get_paths()["purelib"]  # the venv's site-packages: snekmate
+    out = subprocess.run(
+        ["vyper", "-f", "layout", "-p", str(root / "contracts"), "-p", str(site), contract],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    ).stdout
+    return json.loads(out)
+
+
+def test_extension__storage_layout__equals_the_engine():
+    """The extension's code runs on the engine's storage by delegatecall: one slot for one
+    variable, in storage and in transient storage (the reentrancy lock, the batch price cache),
+    and the same immutables (the engine's constructor checks their values)."""
+    engine = _layout("contracts/Clearinghouse.vy")
+    extension = _layout("contracts/ClearinghouseExtension.vy")
+    assert extension["storage_layout"] == engine["storage_layout"]
+    assert extension["transient_storage_layout"] == engine["transient_storage_layout"]
+    own = {k: v for k, v in engine["code_layout"].items() if k != "extension"}
+    assert extension["code_layout"] == own
+
+
+def test_extension__engine_forwards_only_what_it_lacks(manifest):
+    """Every extension function is one the engine does not define itself (a duplicate would be
+    dead code at the engine's address), and the merged ABI holds both."""
+    types = manifest["contractTypes"]
+    own = {e["name"] for e in types["Clearinghouse"]["abi"] if e["type"] == "function"}
+    moved = {e["name"] for e in types["ClearinghouseExtension"]["abi"] if e["type"] == "function"}
+    wiring = {"collateral_token", "lp_token", "configurator", "price_updater"}
+    assert moved - wiring == {"liquidation_preview", "settle_claim", "fund_insurance"}
+    assert (moved - wiring) & own == set()
+    merged = {e["name"] for e in contract_abi(manifest, "Clearinghouse") if e["type"] == "function"}
+    assert merged == own | moved

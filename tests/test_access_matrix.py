@@ -44,7 +44,9 @@ from support.constants import (
     ZERO_ADDRESS,
 )
 from support.deployers import close_book, crash
+from support.prices import signed_update
 
+from margin_maintenance.abi import contract_abi
 from margin_maintenance.model import RISK_DELAY
 
 ROLES = ("owner", "pending_owner", "guardian", "trader", "stranger")
@@ -52,6 +54,7 @@ NOT_PENDING = "ownable_2step: caller is not the new owner"
 NOT_GUARDIAN = "configurator: not guardian"
 NOT_VAULT = "clearinghouse: not vault"
 ALREADY_BOUND = "configurator: already bound"
+NOT_VERIFIER_ADMIN = "verifier: not the admin"
 NO_ALLOWANCE = "erc20: insufficient allowance"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +81,8 @@ def _nothing(w, who) -> None:
 
 @dataclass(frozen=True)
 class Row:
-    contract: str  # "ch", "cfg" (the configurator) or "vault" (the LP vault, the share token)
+    contract: str  # "ch", "cfg" (the configurator), "vault" (the LP vault, the share token) or
+    # "verifier" (the price verifier)
     args: Args
     allowed: frozenset[str]
     denied: str  # revert string for every role not allowed (unless `denied_for` names it)
@@ -312,7 +316,72 @@ def _half_shares(w, who) -> tuple:
     return (w.system.vault.balanceOf(who) // 2 or 1, 0)
 
 
+def _check_attested(w, who, tx, before):
+    [log] = tx.decode_logs(w.system.verifier.PriceAttested)
+    assert log.feed_id == w.system.feed_ids[ETH]
+    assert w.system.verifier.latest(w.system.feed_ids[ETH])[0] == log.price > 0
+
+
+def _check_signers(w, who, tx, before):
+    assert w.system.verifier.threshold() == 2
+    assert w.system.verifier.signers(1) == w.system.signer_set.addresses[1]
+
+
+def _check_price_feed(w, who, tx, before):
+    assert w.system.verifier.feeds(w.system.feed_ids[ETH]).max_age == 300
+
+
 ROWS: dict[str, Row] = {
+    # -- Configurator: owner, the price verifier's signer set and feeds --
+    "set_price_signers": Row(
+        "cfg",
+        lambda w, who: (list(w.system.signer_set.addresses[:3]), 2),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_signers,
+    ),
+    "set_price_feed": Row(
+        "cfg",
+        lambda w, who: (w.system.feed_ids[ETH], w.system.push_feeds[ETH], HEARTBEAT, 300, 100, 500),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_price_feed,
+    ),
+    # -- Price verifier: administered by the configurator alone; anyone brings signed prices
+    "set_signers": Row("verifier", lambda w, who: ([who], 1), only(), NOT_VERIFIER_ADMIN),
+    "set_feed": Row(
+        "verifier",
+        lambda w, who: (w.system.feed_ids[ETH], ZERO_ADDRESS, 0, 60, 100, 100),
+        only(),
+        NOT_VERIFIER_ADMIN,
+    ),
+    "verifier.update_prices": Row(
+        "verifier",
+        lambda w, who: (signed_update(w.system, ETH), who),
+        everyone(),
+        "",
+        check=_check_attested,
+    ),
+    # -- Clearinghouse: signed prices and the action that uses them, in one transaction --
+    "update_prices": Row(
+        "ch", lambda w, who: (signed_update(w.system, ETH),), everyone(), "", check=_check_attested
+    ),
+    "trade_with_prices": Row(
+        "ch",
+        lambda w, who: (signed_update(w.system, ETH), ETH, WAD // 10, MAX_UINT),
+        everyone(),
+        "",
+        arrange=_give_collateral,
+        check=_check_trade,
+    ),
+    "liquidate_with_prices": Row(
+        "ch",
+        lambda w, who: (signed_update(w.system, ETH), [w.victim]),
+        everyone(),
+        "",
+        arrange=lambda w, who: crash(w),
+        check=_check_liquidated,
+    ),
     # -- Configurator: owner (administration moved off the engine, every cell kept) --
     "add_market": Row(
         "cfg",
@@ -549,9 +618,10 @@ def test_matrix__covers_every_state_changing_function():
         "cfg": "Configurator",
         "vault": "LPVault",
         "feed": "PriceFeed",
+        "verifier": "PriceVerifier",
     }
     for key, name in deployables.items():
-        abi = manifest["contractTypes"][name]["abi"]
+        abi = contract_abi(manifest, name)  # the engine's: with its extension's functions
         mutating = {
             item["name"]
             for item in abi
@@ -565,7 +635,12 @@ def test_matrix__covers_every_state_changing_function():
 def test_matrix__role_calls_function__expected_outcome(world, fn, role):
     row = ROWS[fn]
     caller = getattr(world, role)
-    target = {"ch": world.ch, "cfg": world.cfg, "vault": world.vault}[row.contract]
+    target = {
+        "ch": world.ch,
+        "cfg": world.cfg,
+        "vault": world.vault,
+        "verifier": world.system.verifier,
+    }[row.contract]
     row.arrange(world, caller)
     args = row.args(world, caller)
     before = ledgers(world, caller)

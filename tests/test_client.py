@@ -60,7 +60,7 @@ from margin_maintenance.client import files as client_files
 from margin_maintenance.deployment import deployment_from_system, save_deployment
 from margin_maintenance.keeper import decisions
 from margin_maintenance.keeper.settings import KeeperSettings
-from margin_maintenance.system import SystemParams
+from margin_maintenance.system import SystemParams, engine_contract_type
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_SRC = REPO / "margin_maintenance" / "client"  # the package
@@ -99,7 +99,15 @@ def feed_answer(price_usd: float) -> int:
 # ---- In-process: web3's EthereumTesterProvider ----
 
 
-CONTRACTS = ("MockERC20", "LPVault", "Configurator", "Clearinghouse", "MockAggregator", "PriceFeed")
+CONTRACTS = (
+    "MockERC20",
+    "LPVault",
+    "Configurator",
+    "ClearinghouseExtension",
+    "Clearinghouse",
+    "MockAggregator",
+    "PriceFeed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +154,9 @@ def tester(build_dir, tmp_path_factory):
     token = deploy(w3, arts["MockERC20"], roles.deployer, "USD Coin (mock)", "USDC", 6)
     vault = deploy(w3, arts["LPVault"], roles.deployer, "Margin Maintenance LP", "mmLP", 12)
     cfg = deploy(w3, arts["Configurator"], roles.deployer)
-    ch = deploy(
-        w3, arts["Clearinghouse"], roles.deployer, token.address, vault.address, cfg.address
-    )
+    wiring = (token.address, vault.address, cfg.address, ZERO_ADDRESS)  # no price updater
+    ext = deploy(w3, arts["ClearinghouseExtension"], roles.deployer, *wiring)
+    ch = deploy(w3, arts["Clearinghouse"], roles.deployer, *wiring, ext.address)
     send(
         w3,
         cfg.functions.bind(
@@ -683,7 +691,9 @@ def test_repo_abi_folder__plain_lists_matching_the_compiled_contracts(project):
     for name in CONTRACTS:
         abi = load_abi(abi_dir=folder, name=name)  # abi/<Name>.json or abi/mocks/<Name>.json
         assert isinstance(abi, list), name
-        compiled = json.loads(getattr(project, name).contract_type.model_dump_json(by_alias=True))
+        ct = engine_contract_type(project) if name == "Clearinghouse" else None
+        ct = ct or getattr(project, name).contract_type  # the engine: with its extension's
+        compiled = json.loads(ct.model_dump_json(by_alias=True))
         assert {(e["type"], e.get("name")) for e in abi} == {
             (e["type"], e.get("name")) for e in compiled["abi"]
         }, f"abi/{name}.json is stale"

@@ -27,6 +27,7 @@ from support.constants import (
 from support.deployers import deploy_unbound_vault
 
 from margin_maintenance.abi import ABI_DIR
+from margin_maintenance.system import deploy_engine
 
 ADMIN_EVENTS = {
     "MarketAdded",
@@ -73,7 +74,7 @@ def unbound(project, deployer, token):
     """A configurator and an engine deployed for it, not yet bound."""
     vault = deploy_unbound_vault(project, deployer)
     cfg = project.Configurator.deploy(sender=deployer)
-    ch = project.Clearinghouse.deploy(token, vault, cfg, sender=deployer)
+    ch = deploy_engine(project, deployer, token, vault, cfg)
     return cfg, ch
 
 
@@ -99,7 +100,7 @@ def test_wiring__deployed_system__each_names_the_other(ch, configurator):
 def test_engine__zero_configurator__deploy_reverts(project, deployer, token):
     vault = deploy_unbound_vault(project, deployer)
     with ape.reverts("clearinghouse: zero configurator"):
-        project.Clearinghouse.deploy(token, vault, ZERO_ADDRESS, sender=deployer)
+        deploy_engine(project, deployer, token, vault, ZERO_ADDRESS)
 
 
 def test_bind__fresh_pair__sets_guardian_and_params_and_logs_from_configurator(

@@ -24,6 +24,7 @@ from margin_maintenance.model import (
     to_assets,
     to_shares,
 )
+from margin_maintenance.system import deploy_engine
 
 
 def pool_state(ch) -> PoolState:
@@ -41,7 +42,7 @@ def test_wiring__deployed_system__vault_and_engine_name_each_other(ch, vault):
 
 def test_engine__zero_vault__deploy_reverts(project, deployer, token, configurator):
     with ape.reverts("clearinghouse: zero lp vault"):
-        project.Clearinghouse.deploy(token, ZERO_ADDRESS, configurator, sender=deployer)
+        deploy_engine(project, deployer, token, ZERO_ADDRESS, configurator)
 
 
 @pytest.fixture

@@ -51,6 +51,24 @@ def liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
             repeats, healthy once liquidated) are skipped without reverting.
     @return The total reward credited to the caller.
     """
+    return self._liquidate_many(accounts)
+
+
+@payable
+@external
+def liquidate_with_prices(
+    updates: Bytes[k.MAX_UPDATE], accounts: DynArray[address, k.MAX_BATCH]
+) -> uint256:
+    """
+    @notice `update_prices(updates)`, then `liquidate_many(accounts)` at the newest prices,
+            in one transaction.
+    """
+    markets._update_prices(updates, msg.value)
+    return self._liquidate_many(accounts)
+
+
+@internal
+def _liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
     # Each market's price is read from its feed once per call: cached prices are tagged with
     # this call's number, so a later call in the same transaction reads the feeds afresh.
     # The pool and insurance words are carried from account to account and written once.

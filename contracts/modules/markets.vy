@@ -33,6 +33,35 @@ paused: public(bool)  # new risk (open, increase, new LP capital) blocked
 # marks longs and shorts apart)
 price_cache: transient(HashMap[uint256, uint256])
 price_batch: transient(uint256)  # liquidate_many calls so far in this transaction
+# Verifies signed price updates (PriceVerifier, or a Pyth adapter) for `update_prices` and the
+# `*_with_prices` entry points; empty: the engine takes push prices only.
+price_updater: public(immutable(address))
+
+
+interface IPriceUpdater:
+    def update_prices(updates: Bytes[k.MAX_UPDATE], payer: address) -> uint256: payable
+
+
+@deploy
+def __init__(price_updater_: address):
+    price_updater = price_updater_
+
+
+@payable
+@external
+def update_prices(updates: Bytes[k.MAX_UPDATE]):
+    """
+    @notice Bring signed prices on chain (the updater's layout); they stay each market's
+            latest price for later transactions. Value beyond the updater's fee is refunded.
+    """
+    self._update_prices(updates, msg.value)
+
+
+@internal
+def _update_prices(updates: Bytes[k.MAX_UPDATE], paid: uint256):
+    # The caller's value goes to the updater, which refunds it whatever its fee leaves.
+    assert price_updater != empty(address), "clearinghouse: no price updater"
+    extcall IPriceUpdater(price_updater).update_prices(updates, msg.sender, value=paid)
 
 
 @view

@@ -31,6 +31,23 @@ def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
             sells below it. The position's PnL is settled into collateral and its
             entry reset to the execution price; the trading fee goes to the pool.
     """
+    self._trade(market_id, size_delta, acceptable_price)
+
+
+@payable
+@external
+def trade_with_prices(
+    updates: Bytes[k.MAX_UPDATE], market_id: uint256, size_delta: int256, acceptable_price: uint256
+):
+    """
+    @notice `update_prices(updates)`, then `trade` at the newest price, in one transaction.
+    """
+    markets._update_prices(updates, msg.value)
+    self._trade(market_id, size_delta, acceptable_price)
+
+
+@internal
+def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     assert size_delta != 0, "clearinghouse: zero size"
     # The configuration, limits and funds words are decoded inline here with the codec's
     # named offsets and masks: an internal call costs about 100 gas in this codegen, and

@@ -45,7 +45,14 @@ abstract contract World {
         token = IToken(_create("MockERC20", abi.encode("USD Coin (mock)", "USDC", uint8(6))));
         vault = IVault(_create("LPVault", abi.encode("Margin Maintenance LP", "mmLP", uint8(12))));
         cfg = IConfigurator(_create("Configurator", ""));
-        ch = IEngine(_create("Clearinghouse", abi.encode(address(token), address(vault), address(cfg))));
+        // The engine's cold functions run in its storage from the extension (its __default__);
+        // no price updater here: the campaign's markets read their push feeds.
+        address ext = _create(
+            "ClearinghouseExtension", abi.encode(address(token), address(vault), address(cfg), address(0))
+        );
+        ch = IEngine(
+            _create("Clearinghouse", abi.encode(address(token), address(vault), address(cfg), address(0), ext))
+        );
         vault.bind(address(ch));
         cfg.bind(address(ch), address(this), 5_000, 8_000, 1 * USDC, 1_000);
         string[2] memory names = ["ETH / USD", "BTC / USD"];

@@ -21,8 +21,10 @@ to (owner, guardian, setters, admin events); version 3 adds `lp_vault` (the LP v
 address as `lp_token`, which names the share token as it always did) and `lens` (the stateless
 ClearinghouseLens). Every older key is kept as it was.
 
-`lp_vault` and `lens` are optional: absent (or null) reads as None, and `to_dict` leaves them
-out while they are None, so an older record reads unchanged and round-trips byte for byte.
+`lp_vault`, `lens` and `price_verifier` (the engine's PriceVerifier, which checks the signed
+prices its `*_with_prices` entry points bring) are optional: absent (or null) reads as None,
+and `to_dict` leaves them out while they are None, so an older record reads unchanged and
+round-trips byte for byte.
 
 How strict a reader is, is a class attribute: `Deployment` (the Ape side, scripts) needs every
 key a deployment writes (`REQUIRED_KEYS`) and raises `DeploymentError`; the client's
@@ -58,7 +60,8 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "markets",
     "deployer",
 )
-OMITTED_WHEN_NONE = ("lp_vault", "lens")  # optional keys `to_dict` writes only when set
+# optional keys `to_dict` writes only when set
+OMITTED_WHEN_NONE = ("lp_vault", "lens", "price_verifier")
 
 
 class DeploymentError(RuntimeError):
@@ -176,6 +179,7 @@ class Deployment:
     schema_version: int = 1  # 1 when the record has none
     lp_vault: str | None = None  # the LP vault (== lp_token since version 3); not written if None
     lens: str | None = None  # the ClearinghouseLens; not written while None
+    price_verifier: str | None = None  # the engine's PriceVerifier; not written while None
 
     @property
     def unit(self) -> int:
@@ -263,6 +267,7 @@ class Deployment:
                 schema_version=opt("schema_version", int, 1),
                 lp_vault=opt("lp_vault", cls.read_address),
                 lens=opt("lens", cls.read_address),
+                price_verifier=opt("price_verifier", cls.read_address),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise cls.ERROR(f"{where}malformed {RECORD_WHAT}: {err!r}") from err

@@ -14,6 +14,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from margin_maintenance.abi import ENGINE, EXTENSION, merge_engine_abi
 from margin_maintenance.chain.record import CollateralRecord, Deployment, MarketRecord, read_json
 
 from .settings import (
@@ -101,6 +102,19 @@ def _abi_dir_file(abi_dir: Path, name: str) -> Path | None:
 
 
 def _load_from_build(name: str, build: Path) -> Artifact:
+    """A compiled contract from a build folder; the engine's ABI merged with its extension's
+    (the functions it runs at its own address by delegatecall), as `abi/` holds it."""
+    artifact = _load_one_from_build(name, build)
+    if name != ENGINE:
+        return artifact
+    try:
+        extension = _load_one_from_build(EXTENSION, build)
+    except ClientError:
+        return artifact  # a build from before the extension
+    return Artifact(name, merge_engine_abi(artifact.abi, extension.abi), artifact.bytecode)
+
+
+def _load_one_from_build(name: str, build: Path) -> Artifact:
     single = build / f"{name}.json"
     if single.exists():
         return _artifact_from_json(_read_json(single, "artifact"), name, single)

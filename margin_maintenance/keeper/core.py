@@ -20,6 +20,8 @@ import requests
 from ape.exceptions import ApeException
 from web3.exceptions import Web3Exception
 
+from margin_maintenance.system import engine_at
+
 from . import decisions
 from .decisions import AccountStatus, CostModel, Preview
 from .gate import Gate, LocalGate
@@ -551,7 +553,7 @@ def build_keeper(
         raise ValueError(
             f"deployment record is for chain {watch.chain_id}, connected to chain {chain_id}"
         )
-    ch = project.Clearinghouse.at(watch.clearinghouse)
+    ch = engine_at(project, watch.clearinghouse)
     index = AccountIndex(
         db_path or settings.db_path,
         watch.start_block,

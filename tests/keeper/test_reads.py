@@ -9,6 +9,7 @@ from eth_utils import to_checksum_address
 
 from margin_maintenance.keeper.decisions import AccountStatus, Preview
 from margin_maintenance.keeper.reads import ClearinghouseReader, ReadError
+from margin_maintenance.system import engine_contract_type
 
 A, B, C = (to_checksum_address(f"0x{i:040x}") for i in (0xA1CE, 0xB0B, 0xCAFE))
 STATUS = "(address,int256,uint256,uint256,bool)[]"
@@ -36,7 +37,7 @@ class FakeReader(ClearinghouseReader):
 
 @pytest.fixture
 def contract(project):
-    abis = {m.name: m for m in project.Clearinghouse.contract_type.abi if m.type == "function"}
+    abis = {m.name: m for m in engine_contract_type(project).abi if m.type == "function"}
     return SimpleNamespace(
         address="0x" + "11" * 20,
         margin_status=SimpleNamespace(abis=[abis["margin_status"]]),

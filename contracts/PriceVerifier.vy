@@ -22,7 +22,8 @@
 
         Layout of `updates` (margin_maintenance/attest/codec.py builds it), big-endian:
             byte 0        version: 0x01
-            byte 1        number of reports, 1 .. MAX_REPORTS
+            byte 1        number of reports, 1 .. MAX_REPORTS (8), the whole blob at most
+                          MAX_UPDATE (4,096) bytes: e.g. 8 reports of 3 signatures, or 4 of 13
             each report   32 bytes feed id, 32 price, 32 confidence, 8 publish time,
                           1 number of signatures (1 .. MAX_SIGNERS), then 65 bytes per
                           signature (r, s, v), in strictly ascending order of the signers'
@@ -53,6 +54,16 @@ struct FeedConfig:
     max_dev_bps: uint256  # at most this far from a fresh push price
 
 
+# A feed's configuration in one slot (one cold read per report): reference (160 bits), then
+# ref_max_age and max_age (32 bits each), max_conf_bps and max_dev_bps (16 bits each).
+CFG_REF_AGE: constant(uint256) = 160
+CFG_MAX_AGE: constant(uint256) = 192
+CFG_CONF: constant(uint256) = 224
+CFG_DEV: constant(uint256) = 240
+MASK32: constant(uint256) = 2**32 - 1
+MASK16: constant(uint256) = 2**16 - 1
+
+
 event PriceAttested:
     feed_id: indexed(bytes32)
     price: uint256
@@ -77,8 +88,7 @@ event FeedConfigured:
 
 MAX_SIGNERS: constant(uint256) = 16
 MAX_REPORTS: constant(uint256) = 8
-# Version and count, then per report 105 bytes and 65 per signature: 8 reports of 16 signatures.
-MAX_UPDATE: constant(uint256) = 9_162
+MAX_UPDATE: constant(uint256) = k.MAX_UPDATE  # the engine forwards at most this many bytes
 REPORT_HEAD: constant(uint256) = 105  # feed id, price, confidence, publish time, count
 SIG_LEN: constant(uint256) = 65
 TIME_SHIFT: constant(uint256) = 192  # latest word: publish time above, price below
@@ -91,7 +101,7 @@ admin: public(immutable(address))  # the configurator
 signers: public(DynArray[address, MAX_SIGNERS])
 threshold: public(uint256)
 signer_slot: HashMap[address, uint256]  # 1 + index in `signers`; 0 for strangers
-feeds: public(HashMap[bytes32, FeedConfig])
+_feeds: HashMap[bytes32, uint256]  # packed FeedConfig, see CFG_*
 _latest: HashMap[bytes32, uint256]  # publish_time << 192 | price
 
 
@@ -112,6 +122,28 @@ def latest(feed_id: bytes32) -> (uint256, uint256):
     """
     word: uint256 = self._latest[feed_id]
     return word & PRICE_MASK, word >> TIME_SHIFT
+
+
+@view
+@external
+def feeds(feed_id: bytes32) -> FeedConfig:
+    """
+    @notice A feed's configuration (max_age 0: not listed).
+    """
+    return self._feed(feed_id)
+
+
+@view
+@internal
+def _feed(feed_id: bytes32) -> FeedConfig:
+    w: uint256 = self._feeds[feed_id]
+    return FeedConfig(
+        reference=convert(w & convert(max_value(uint160), uint256), address),
+        ref_max_age=(w >> CFG_REF_AGE) & MASK32,
+        max_age=(w >> CFG_MAX_AGE) & MASK32,
+        max_conf_bps=(w >> CFG_CONF) & MASK16,
+        max_dev_bps=w >> CFG_DEV,
+    )
 
 
 @view
@@ -184,7 +216,7 @@ def _accept(
     confidence: uint256,
     publish_time: uint256,
 ) -> bool:
-    cfg: FeedConfig = self.feeds[feed_id]
+    cfg: FeedConfig = self._feed(feed_id)
     assert cfg.max_age != 0, "verifier: unknown feed"
     assert price > 0 and price <= k.MAX_PRICE, "verifier: bad price"
     assert publish_time <= block.timestamp, "verifier: report from the future"
@@ -279,12 +311,13 @@ def set_feed(
     assert feed_id != empty(bytes32), "verifier: zero feed id"
     assert max_age > 0 and max_age <= 86_400, "verifier: bad max age"
     assert max_conf_bps <= k.BPS and max_dev_bps <= k.BPS, "verifier: bad bound"
-    self.feeds[feed_id] = FeedConfig(
-        reference=reference,
-        ref_max_age=ref_max_age,
-        max_age=max_age,
-        max_conf_bps=max_conf_bps,
-        max_dev_bps=max_dev_bps,
+    assert ref_max_age <= MASK32, "verifier: bad max age"
+    self._feeds[feed_id] = (
+        convert(reference, uint256)
+        | ref_max_age << CFG_REF_AGE
+        | max_age << CFG_MAX_AGE
+        | max_conf_bps << CFG_CONF
+        | max_dev_bps << CFG_DEV
     )
     log FeedConfigured(
         feed_id=feed_id,

@@ -55,6 +55,8 @@ CONTRACTS = (
     "MockAggregator",
     "PriceFeed",
     "SettledPriceFeed",
+    "PriceVerifier",
+    "SignedPriceFeed",
 )
 WORLDS = ("Invariants", "ThinPoolInvariants")  # the deep pool and the thin pool
 LAWS_OF = {"Invariants": "Laws", "ThinPoolInvariants": "ThinPool"}  # each world's plain base
@@ -77,6 +79,10 @@ HEADLINE = (
     "requests_executed",
     "claims_settled",
     "drains",
+    "signed_updates",
+    "signed_batches",
+    "signed_trades",
+    "signed_refused",
 )
 
 

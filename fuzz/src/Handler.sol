@@ -333,6 +333,10 @@ contract Handler is World {
     }
 
     function liquidateMany(uint256 seed, uint256 caller) external step("liquidate_many") {
+        _batch(seed, caller);
+    }
+
+    function _batch(uint256 seed, uint256 caller) internal {
         address k = _keeper(caller);
         uint256 n = _between(seed, 1, 8);
         address[] memory list = new address[](n);
@@ -668,6 +672,70 @@ contract Handler is World {
         (bool ok,) = target.call(call);
         if (ok) _break(string.concat("a stranger's call went through (case ", _s(w), ")"));
         _count("stranger_refused");
+    }
+
+    // ---- Signed prices (ETH) ----
+
+    /// A signed ETH report brought on chain, within +-12% of the push answer (beyond 10% the
+    /// verifier refuses it while that answer is fresh), published 0-700 s ago (beyond 600 it is
+    /// refused), signed by 1-3 of the signers (1 is too few): alone, then a liquidation batch
+    /// judged at it (its laws checked), or in one transaction with a batch or with a trade.
+    function signedPrice(uint256 bps, bool up, uint256 age, uint256 signers, uint256 mode, uint256 seed)
+        external
+        step("signed_price")
+    {
+        int256 d = int256(_between(bps, 0, 1_200));
+        int256 a = answer[SIGNED_MARKET] * (int256(BPS) + (up ? d : -d)) / int256(BPS);
+        // Mostly fresh (0-50 s: a trade may use it) and signed by enough; sometimes not.
+        uint256 back = age % 8 == 0 ? _between(age >> 3, 0, 700) : _between(age >> 3, 0, 50);
+        uint256 count = signers % 6 == 0 ? 1 : 2 + (signers >> 3) % 2;
+        if (a <= 0 || back >= block.timestamp) return;
+        bytes memory blob = _signedUpdate(uint256(a) * 1e10, block.timestamp - back, count);
+        address caller = _keeper(seed);
+        uint256 m = mode % 4;
+        if (m < 2) {
+            vm.prank(caller);
+            try ch.update_prices(blob) {
+                _count("signed_updates");
+                if (m == 1) _batch(seed >> 8, seed);
+            } catch Error(string memory) {
+                _count("signed_refused");
+            } catch (bytes memory) {
+                _break("update_prices reverted without a reason");
+            }
+        } else if (m == 2) {
+            address[] memory list = new address[](N_TRADERS);
+            for (uint256 i; i < N_TRADERS; ++i) {
+                list[i] = actors[i];
+            }
+            vm.prank(caller);
+            try ch.liquidate_with_prices(blob, list) {
+                _count("signed_batches");
+            } catch Error(string memory) {
+                _count("signed_refused");
+            } catch (bytes memory) {
+                _break("liquidate_with_prices reverted without a reason");
+            }
+        } else {
+            _signedTrade(blob, seed, uint256(a) * 1e10);
+        }
+    }
+
+    /// A 3x trade on the report's price, in one transaction with it.
+    function _signedTrade(bytes memory blob, uint256 seed, uint256 price) internal {
+        address t = _trader(seed);
+        int256 e = ch.equity(t);
+        if (e <= 0) return;
+        int256 size = int256(uint256(e) * 3 * 1e12 * WAD / price);
+        bool buy = seed & 1 == 0;
+        vm.prank(t);
+        try ch.trade_with_prices(blob, SIGNED_MARKET, buy ? size : -size, buy ? type(uint256).max : 0) {
+            _count("signed_trades");
+        } catch Error(string memory) {
+            _count("signed_refused");
+        } catch (bytes memory) {
+            _break("trade_with_prices reverted without a reason");
+        }
     }
 
     // ---- The laws that act, on a copy of the state ----

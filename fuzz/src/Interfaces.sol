@@ -89,9 +89,22 @@ interface IEngine {
     function pool_state() external view returns (PoolState memory);
     function fund_insurance(uint256 amount) external;
     function settle_claim(address account) external returns (uint256);
+    function update_prices(bytes calldata updates) external payable;
+    function trade_with_prices(bytes calldata updates, uint256 market_id, int256 size_delta, uint256 acceptable_price)
+        external
+        payable;
+    function liquidate_with_prices(bytes calldata updates, address[] calldata accounts) external payable returns (uint256);
     function pool_assets() external view returns (uint256);
     function pool_reserve_bps() external view returns (uint256);
     function insurance_fund() external view returns (uint256);
+}
+
+interface IVerifier {
+    function report_digest(bytes32 feed_id, uint256 price, uint256 confidence, uint256 publish_time)
+        external
+        view
+        returns (bytes32);
+    function latest(bytes32 feed_id) external view returns (uint256, uint256);
 }
 
 interface IVault {
@@ -144,6 +157,15 @@ interface IConfigurator {
     function propose_settlement(uint256 market_id, address feed) external;
     function settle_market(uint256 market_id) external;
     function set_pool_reserve(uint256 pool_reserve_bps) external;
+    function set_price_signers(address[] calldata signers, uint256 threshold) external;
+    function set_price_feed(
+        bytes32 feed_id,
+        address reference_,
+        uint256 ref_max_age,
+        uint256 max_age,
+        uint256 max_conf_bps,
+        uint256 max_dev_bps
+    ) external;
     function pause() external;
     function unpause() external;
 }
@@ -159,6 +181,8 @@ interface Vm {
     function startPrank(address) external;
     function stopPrank() external;
     function warp(uint256) external;
+    function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function readFile(string calldata) external view returns (string memory);
     function parseBytes(string calldata) external pure returns (bytes memory);
     function envOr(string calldata, string calldata) external view returns (string memory);

@@ -158,3 +158,15 @@ def decode_updates(blob: bytes) -> list[tuple[Report, list[bytes]]]:
     if at != len(blob):
         raise UpdateError("bytes after the last report")
     return out
+
+
+def merge_updates(blobs: list[bytes]) -> bytes:
+    """One blob holding every report of `blobs` (each checked against the layout)."""
+    reports = 0
+    body = b""
+    for blob in blobs:
+        reports += len(decode_updates(blob))
+        body += blob[2:]
+    if not 1 <= reports <= MAX_REPORTS:
+        raise UpdateError(f"1 to {MAX_REPORTS} reports per update, not {reports}")
+    return bytes([VERSION, reports]) + body

@@ -51,6 +51,7 @@ class Metrics:
     liquidations_landed: int = 0  # of those, liquidated by this keeper (Liquidated events)
     lost_races: int = 0  # submitted but already healthy when the batch landed
     batches_sent: int = 0  # liquidate_many transactions that landed
+    price_updates: int = 0  # signed price updates sent (with a batch or on their own)
     rewards_total: int = 0  # keeper rewards earned, token units
     reverts: int = 0  # batches that reverted (estimate or on-chain), not raised
     read_errors: int = 0  # iterations with a failed read (whole or some accounts: stale price)
@@ -80,6 +81,11 @@ class IterationResult:
     dry_run: bool = False
     read_error: str | None = None
     requests_executed: list[int] = field(default_factory=list)  # LP request ids we executed
+
+
+# Storage slot of the PriceVerifier's `_latest` HashMap (`vyper -f layout`; a value sits at
+# keccak256(slot . feed id)); tests/keeper/test_keeper_signed.py checks it against the chain.
+LATEST_SLOT = 20
 
 
 class Keeper:
@@ -117,6 +123,8 @@ class Keeper:
         # One iteration at a time; blocks that arrive meanwhile fold into the next pass. A
         # RedisGate extends the rule to every worker process sharing this signer (gate.py).
         self.gate: Gate = gate if gate is not None else LocalGate()
+        self._signed: list[tuple[bytes, str]] | None = None  # (feed id, verifier) per market
+        self._update: bytes | None = None  # this pass's signed prices, sent with each batch
 
     @property
     def dry_run(self) -> bool:
@@ -153,9 +161,93 @@ class Keeper:
         self.serve_requests(result)
         return result
 
+    # ---- Signed prices ----
+
+    def _signed_feeds(self) -> list[tuple[bytes, str]]:
+        """(feed id, verifier) of every market whose feed is a SignedPriceFeed (read once)."""
+        if self._signed is None:
+            from ape import project
+
+            found = []
+            for m in range(int(self.ch.market_count())):
+                feed = project.SignedPriceFeed.at(str(self.ch.market(m).feed))
+                try:
+                    found.append((bytes(feed.feed_id()), str(feed.verifier())))
+                except (ApeException, Web3Exception, ValueError):
+                    continue  # a push-only market
+            self._signed = found
+        return self._signed
+
+    def fresh_prices(self) -> tuple[bytes, dict[str, Any]] | None:
+        """The service's reports newer than the chain's, as (the `updates` blob, the eth_call
+        state override that stores them in the verifier: `_latest[feed id]`); None when the
+        chain already has them, or there is no service or no signed market."""
+        feeds = self._signed_feeds()
+        if not self.settings.attest_url or not feeds:
+            return None
+        from ape import project
+        from eth_utils import keccak
+
+        from margin_maintenance.attest import decode_updates
+        from margin_maintenance.attest.codec import merge_updates
+        from margin_maintenance.attest.service import fetch_update
+
+        url = self.settings.attest_url
+        try:
+            blob = fetch_update(url, [f for f, _ in feeds])
+        except RuntimeError:
+            # The service lacks a report for some market (Hermes answers 404 for the whole
+            # request): ask market by market and bring the ones it has.
+            parts = []
+            for f, _ in feeds:
+                try:
+                    parts.append(fetch_update(url, [f]))
+                except RuntimeError:
+                    continue
+            if not parts:
+                return None
+            blob = merge_updates(parts)
+        verifiers = dict(feeds)
+        diff: dict[str, dict[str, str]] = {}
+        for report, _ in decode_updates(blob):
+            verifier = verifiers[report.feed_id]
+            on_chain = project.PriceVerifier.at(verifier).latest(report.feed_id)
+            if report.publish_time <= int(on_chain[1]):
+                continue
+            slot = keccak(LATEST_SLOT.to_bytes(32, "big") + report.feed_id)
+            word = report.publish_time << 192 | report.price
+            diff.setdefault(verifier, {})["0x" + slot.hex()] = f"0x{word:064x}"
+        if not diff:
+            return None
+        return blob, {v: {"stateDiff": d} for v, d in diff.items()}
+
+    def _bring_prices(self, result: IterationResult) -> None:
+        """Before reading: the service's newer reports, read through a state override and
+        sent with every batch; on a node that takes no override (Ape's in-process chain) they
+        are stored first by an `update_prices` of their own."""
+        self._update = None
+        self.reader.overrides = None
+        try:
+            fresh = self.fresh_prices()
+        except (requests.RequestException, RuntimeError, ValueError) as err:
+            self.metrics.read_errors += 1
+            log.warning("attestation service unreachable: %s (push prices only)", err)
+            return
+        if fresh is None:
+            return
+        blob, overrides = fresh
+        if self.reader.can_override:
+            self._update, self.reader.overrides = blob, overrides
+            return
+        if self.dry_run:
+            return
+        self.ch.update_prices(blob, sender=self.signer)
+        self.metrics.price_updates += 1
+
     def liquidations(self, block_number: int, result: IterationResult) -> None:
         """The liquidation part of a pass: what `step` did before LP requests existed."""
         s = self.settings
+        self._bring_prices(result)
         try:
             self._sync(block_number)
             accounts = self.index.accounts()
@@ -389,9 +481,12 @@ class Keeper:
             try:
                 if fields is None:
                     fields = self._tx_fields()
-                txn = provider.network.ecosystem.create_transaction(
-                    data=bytes(self.ch.liquidate_many.encode_input(accounts)), **fields
-                )
+                if self._update is None:
+                    data = bytes(self.ch.liquidate_many.encode_input(accounts))
+                else:  # the signed prices the reads saw, brought in the same transaction
+                    data = bytes(self.ch.liquidate_with_prices.encode_input(self._update, accounts))
+                    self.metrics.price_updates += 1
+                txn = provider.network.ecosystem.create_transaction(data=data, **fields)
                 # Estimate first: a batch that would revert is never sent (Ape's provider turns
                 # the node's revert, whichever node, into a ContractLogicError with its reason).
                 txn.gas_limit = int(provider.estimate_gas_cost(txn) * GAS_LIMIT_MARGIN)

@@ -58,6 +58,14 @@ class ChainReader:
         self.address = to_checksum_address(address)
         self.http_uri = http_uri
         self._rpc = JsonRpc(http_uri, timeout=60.0) if http_uri else None
+        # eth_call state override applied to every call while set (the keeper sets it to the
+        # signed prices it is about to bring on chain, so the reads see them already)
+        self.overrides: dict[str, Any] | None = None
+
+    @property
+    def can_override(self) -> bool:
+        """Whether calls go to a node over JSON-RPC (anvil and geth take a state override)."""
+        return self._rpc is not None
 
     @classmethod
     def for_contract(cls, contract: Any, provider: Any) -> ChainReader:
@@ -67,7 +75,10 @@ class ChainReader:
         """Results in order; a failed call yields a ReadError in its place."""
         if self._rpc is None:
             return [self._one(d) for d in calldata]
-        calls = [("eth_call", [{"to": self.address, "data": d}, "latest"]) for d in calldata]
+        extra = [self.overrides] if self.overrides else []
+        calls = [
+            ("eth_call", [{"to": self.address, "data": d}, "latest", *extra]) for d in calldata
+        ]
         try:
             results = self._rpc.batch_results(calls, MAX_RPC_BATCH)
         except RpcError as err:  # the node refused the batch as a whole

@@ -69,6 +69,11 @@ class KeeperSettings(BaseSettings):
     request_gas: int = Field(default=decisions.REQUEST_GAS, gt=0)
     request_cap: int = Field(default=16, ge=1)
 
+    # Signed prices: the attestation service (`python -m margin_maintenance.attest`); with it
+    # the keeper reads accounts at the service's reports newer than the chain's and sends
+    # them with its batches (`liquidate_with_prices`)
+    attest_url: str | None = None
+
     # Prices for the profit check
     token_usd: float = Field(default=1.0, ge=0)  # USD per whole collateral token
     eth_usd: float | None = Field(default=None, ge=0)  # USD per ETH; None: read from a market

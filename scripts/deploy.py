@@ -30,7 +30,14 @@ from margin_maintenance.system import SystemParams, deploy_system
     help="Folder for the record (default: deployments/ in the repo; env MM_DEPLOYMENTS_DIR).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing record on a live network.")
-def cli(provider, account, guardian: str | None, out_dir: str | None, force: bool) -> None:
+@click.option(
+    "--signed-prices",
+    is_flag=True,
+    help="Markets read signed prices (SignedPriceFeed over each push feed; see attest).",
+)
+def cli(
+    provider, account, guardian: str | None, out_dir: str | None, force: bool, signed_prices: bool
+) -> None:
     """Deploy mock USDC, mock aggregators, feed adapters, the LP vault, the configurator, the
     clearinghouse and its lens with the default SystemParams (ETH-USD at 2,000 and BTC-USD at
     60,000), and write the deployment record. On local networks the deployer defaults to the
@@ -43,7 +50,8 @@ def cli(provider, account, guardian: str | None, out_dir: str | None, force: boo
     if record_path(network, out_dir).exists() and not provider.network.is_dev and not force:
         raise click.UsageError(f"{record_path(network, out_dir)} exists; pass --force to replace")
     click.echo(f"deploying on {provider.network.choice} (record {network!r}) from {account}")
-    system = deploy_system(project, account, guardian or account, SystemParams(), lens=True)
+    params = SystemParams(signed_prices=signed_prices)
+    system = deploy_system(project, account, guardian or account, params, lens=True)
     dep = deployment_from_system(system, network, chain.chain_id, account, guardian or account)
     path = save_deployment(dep, out_dir)
     click.echo(f"chain id       {dep.chain_id}  (start block {dep.start_block})")
@@ -52,6 +60,7 @@ def cli(provider, account, guardian: str | None, out_dir: str | None, force: boo
     click.echo(f"lp vault       {dep.lp_token}  (the LP share token; approve the clearinghouse)")
     if system.lens is not None:
         click.echo(f"lens           {system.lens.address}")
+    click.echo(f"price verifier {dep.price_verifier}  (signers {params.signers})")
     click.echo(f"collateral     {dep.collateral.address}  ({dep.collateral.decimals} decimals)")
     for m in dep.markets:
         click.echo(f"market {m.id} {m.symbol:<8} aggregator {m.aggregator}  feed {m.feed}")

@@ -100,7 +100,11 @@ REPORT_TYPEHASH: constant(bytes32) = keccak256(
 admin: public(immutable(address))  # the configurator
 signers: public(DynArray[address, MAX_SIGNERS])
 threshold: public(uint256)
-signer_slot: HashMap[address, uint256]  # 1 + index in `signers`; 0 for strangers
+# 1 + index in `signers` (low byte) | threshold << 8, so that the one cold read per signer a
+# report needs anyway also gives the threshold; 0 for strangers
+signer_slot: HashMap[address, uint256]
+SLOT_INDEX: constant(uint256) = 255
+SLOT_THRESHOLD: constant(uint256) = 8
 _feeds: HashMap[bytes32, uint256]  # packed FeedConfig, see CFG_*
 _latest: HashMap[bytes32, uint256]  # publish_time << 192 | price
 
@@ -234,10 +238,10 @@ def _accept(
         if ref != 0 and updated_at <= block.timestamp and block.timestamp - updated_at <= cfg.ref_max_age:
             gap: uint256 = price - ref if price > ref else ref - price
             assert gap * k.BPS <= cfg.max_dev_bps * ref, "verifier: too far from the push price"
-    assert sigs >= self.threshold, "verifier: too few signers"
     digest: bytes32 = self._digest(feed_id, price, confidence, publish_time)
     seen: uint256 = 0
     previous: uint256 = 0
+    threshold_: uint256 = 0  # every signer's slot carries it: no read of its own
     for i: uint256 in range(sigs, bound=MAX_SIGNERS):
         o: uint256 = at + i * SIG_LEN
         r: uint256 = extract32(updates, o, output_type=uint256)
@@ -250,7 +254,9 @@ def _accept(
         previous = key
         slot: uint256 = self.signer_slot[signer]
         assert slot != 0, "verifier: unknown signer"
-        seen |= 1 << (slot - 1)
+        seen |= 1 << ((slot & SLOT_INDEX) - 1)
+        threshold_ = slot >> SLOT_THRESHOLD
+    assert sigs >= threshold_, "verifier: too few signers"
     self._latest[feed_id] = publish_time << TIME_SHIFT | price
     log PriceAttested(
         feed_id=feed_id,
@@ -288,7 +294,7 @@ def set_signers(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
         s: address = signers_[i]
         assert s != empty(address), "verifier: zero signer"
         assert self.signer_slot[s] == 0, "verifier: duplicate signer"
-        self.signer_slot[s] = i + 1
+        self.signer_slot[s] = (i + 1) | threshold_ << SLOT_THRESHOLD
     self.signers = signers_
     self.threshold = threshold_
     log SignersUpdated(signers=signers_, threshold=threshold_)

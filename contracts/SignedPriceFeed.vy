@@ -85,10 +85,12 @@ def latest_price() -> uint256:
     at: uint256 = 0
     price, at = self._signed(trade_max_age)
     if price != 0:
-        push_at: uint256 = (staticcall IPushFeed(push).price_data())[1]
-        if at >= push_at:
+        data: (uint256, uint256, bool) = staticcall IPushFeed(push).price_data()
+        if at >= data[1]:
             assert staticcall IPushFeed(push).sequencer_up(), "oracle: sequencer down or in its grace period"
             return price
+        if data[2]:  # the push answer is newer and valid: it is what latest_price returns
+            return data[0]
     return staticcall IPushFeed(push).latest_price()
 
 
@@ -118,8 +120,12 @@ def mark(long: bool) -> uint256:
     price: uint256 = 0
     at: uint256 = 0
     price, at = self._signed(liquidation_max_age)
-    if price != 0 and at >= (staticcall IPushFeed(push).price_data())[1]:
-        return price
+    if price != 0:
+        data: (uint256, uint256, bool) = staticcall IPushFeed(push).price_data()
+        if at >= data[1]:
+            return price
+        if data[2]:  # the push answer is newer and fresh: its mark is its price (one read)
+            return data[0]
     return staticcall IPushFeed(push).mark(long)
 
 
@@ -133,8 +139,12 @@ def pool_marks() -> (uint256, uint256, uint256, bool):
     price: uint256 = 0
     at: uint256 = 0
     price, at = self._signed(liquidation_max_age)
-    if price != 0 and at >= (staticcall IPushFeed(push).price_data())[1]:
-        return price, price, at, True
+    if price != 0:
+        data: (uint256, uint256, bool) = staticcall IPushFeed(push).price_data()
+        if at >= data[1]:
+            return price, price, at, True
+        if data[2]:  # the push answer is newer and fresh: both marks are its price
+            return data[0], data[0], data[1], True
     return staticcall IPushFeed(push).pool_marks()
 
 

@@ -291,6 +291,7 @@ def test_feed__push_answer_newer__push_wins(signed, stranger, chain, deployer):
     later(chain, 5)
     signed.aggregators[ETH].set_price(1_995 * 10**FEED_DECIMALS, sender=deployer)
     assert feed.latest_price() == feed.mark(True) == 1_995 * WAD
+    assert tuple(feed.pool_marks())[:2] == (1_995 * WAD, 1_995 * WAD)
 
 
 def _pool(signed, deployer, lp):

@@ -125,6 +125,7 @@ class Keeper:
         self.gate: Gate = gate if gate is not None else LocalGate()
         self._signed: list[tuple[bytes, str]] | None = None  # (feed id, verifier) per market
         self._update: bytes | None = None  # this pass's signed prices, sent with each batch
+        self._verifiers: dict[str, Any] = {}  # contract handles, made once
 
     @property
     def dry_run(self) -> bool:
@@ -211,7 +212,9 @@ class Keeper:
         diff: dict[str, dict[str, str]] = {}
         for report, _ in decode_updates(blob):
             verifier = verifiers[report.feed_id]
-            on_chain = project.PriceVerifier.at(verifier).latest(report.feed_id)
+            if verifier not in self._verifiers:
+                self._verifiers[verifier] = project.PriceVerifier.at(verifier)
+            on_chain = self._verifiers[verifier].latest(report.feed_id)
             if report.publish_time <= int(on_chain[1]):
                 continue
             slot = keccak(LATEST_SLOT.to_bytes(32, "big") + report.feed_id)

@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ape.exceptions import ApeException
+from web3.exceptions import Web3Exception
+
 from margin_maintenance.chain.record import (
     DEPLOYMENTS_ENV,
     REPO_ROOT,
@@ -120,7 +123,25 @@ def check_chain(dep: Deployment, chain_id: int, code_at: Any) -> None:
 
 
 def attach(project: Any, dep: Deployment) -> System:
-    """Contract handles for a recorded deployment (same shape `deploy_system` returns)."""
+    """Contract handles for a recorded deployment (same shape `deploy_system` returns). On a
+    deployment with a price verifier each market's feed is asked whether it is a
+    SignedPriceFeed (its `push()`): then its push feed and feed id are attached too."""
+    from margin_maintenance.attest import feed_id
+
+    feeds, push_feeds, feed_ids = [], [], []
+    for m in dep.markets:
+        feed = push = project.PriceFeed.at(m.feed)
+        fid = feed_id(m.symbol)
+        if dep.price_verifier is not None:
+            signed = project.SignedPriceFeed.at(m.feed)
+            try:
+                push, fid = project.PriceFeed.at(str(signed.push())), bytes(signed.feed_id())
+                feed = signed
+            except (ApeException, Web3Exception, ValueError):
+                pass  # a push-only market
+        feeds.append(feed)
+        push_feeds.append(push)
+        feed_ids.append(fid)
     return System(
         token=project.MockERC20.at(dep.collateral.address),
         vault=project.LPVault.at(dep.lp_token),
@@ -129,7 +150,9 @@ def attach(project: Any, dep: Deployment) -> System:
         if dep.configurator is None
         else project.Configurator.at(dep.configurator),
         aggregators=[project.MockAggregator.at(m.aggregator) for m in dep.markets],
-        feeds=[project.PriceFeed.at(m.feed) for m in dep.markets],
+        feeds=feeds,
+        push_feeds=push_feeds,
+        feed_ids=feed_ids,
         market_ids=[m.id for m in dep.markets],
         symbols=[m.symbol for m in dep.markets],
         start_block=dep.start_block,

@@ -85,6 +85,11 @@ class System:
     feed_ids: list[bytes] = field(default_factory=list)  # each market's signed feed id
     push_feeds: list[Any] = field(default_factory=list)  # each market's PriceFeed adapter
 
+    def push_feed(self, i: int) -> Any:
+        """Market `i`'s push PriceFeed (heartbeat, stale window): the feed itself on a
+        push-only market, the one under its SignedPriceFeed on a signed one."""
+        return self.push_feeds[i] if self.push_feeds else self.feeds[i]
+
     @property
     def unit(self) -> int:
         return 10 ** int(self.token.decimals())

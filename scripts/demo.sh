@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# make demo: local anvil, deploy, seed LPs and traders, start the keeper as its own process,
-# replay two real crashes through the oracle, stop everything started here, print a report
+# make demo: local anvil, deploy (markets on signed prices over their push feeds), seed LPs and
+# traders, start the attestation service and the keeper as their own processes, replay two real
+# crashes (the first through the push feed; the second signed by the service while the push
+# feed lags a heartbeat behind, so the keeper liquidates on signed prices), stop everything
+# started here, print a report
 # (status, per-crash figures in $OUT/report.md and $OUT/demo.png, then the audit, whose exit
 # code is the demo's).
 # Settings: DEMO_TRADERS (default 200), DEMO_COMPRESS (default 60), DEMO_STEPS (rows per crash,
@@ -33,6 +36,7 @@ NET=(--network ethereum:local:foundry)
 
 ANVIL_PID=""
 KEEPER_PID=""
+ATTEST_PID=""
 # One empty block, so a Silverback runner waiting for the next block wakes up and sees a stop.
 mine_block() {
   python3 - "$PORT" <<'PY' >/dev/null 2>&1 || true
@@ -60,6 +64,7 @@ stop_keeper() {
 }
 cleanup() {
   stop_keeper
+  if [[ -n "$ATTEST_PID" ]]; then kill "$ATTEST_PID" 2>/dev/null || true; fi
   if [[ -n "$ANVIL_PID" ]]; then kill "$ANVIL_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -78,13 +83,28 @@ PY
   sleep 0.2
 done
 
-step "deploy"
-ape run deploy "${NET[@]}" -v WARNING  # its own summary; not Ape's per-transaction lines
+step "deploy (signed prices: each market reads the newer of its signed and push prices)"
+ape run deploy "${NET[@]}" --signed-prices -v WARNING  # its own summary, not Ape's tx lines
 
 step "seed ${TRADERS} traders and an LP"
 ape run seed "${NET[@]}" --traders "$TRADERS" --seed 7 --insurance-usd 50000
 
-step "keeper (Silverback bot, its own process; log: $OUT/keeper.log)"
+APORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export MM_ATTEST_URL="http://127.0.0.1:${APORT}"
+step "attestation service on ${MM_ATTEST_URL} (3 of 5 signers; log: $OUT/attest.log)"
+python -m margin_maintenance.attest --deployment "$MM_DEPLOYMENT" --signers 3/5 \
+  --port "$APORT" > "$OUT/attest.log" 2>&1 &
+ATTEST_PID=$!
+for _ in $(seq 1 50); do
+  python3 - "$MM_ATTEST_URL" <<'PY' 2>/dev/null && break
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1] + "/live", timeout=1).read()
+PY
+  kill -0 "$ATTEST_PID" 2>/dev/null || { echo "attestation service exited; see $OUT/attest.log"; exit 1; }
+  sleep 0.2
+done
+
+step "keeper (Silverback bot, its own process, on push and signed prices; log: $OUT/keeper.log)"
 silverback run margin_maintenance.keeper.bot:bot "${NET[@]}" --account TEST::5 \
   > "$OUT/keeper.log" 2>&1 &
 KEEPER_PID=$!
@@ -99,13 +119,17 @@ sleep 1
 step "replay 2020-03-12 ETH crash (hourly, x${COMPRESS} compressed)"
 ape run replay "${NET[@]}" --file eth_usdt_binance_1h_2020-03-12 --market ETH-USD \
   --compress "$COMPRESS" --wait-keeper "${DEMO_KEEPER_WAIT:-20}" "${STEPS_ARG[@]}"
-step "replay 2021-05-19 BTC crash (hourly, x${COMPRESS} compressed)"
+step "replay 2021-05-19 BTC crash (hourly, x${COMPRESS} compressed) on signed prices, the push feed a heartbeat behind"
 ape run replay "${NET[@]}" --file btc_usdt_binance_1h_2021-05-19 --market BTC-USD \
-  --compress "$COMPRESS" --wait-keeper "${DEMO_KEEPER_WAIT:-20}" "${STEPS_ARG[@]}"
+  --compress "$COMPRESS" --wait-keeper "${DEMO_KEEPER_WAIT:-20}" "${STEPS_ARG[@]}" \
+  --attest-url "$MM_ATTEST_URL"
 sleep 6  # let the keeper finish the last blocks
 
-step "stop the keeper"
+step "stop the keeper and the attestation service"
 stop_keeper
+kill "$ATTEST_PID" 2>/dev/null || true
+wait "$ATTEST_PID" 2>/dev/null || true
+ATTEST_PID=""
 
 step "report"
 # The riskiest 15 accounts (with the table's header) and the pool; every account in status.txt.

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import click
-from ape import project
+import requests
+from ape import chain, project
 from ape.cli import ConnectedProviderCommand
 from ape.logging import LogLevel, logger
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from margin_maintenance.attest import Report, feed_id
+from margin_maintenance.attest.codec import latest_override
+from margin_maintenance.attest.service import post_price
 from margin_maintenance.crashdata import (
     CrashDataError,
     list_scenarios,
@@ -24,7 +29,10 @@ from margin_maintenance.deployment import (
     test_signer,
     traders_for,
 )
+from margin_maintenance.keeper.reads import ClearinghouseReader
 from margin_maintenance.replay import current_answer, run_replay, wait_until_settled
+
+WAD = 10**18
 
 
 def _utc(ts: int) -> str:
@@ -70,6 +78,19 @@ def _utc(ts: int) -> str:
     help="After each price, wait up to this many seconds for an outside keeper to leave no "
     "seeded trader liquidatable (0: do not wait).",
 )
+@click.option(
+    "--attest-url",
+    default=None,
+    help="Signed prices: offer each price to this attestation service (signed as of its "
+    "block) for the keeper to bring on chain; the push feed then lags --push-lag-s behind.",
+)
+@click.option(
+    "--push-lag-s",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --attest-url: how far the push feed lags (chain seconds; default: one "
+    "heartbeat and a minute, so it is always past its heartbeat).",
+)
 def cli(
     name: str | None,
     market: str | None,
@@ -81,6 +102,8 @@ def cli(
     data_dir: str | None,
     quiet: bool,
     wait_keeper: float,
+    attest_url: str | None,
+    push_lag_s: int | None,
 ) -> None:
     """Replay a real crash-window close series through a market's mock aggregator, moving
     the chain clock to each row's time.
@@ -89,6 +112,9 @@ def cli(
     the percentage moves are the real ones, the level is the market's. Time is compressed by
     --compress (60 turns one hour into one minute). Data: data/crashes in this repository
     (override: MM_DATA_DIR).
+
+    With --attest-url the market runs on signed prices: each price goes to the attestation
+    service, the push feed lags behind, and only the keeper brings prices on chain.
     """
     try:
         if list_only or name is None:
@@ -129,6 +155,7 @@ def cli(
         f"{steps[-1].offset_s:,} s (compression {compress:g}x)"
     )
 
+    first_block = int(chain.blocks.head.number) + 1
     with (
         logger.at_level(LogLevel.WARNING if quiet else logger.level),
         Progress(
@@ -145,17 +172,38 @@ def cli(
             bar.update(task, advance=1, price=f"{step.price_usd:,.2f} @ {_utc(block_time)}")
 
         after_step = None
+        attest = None
+        signed_now: list[Report] = []  # the report just offered (what the keeper would bring)
+        if attest_url is not None:
+            if system.verifier is None:
+                raise click.ClickException("the deployment has no price verifier")
+            fid = feed_id(rec.symbol)
+            if push_lag_s is None:
+                push_lag_s = int(system.push_feed(k).max_staleness()) + 60
+
+            def attest(step, at: int) -> None:
+                price = str(Decimal(step.answer) / 10**decimals)  # exact: the service's WAD
+                try:
+                    post_price(attest_url, rec.symbol, price, at)
+                except (RuntimeError, requests.RequestException) as err:
+                    raise click.ClickException(str(err)) from err
+                signed_now[:] = [Report(fid, round(step.answer * WAD // 10**decimals), 0, at)]
+
         unsettled = 0
         if wait_keeper > 0:
             addresses = [t.address for t in traders_for(dep).traders]
             ch = system.clearinghouse
+            reader = ClearinghouseReader.for_contract(ch, chain.provider)
+            verifier = None if system.verifier is None else str(system.verifier.address)
 
             def count_liquidatable() -> int:
-                total = 0
-                for i in range(0, len(addresses), 512):
-                    rows = ch.margin_status(addresses[i : i + 512])
-                    total += sum(1 for r in rows if r.liquidatable)
-                return total
+                # With signed prices the count is taken as the keeper sees it: through a state
+                # override holding the report just offered (a node without overrides: as stored).
+                if signed_now and verifier is not None and reader.can_override:
+                    reader.overrides = latest_override([(verifier, signed_now[0])])
+                chunks = [addresses[i : i + 512] for i in range(0, len(addresses), 512)]
+                rows, _ = reader.margin_status(chunks)
+                return sum(1 for r in rows if r.liquidatable)
 
             def after_step() -> None:
                 nonlocal unsettled
@@ -170,6 +218,8 @@ def cli(
             refresh_others=refresh_others,
             on_step=on_step,
             after_step=after_step,
+            attest=attest,
+            push_lag_s=(push_lag_s or 0) if attest_url else 0,
         )
     if wait_keeper > 0:
         click.echo(f"keeper wait: {unsettled} of {len(steps)} steps left accounts liquidatable")
@@ -179,3 +229,16 @@ def cli(
         f"{_utc(result.first_block_time)} -> {_utc(result.last_block_time)}; "
         f"{result.refreshes} heartbeat re-posts of other markets"
     )
+    if attest_url is not None and system.verifier is not None:
+        head = chain.blocks.head
+        brought = [
+            log
+            for log in system.verifier.PriceAttested.range(first_block, head.number + 1)
+            if bytes(log.feed_id) == feed_id(rec.symbol)
+        ]
+        push_age = int(head.timestamp) - int(system.aggregators[k].latestTimestamp())
+        click.echo(
+            f"signed prices: {len(steps)} offered to {attest_url}, {len(brought)} brought on "
+            f"chain by the keeper; the push feed ends {push_age:,} s old (heartbeat "
+            f"{int(system.push_feed(k).max_staleness()):,} s)"
+        )

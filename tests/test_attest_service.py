@@ -14,7 +14,14 @@ from eth_account.messages import encode_typed_data
 from support.constants import ETH, WAD
 
 from margin_maintenance.attest import SignerSet, decode_updates, feed_id
-from margin_maintenance.attest.codec import typed_data
+from margin_maintenance.attest.codec import (
+    LATEST_SLOT,
+    UpdateError,
+    latest_override,
+    merge_updates,
+    select_updates,
+    typed_data,
+)
 from margin_maintenance.attest.service import (
     Attestor,
     AttestServer,
@@ -158,6 +165,31 @@ def test_fetch_update__blob_accepted_by_the_deployed_verifier(system, accounts, 
     tx = system.verifier.update_prices(blob, accounts[3], sender=accounts[3])
     [log] = tx.decode_logs(system.verifier.PriceAttested)
     assert log.price == 19_995 * WAD // 10 and log.signers == 0b111
+
+
+def test_select_updates__keeps_the_flagged_reports_byte_for_byte(service, clock):
+    post(service, [{"symbol": "ETH-USD", "price": 2000}, {"symbol": "BTC-USD", "price": 60000}])
+    eth = fetch_update(service.url, [feed_id("ETH-USD")])
+    btc = fetch_update(service.url, [feed_id("BTC-USD")])
+    both = merge_updates([eth, btc])
+    assert select_updates(both, [True, False]) == eth
+    assert select_updates(both, [False, True]) == btc
+    assert select_updates(both, [True, True]) == both
+    assert select_updates(both, [False, False]) is None
+    with pytest.raises(UpdateError, match="2 flags for 1 reports"):
+        select_updates(eth, [True, True])
+
+
+def test_latest_override__the_word_update_prices_stores(service, clock):
+    from eth_utils import keccak
+
+    post(service, [{"symbol": "ETH-USD", "price": 2000}])
+    [(report, _)] = decode_updates(fetch_update(service.url, [feed_id("ETH-USD")]))
+    override = latest_override([(VERIFIER, report)])
+    slot = "0x" + keccak(LATEST_SLOT.to_bytes(32, "big") + report.feed_id).hex()
+    assert override == {
+        VERIFIER: {"stateDiff": {slot: f"0x{(clock.t << 192) | (2000 * WAD):064x}"}}
+    }
 
 
 def test_cli__record_without_verifier__refused(tmp_path, capsys):

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
+from support.constants import HEARTBEAT
 
 from margin_maintenance.audit import (
     BALANCE_ITEM,
@@ -655,6 +656,81 @@ def test_deploy_seed_replay_audit__black_thursday__books_balance(
     assert ch.collateral(liquidator) == report.ledger.keeper_rewards_total
     assert report.ledger.counts["Liquidated"] == len(victims)
     assert set(traders) <= set(accounts_in(fetch_events(ch, start_block=dep.start_block)))
+
+
+def test_lagged_answer__newest_at_or_before():
+    from margin_maintenance.replay import lagged_answer
+
+    history = [(100, 1), (160, 2), (220, 3)]
+    assert lagged_answer(history, 99) is None
+    assert lagged_answer(history, 100) == (100, 1)
+    assert lagged_answer(history, 219) == (160, 2)
+    assert lagged_answer(history, 10_000) == (220, 3)
+
+
+@pytest.mark.integration
+def test_replay_signed__push_lags_a_heartbeat__service_prices_liquidate(
+    project, chain, deployer, guardian, liquidator
+):
+    """The demo's second crash: each price offered to the attestation service, the push feed
+    a heartbeat and a minute behind (stale all along: no reference), the service's blob
+    liquidates on chain what the push feed cannot see."""
+    from margin_maintenance.attest import decode_updates, feed_id
+    from margin_maintenance.attest.service import (
+        Attestor,
+        AttestServer,
+        ManualSource,
+        fetch_update,
+        post_price,
+    )
+
+    system = with_chain_market_ids(
+        deploy_system(project, deployer, guardian, SystemParams(signed_prices=True))
+    )
+    pop = generate_population(
+        7, system.symbols, PopulationParams(traders=5, lp_deposit_usd=1_000_000, long_share=0.8)
+    )
+    result = seed_population(system, deployer, pop, first_index=3_000, insurance_usd=10_000)
+    traders = [t.address for t in result.traders]
+    eth = system.symbols.index("ETH-USD")
+    att = Attestor(system.signer_set, chain.chain_id, system.verifier.address, system.symbols)
+    server = AttestServer(att, ManualSource()).start()
+    try:
+        steps = plan_replay(
+            load_prices(resolve_scenario(BLACK_THURSDAY).path),
+            current_answer(system, eth),
+            factor=60,
+            skip=47,
+            max_steps=20,
+        )
+        lag = HEARTBEAT + 60
+
+        def attest(step, at):
+            post_price(server.url, "ETH-USD", str(step.answer / 10**8), at)
+
+        replayed = run_replay(system, eth, steps, deployer, attest=attest, push_lag_s=lag)
+        head = chain.blocks.head.timestamp
+        agg = system.aggregators[eth]
+        assert head - agg.latestTimestamp() >= lag > HEARTBEAT  # stale all along
+        assert agg.latestAnswer() == steps[0].answer  # the pre-crash answer, a lag old
+        blob = fetch_update(server.url, [feed_id("ETH-USD")])
+    finally:
+        server.stop()
+    assert replayed.last_block_time == head
+    [(report, sigs)] = decode_updates(blob)
+    assert report.publish_time == head and len(sigs) == 3
+    assert report.price == steps[-1].answer * 10**10
+    ch = system.clearinghouse
+    seen_on_push = {r.account for r in read_margin_status(ch, traders) if r.liquidatable}
+    snap = chain.snapshot()  # who the signed price makes liquidatable (py-evm: no override)
+    ch.update_prices(blob, sender=liquidator)
+    victims = [r.account for r in read_margin_status(ch, traders) if r.liquidatable]
+    chain.restore(snap)
+    assert len(victims) >= 3 and not seen_on_push  # the seed's three ETH longs; push: none
+    tx = ch.liquidate_with_prices(blob, victims, sender=liquidator)
+    assert len(tx.decode_logs(ch.Liquidated)) == len(victims)
+    assert system.verifier.latest(feed_id("ETH-USD"))[0] == report.price
+    assert not any(r.liquidatable for r in read_margin_status(ch, traders))
 
 
 def test_wait_until_settled__keeper_clears__returns_zero_without_waiting_out():

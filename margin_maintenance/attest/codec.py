@@ -121,16 +121,9 @@ def encode_updates(reports: list[SignedReport]) -> bytes:
         sigs = sorted(signed.signatures, key=lambda s: int(s[0], 16))
         if not 1 <= len(sigs) <= MAX_SIGNERS:
             raise UpdateError(f"1 to {MAX_SIGNERS} signatures per report, not {len(sigs)}")
-        r = signed.report
-        out += r.feed_id
-        out += r.price.to_bytes(32, "big")
-        out += r.confidence.to_bytes(32, "big")
-        out += r.publish_time.to_bytes(8, "big")
-        out.append(len(sigs))
-        for _, sig in sigs:
-            if len(sig) != SIG_LEN:
-                raise UpdateError("a signature is 65 bytes")
-            out += sig
+        if any(len(sig) != SIG_LEN for _, sig in sigs):
+            raise UpdateError("a signature is 65 bytes")
+        out += _report_bytes(signed.report, [sig for _, sig in sigs])
     return bytes(out)
 
 
@@ -170,3 +163,47 @@ def merge_updates(blobs: list[bytes]) -> bytes:
     if not 1 <= reports <= MAX_REPORTS:
         raise UpdateError(f"1 to {MAX_REPORTS} reports per update, not {reports}")
     return bytes([VERSION, reports]) + body
+
+
+def select_updates(blob: bytes, keep: list[bool]) -> bytes | None:
+    """The blob with only the reports whose `keep` flag is set (in blob order), or None when
+    none is kept: a caller drops the reports the verifier would refuse (too old) or skip."""
+    reports = decode_updates(blob)
+    if len(keep) != len(reports):
+        raise UpdateError(f"{len(keep)} flags for {len(reports)} reports")
+    body = b"".join(
+        _report_bytes(report, sigs)
+        for (report, sigs), kept in zip(reports, keep, strict=True)
+        if kept
+    )
+    count = sum(keep)
+    return bytes([VERSION, count]) + body if count else None
+
+
+def _report_bytes(report: Report, sigs: list[bytes]) -> bytes:
+    return (
+        report.feed_id
+        + report.price.to_bytes(32, "big")
+        + report.confidence.to_bytes(32, "big")
+        + report.publish_time.to_bytes(8, "big")
+        + bytes([len(sigs)])
+        + b"".join(sigs)
+    )
+
+
+# PriceVerifier's `_latest` HashMap (`vyper -f layout contracts/PriceVerifier.vy`; a test
+# checks it): its word for a feed is publish_time << 192 | price.
+LATEST_SLOT = 20
+TIME_SHIFT = 192
+
+
+def latest_override(stored: list[tuple[str, Report]]) -> dict[str, dict[str, dict[str, str]]]:
+    """An eth_call state override that makes each (verifier, report) its feed's latest
+    accepted price, as `update_prices` would store it: a node then answers views (margin
+    status, previews) as they will be once the reports are brought in the same transaction."""
+    diff: dict[str, dict[str, str]] = {}
+    for verifier, report in stored:
+        slot = keccak(LATEST_SLOT.to_bytes(32, "big") + report.feed_id)
+        word = report.publish_time << TIME_SHIFT | report.price
+        diff.setdefault(verifier, {})["0x" + slot.hex()] = f"0x{word:064x}"
+    return {v: {"stateDiff": d} for v, d in diff.items()}

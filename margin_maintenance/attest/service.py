@@ -431,3 +431,16 @@ def fetch_update(url: str, ids: Sequence[bytes], timeout: float = 5.0) -> bytes:
     if r.status_code != 200:
         raise RuntimeError(f"attestation service: {r.status_code} {r.text[:200]}")
     return bytes.fromhex(r.json()["binary"]["data"][0])
+
+
+def post_price(
+    url: str, symbol: str, price: float | str, publish_time: int, timeout: float = 5.0
+) -> None:
+    """Offer one price to a service at `url` (POST /v1/prices), signed as of `publish_time`;
+    a refusal raises RuntimeError with the service's reason."""
+    import requests
+
+    body = {"symbol": symbol, "price": price, "publish_time": publish_time}
+    r = requests.post(f"{url}/v1/prices", json=body, timeout=timeout)
+    if r.status_code != 200:
+        raise RuntimeError(f"attestation service refused {body}: {r.status_code} {r.text[:200]}")

@@ -83,11 +83,6 @@ class IterationResult:
     requests_executed: list[int] = field(default_factory=list)  # LP request ids we executed
 
 
-# Storage slot of the PriceVerifier's `_latest` HashMap (`vyper -f layout`; a value sits at
-# keccak256(slot . feed id)); tests/keeper/test_keeper_signed.py checks it against the chain.
-LATEST_SLOT = 20
-
-
 class Keeper:
     """One keeper: a clearinghouse, an account index, a signer (None = dry run)."""
 
@@ -126,6 +121,7 @@ class Keeper:
         self._signed: list[tuple[bytes, str]] | None = None  # (feed id, verifier) per market
         self._update: bytes | None = None  # this pass's signed prices, sent with each batch
         self._verifiers: dict[str, Any] = {}  # contract handles, made once
+        self._max_ages: dict[bytes, int] = {}  # each signed feed's oldest report accepted
 
     @property
     def dry_run(self) -> bool:
@@ -180,17 +176,18 @@ class Keeper:
         return self._signed
 
     def fresh_prices(self) -> tuple[bytes, dict[str, Any]] | None:
-        """The service's reports newer than the chain's, as (the `updates` blob, the eth_call
-        state override that stores them in the verifier: `_latest[feed id]`); None when the
-        chain already has them, or there is no service or no signed market."""
+        """The service's reports the verifier would store now, as (the `updates` blob, the
+        eth_call state override that stores them in the verifier: `_latest[feed id]`); None
+        when there is none, or no service, or no signed market. A report the chain already
+        has, or one older than its feed's `max_age` by the next block, is left out of the
+        blob: the first would be skipped on chain, the second would revert the whole batch."""
         feeds = self._signed_feeds()
         if not self.settings.attest_url or not feeds:
             return None
-        from ape import project
-        from eth_utils import keccak
+        from ape import chain, project
 
         from margin_maintenance.attest import decode_updates
-        from margin_maintenance.attest.codec import merge_updates
+        from margin_maintenance.attest.codec import latest_override, merge_updates, select_updates
         from margin_maintenance.attest.service import fetch_update
 
         url = self.settings.attest_url
@@ -209,20 +206,28 @@ class Keeper:
                 return None
             blob = merge_updates(parts)
         verifiers = dict(feeds)
-        diff: dict[str, dict[str, str]] = {}
+        # The next block is at least a second after the head: a report must survive that.
+        next_time = int(chain.blocks.head.timestamp) + 1
+        keep: list[bool] = []
+        stored = []
         for report, _ in decode_updates(blob):
             verifier = verifiers[report.feed_id]
             if verifier not in self._verifiers:
                 self._verifiers[verifier] = project.PriceVerifier.at(verifier)
-            on_chain = self._verifiers[verifier].latest(report.feed_id)
-            if report.publish_time <= int(on_chain[1]):
-                continue
-            slot = keccak(LATEST_SLOT.to_bytes(32, "big") + report.feed_id)
-            word = report.publish_time << 192 | report.price
-            diff.setdefault(verifier, {})["0x" + slot.hex()] = f"0x{word:064x}"
-        if not diff:
+            contract = self._verifiers[verifier]
+            max_age = self._max_ages.get(report.feed_id)
+            if max_age is None:
+                max_age = self._max_ages[report.feed_id] = int(contract.feeds(report.feed_id)[2])
+            on_chain = int(contract.latest(report.feed_id)[1])
+            fresh = report.publish_time > on_chain and next_time - report.publish_time <= max_age
+            keep.append(fresh)
+            if fresh:
+                stored.append((verifier, report))
+        if not stored:
             return None
-        return blob, {v: {"stateDiff": d} for v, d in diff.items()}
+        chosen = select_updates(blob, keep)
+        assert chosen is not None
+        return chosen, latest_override(stored)
 
     def _bring_prices(self, result: IterationResult) -> None:
         """Before reading: the service's newer reports, read through a state override and

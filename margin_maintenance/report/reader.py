@@ -251,6 +251,23 @@ def read_report(
         symbol: int(agg.decimals())
         for symbol, agg in zip(system.symbols, system.aggregators, strict=True)
     }
+    if system.verifier is not None and len(system.feed_ids) == len(system.symbols):
+        # Signed prices brought on chain count as the market's answers too (a signed market
+        # reads the newer of the two; `price_updates` keeps the newer).
+        by_feed = dict(zip(system.feed_ids, system.symbols, strict=True))
+        for e in fetch_events(system.verifier, ("PriceAttested",), start_block, block):
+            symbol = by_feed.get(bytes(e["feed_id"]))
+            if symbol is None:
+                continue
+            answer_logs[symbol] = [
+                *answer_logs[symbol],
+                {
+                    "block_number": e["block_number"],
+                    "log_index": e["log_index"],
+                    "updated_at": e["publish_time"],
+                    "current": int(e["price"]) * 10 ** price_decimals[symbol] // 10**18,
+                },
+            ]
     updates = price_updates(answer_logs)
     segments, clocks = plan_windows(
         updates, start_block, block, load_crashes(data_dir), price_decimals, names, min_steps

@@ -33,7 +33,9 @@ class PriceUpdate:
 
 
 def price_updates(logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[PriceUpdate]:
-    """`AnswerUpdated` event dicts per market symbol as `PriceUpdate`s, in chain order."""
+    """`AnswerUpdated` event dicts (and signed prices brought on chain, in the same shape)
+    per market symbol as `PriceUpdate`s, in chain order, each no older than the market's
+    newest before it."""
     out = [
         PriceUpdate(
             market=symbol,
@@ -46,7 +48,15 @@ def price_updates(logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[Price
         for e in evs
     ]
     out.sort(key=lambda u: (u.block_number, u.log_index))
-    return out
+    # A market serves its newest answer: an update older than one already seen (a lagging
+    # push answer after a signed price, say) changes nothing.
+    newest: dict[str, int] = {}
+    kept = []
+    for u in out:
+        if u.timestamp >= newest.get(u.market, 0):
+            kept.append(u)
+            newest[u.market] = u.timestamp
+    return kept
 
 
 def driven_updates(updates: Sequence[PriceUpdate]) -> list[PriceUpdate]:

@@ -125,7 +125,9 @@ class ChainSimulator:
         self._m_liq_many = Method(ch.liquidate_many.abis[0])
         self._fast = _in_process(chain.provider)
         self._agg_decimals = [int(a.decimals()) for a in system.aggregators]
-        self._staleness = [int(f.max_staleness()) for f in system.feeds]
+        self._staleness = [
+            int(system.push_feed(i).max_staleness()) for i in range(len(system.feeds))
+        ]
         self._start_answers = [int(a.latestAnswer()) for a in system.aggregators]
         market_of = dict(zip(system.symbols, system.market_ids, strict=True))
         self.base_accounts = [

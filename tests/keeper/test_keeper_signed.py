@@ -11,8 +11,9 @@ from eth_utils import keccak
 from support.constants import ETH, HEARTBEAT, MAX_UINT, STALE_WINDOW, USDC, WAD
 from support.deployers import fund_and_approve
 
+from margin_maintenance.attest.codec import LATEST_SLOT
 from margin_maintenance.attest.service import Attestor, AttestServer, ManualSource
-from margin_maintenance.keeper.core import LATEST_SLOT, Keeper, index_scope
+from margin_maintenance.keeper.core import Keeper, index_scope
 from margin_maintenance.keeper.index import AccountIndex
 from margin_maintenance.keeper.settings import KeeperSettings
 from margin_maintenance.system import SystemParams, deploy_system
@@ -89,3 +90,40 @@ def test_keeper__push_feed_dead__liquidates_on_the_services_price(
     assert ch.position(doomed, ETH)[0] < 9 * WAD  # liquidated, at the signed price
     assert ch.position(safe, ETH)[0] == 2 * WAD
     assert signed.verifier.latest(signed.feed_ids[ETH])[0] == 1850 * WAD  # brought on chain
+
+
+def test_fresh_prices__stale_or_stored_reports_left_out(signed, service, accounts, tmp_path):
+    """A report past its feed's max_age would revert the keeper's whole batch, one the chain
+    already has would be skipped: the keeper brings neither."""
+    from margin_maintenance.attest import decode_updates
+
+    ch = signed.clearinghouse
+    settings = KeeperSettings(dry_run=True, attest_url=service.url)
+    scope = index_scope(chain.chain_id, str(ch.address), signed.start_block)
+    keeper = Keeper(
+        ch, AccountIndex(tmp_path / "k.sqlite", signed.start_block, scope=scope), settings
+    )
+
+    def post(symbol, price):
+        r = requests.post(
+            f"{service.url}/v1/prices", json={"symbol": symbol, "price": price}, timeout=5
+        )
+        assert r.ok, r.text
+
+    def brought():
+        fresh = keeper.fresh_prices()
+        return None if fresh is None else [r.feed_id for r, _ in decode_updates(fresh[0])]
+
+    try:
+        post("ETH-USD", 1990)
+        assert brought() == [signed.feed_ids[ETH]]
+        max_age = int(signed.verifier.feeds(signed.feed_ids[ETH]).max_age)
+        chain.mine(1, timestamp=chain.blocks.head.timestamp + max_age)
+        assert brought() is None  # one second older by the next block than the verifier takes
+        post("BTC-USD", 59_000)
+        assert brought() == [signed.feed_ids[1]]  # ETH left out, BTC brought
+        blob, _ = keeper.fresh_prices()
+        signed.verifier.update_prices(blob, accounts[3], sender=accounts[3])
+        assert brought() is None  # the chain has it
+    finally:
+        keeper.close()

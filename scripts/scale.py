@@ -56,6 +56,13 @@ def _block_times(value: str) -> list[int]:
     default=None,
     help="Interval-mining block times (s) to clear at (default 1,2; quick: 1).",
 )
+@click.option(
+    "--oracles",
+    default="push,signed",
+    show_default=True,
+    help="Price paths to clear on: push (the aggregator moves) and/or signed (the attestation "
+    "service moves while the push feeds are stale).",
+)
 @click.option("--suite", is_flag=True, help="Also time `ape test tests -q -n 2`.")
 @click.option("--demo", is_flag=True, help="Also time `make demo-quick`.")
 @click.option("--out", default=None, help="Markdown to write (docs/bench.md; quick: out/bench/).")
@@ -64,6 +71,7 @@ def cli(
     quick: bool,
     runs: int | None,
     block_times: str | None,
+    oracles: str,
     suite: bool,
     demo: bool,
     out: str | None,
@@ -72,6 +80,9 @@ def cli(
     book = _sizes(sizes or ("200" if quick else "1000,10000"))
     times = _block_times(block_times or ("1" if quick else "1,2"))
     runs = runs or (3 if quick else 5)
+    oracle_list = [o.strip() for o in oracles.split(",") if o.strip()]
+    if not oracle_list or set(oracle_list) - {"push", "signed"}:
+        raise click.BadParameter("push and/or signed", param_hint="--oracles")
     work = ROOT / "out" / "bench"
     out_path = Path(out) if out else (work / "bench-quick.md" if quick else ROOT / "docs/bench.md")
 
@@ -87,7 +98,9 @@ def cli(
             block_times=times,
             workdir=work,
             progress=progress,
+            oracle=o,
         )
+        for o in oracle_list
         for n in book
     ]
     timings = []

@@ -256,7 +256,8 @@ def read_report(
         # reads the newer of the two; `price_updates` keeps the newer).
         by_feed = dict(zip(system.feed_ids, system.symbols, strict=True))
         for e in fetch_events(system.verifier, ("PriceAttested",), start_block, block):
-            symbol = by_feed.get(bytes(e["feed_id"]))
+            raw = e["feed_id"]
+            symbol = by_feed.get(bytes.fromhex(raw[2:]) if isinstance(raw, str) else bytes(raw))
             if symbol is None:
                 continue
             answer_logs[symbol] = [

@@ -52,6 +52,9 @@ class ClearResult:
     iteration_seconds: list[float] = field(default_factory=list)
     iteration_phases: list[dict[str, float]] = field(default_factory=list)  # seconds by phase
     iteration_liquidated: list[int] = field(default_factory=list)
+    # seeing the price (its block; a signed one: the service having it) -> the first
+    # liquidation receipt
+    first_liquidation_s: float = 0.0
 
     @property
     def cleared(self) -> bool:
@@ -70,6 +73,7 @@ class ScaleResult:
     status_http_requests: int  # per read
     status_eth_calls: int  # per read
     clears: list[ClearResult]
+    oracle: str = "push"  # "signed": the move came from the attestation service
 
 
 @dataclass
@@ -162,6 +166,8 @@ def render_markdown(
     ]
     if machine:
         lines += [machine, ""]
+    signed = [r for r in results if r.oracle == "signed"]
+    results = [r for r in results if r.oracle != "signed"]
     if results:
         gas_limit = results[0].clears[0].block_gas_limit if results[0].clears else 0
         lines += [
@@ -247,6 +253,8 @@ def render_markdown(
             small, large = results[0], results[-1]
             lines += ["", f"## Growth from {small.accounts:,} to {large.accounts:,} accounts", ""]
             lines += [f"- {s}" for s in growth(small, large)]
+    if signed:
+        lines += ["", *render_signed(signed)]
     if timings:
         lines += [
             "",
@@ -260,6 +268,39 @@ def render_markdown(
                 f"| {t.name} | `{t.command}` | {t.seconds:,.0f} s | {t.returncode} | {t.summary} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def render_signed(results: Sequence[ScaleResult]) -> list[str]:
+    """The section on clearing with signed prices while the push feeds are stale."""
+    lines = [
+        "## Clearing on signed prices while the push feed is stale",
+        "",
+        "The same book on markets that read signed prices (`SignedPriceFeed`, 3-of-5 "
+        "signers). Both push feeds are past their heartbeat (no reference for the "
+        "deviation check), a signed price at the unmoved level is stored, then ETH -10% "
+        "reaches the attestation service only (`POST /v1/prices`, loopback HTTP in the "
+        "bench's process). The keeper (`MM_ATTEST_URL`) fetches the report each block, "
+        "reads the book through an `eth_call` state override holding it, and sends "
+        "`liquidate_with_prices` batches (the first stores the price; the rest skip it). "
+        "*Blocks to clear* count from the head when the service got the price; *first / "
+        "last*: seconds from then to the first and the last liquidation receipt.",
+        "",
+        "| accounts | block time | liquidatable | liquidated | blocks to clear "
+        "| liquidation blocks | first receipt | last receipt | batches | gas per liquidation "
+        "| SPEC §9 target |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        _, verdicts = spec_verdicts(r)
+        for c, verdict in zip(r.clears, verdicts, strict=True):
+            offsets = ", ".join(f"+{b - c.price_block}" for b in c.liquidation_blocks)
+            lines.append(
+                f"| {r.accounts:,} | {c.block_time} s | {c.liquidatable_at_update:,} "
+                f"| {c.liquidated:,} | {c.blocks_to_clear} | {offsets} "
+                f"| {c.first_liquidation_s:.1f} s | {c.seconds_to_clear:.1f} s | {c.batches} "
+                f"| {c.gas_per_liquidation:,.0f} | {verdict} |"
+            )
+    return lines
 
 
 # ---- Timed commands ----

@@ -86,34 +86,44 @@ def split_send(phases: dict[str, float]) -> dict[str, float]:
 def drive_keeper(
     keeper: Any,
     rpc: Rpc,
-    price_tx: str,
+    price_tx: str | None,
     *,
     phases: Counter[str] | None = None,
     timeout_s: float = 180.0,
     poll_s: float = 0.02,
+    signed_at: tuple[int, float] | None = None,
+    first: list[float] | None = None,
 ) -> tuple[int, float, list[Any], list[float], list[dict[str, float]]]:
     """Wait for the price update's block, then call `keeper.on_block` for every new head
     until an iteration finds nothing liquidatable (as the bot does, minus Silverback).
     Returns (price block, seconds from seeing it to the last liquidation receipt, iteration
-    results, seconds per `on_block` call, phase seconds per call)."""
+    results, seconds per `on_block` call, phase seconds per call). A signed price is off
+    chain: `signed_at` = (the head when the service got it, that moment's perf_counter) and
+    the keeper runs from the next block. `first` receives the seconds to the first
+    liquidation receipt."""
     phases = phases if phases is not None else Counter()
     deadline = time.monotonic() + timeout_s
-    receipt = None
-    while receipt is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError("price update never mined")
-        receipt = rpc.call("eth_getTransactionReceipt", [price_tx])
-        if receipt is None:
-            time.sleep(poll_s)
-    t0 = time.perf_counter()
-    price_block = int(receipt["blockNumber"], 16)
-    if int(receipt["status"], 16) != 1:
-        raise RuntimeError("price update reverted")
+    if signed_at is not None:
+        price_block, t0 = signed_at
+        done = price_block
+    else:
+        assert price_tx is not None
+        receipt = None
+        while receipt is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("price update never mined")
+            receipt = rpc.call("eth_getTransactionReceipt", [price_tx])
+            if receipt is None:
+                time.sleep(poll_s)
+        t0 = time.perf_counter()
+        price_block = int(receipt["blockNumber"], 16)
+        if int(receipt["status"], 16) != 1:
+            raise RuntimeError("price update reverted")
+        done = price_block - 1
     results: list[Any] = []
     durations: list[float] = []
     per_call: list[dict[str, float]] = []
     last_liquidation = t0
-    done = price_block - 1
     while True:
         head = rpc.block_number()
         if head <= done:
@@ -131,6 +141,8 @@ def drive_keeper(
         done = head
         if any(r.liquidated for r in batch):
             last_liquidation = end
+            if first is not None and not first:
+                first.append(end - t0)
         if any(not r.liquidatable and r.read_error is None for r in batch):
             return price_block, last_liquidation - t0, results, durations, per_call
 
@@ -162,9 +174,12 @@ def run_size(
     params: BookParams | None = None,
     workdir: Path,
     progress: Callable[[str], None] = lambda _: None,
+    oracle: str = "push",
 ) -> ScaleResult:
     """One book size on a fresh anvil (started and stopped here): seed, read, and clear one
-    price update at each block time from the same snapshot."""
+    price update at each block time from the same snapshot. `oracle` "signed": the markets
+    read signed prices, the push feeds go stale, and the move comes from an attestation
+    service (in this process, on loopback) that the keeper brings on chain."""
     from ape import chain
 
     from margin_maintenance.keeper.core import Keeper, index_scope
@@ -178,7 +193,7 @@ def run_size(
         rpc = Rpc(uri)
         progress(f"{n:,} accounts: anvil at {uri}, deploying")
         deployer, signer = test_accounts[0], test_accounts[5]
-        sp = SystemParams()
+        sp = SystemParams(signed_prices=oracle == "signed")
         sysm = deploy_system(project, deployer, deployer, sp)
         ch, token, unit = sysm.clearinghouse, sysm.token, sysm.unit
         token.mint(deployer, 5_100_000 * unit, sender=deployer)
@@ -194,7 +209,11 @@ def run_size(
 
         scope = index_scope(chain.chain_id, str(ch.address), sysm.start_block)
         settings = KeeperSettings(dry_run=False, min_profit=0.0)
-        with tempfile.TemporaryDirectory() as tmp:
+        service = None
+        if oracle == "signed":
+            service = start_service(sysm, int(chain.chain_id))
+            settings = KeeperSettings(dry_run=False, min_profit=0.0, attest_url=service.url)
+        with tempfile.TemporaryDirectory() as tmp, _stopping(service):
             db = Path(tmp) / "keeper.sqlite"
             keeper = Keeper(ch, AccountIndex(db, sysm.start_block, scope), settings, signer)
             try:
@@ -218,7 +237,12 @@ def run_size(
                 keeper = Keeper(ch, AccountIndex(copy, sysm.start_block, scope), settings, signer)
                 try:
                     keeper.catch_up()
-                    clear = measure_clear(keeper, rpc, sysm, str(deployer.address), bt, params)
+                    if service is not None:
+                        clear = measure_clear_signed(
+                            keeper, rpc, sysm, deployer, service.url, bt, params
+                        )
+                    else:
+                        clear = measure_clear(keeper, rpc, sysm, str(deployer.address), bt, params)
                 finally:
                     keeper.close()
                     rpc.call("evm_setIntervalMining", [0])
@@ -226,11 +250,12 @@ def run_size(
                     rpc.call("evm_revert", [snapshot])
                 clears.append(clear)
                 progress(
-                    f"{n:,} accounts, {bt}-s blocks: {clear.liquidated:,} liquidated in "
+                    f"{n:,} accounts ({oracle}), {bt}-s blocks: {clear.liquidated:,} liquidated in "
                     f"{clear.blocks_to_clear} block(s), {clear.seconds_to_clear:.1f} s, "
                     f"{clear.gas_per_liquidation:,.0f} gas each"
                 )
     return ScaleResult(
+        oracle=oracle,
         accounts=n,
         doomed_planned=sum(p.doomed for p in plans),
         predicted_liquidatable=predicted_liquidatable(plans, params),
@@ -294,7 +319,24 @@ def measure_clear(
     rpc.call("evm_setAutomine", [True])
     if price_block <= head_before:
         raise RuntimeError("price update landed in an old block")
+    return _clear_result(
+        keeper, rpc, block_time, price_block, seconds, results, durations, per_call, counts
+    )
 
+
+def _clear_result(
+    keeper: Any,
+    rpc: Rpc,
+    block_time: int,
+    price_block: int,
+    seconds: float,
+    results: list[Any],
+    durations: list[float],
+    per_call: list[dict[str, float]],
+    counts: Counter[str],
+    first_liquidation_s: float = 0.0,
+) -> ClearResult:
+    """The figures of one clearing, from the keeper's receipts and a last status read."""
     tx_hashes = [h for r in results for h in r.tx_hashes]
     receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
     liquidated = gas_total = max_batch = 0
@@ -332,4 +374,77 @@ def measure_clear(
         iteration_seconds=durations,
         iteration_phases=[split_send(p) for p in per_call],
         iteration_liquidated=[len(r.liquidated) for r in results],
+        first_liquidation_s=first_liquidation_s,
+    )
+
+
+def start_service(sysm: Any, chain_id: int) -> Any:
+    """An attestation service for `sysm` (its k-of-n keys), on loopback, in this process."""
+    from margin_maintenance.attest.service import Attestor, AttestServer, ManualSource
+
+    att = Attestor(sysm.signer_set, chain_id, str(sysm.verifier.address), sysm.symbols)
+    return AttestServer(att, ManualSource()).start()
+
+
+@contextlib.contextmanager
+def _stopping(server: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def measure_clear_signed(
+    keeper: Any,
+    rpc: Rpc,
+    sysm: Any,
+    deployer: Any,
+    url: str,
+    block_time: int,
+    params: BookParams,
+) -> ClearResult:
+    """The push feeds go a heartbeat stale; a signed price at the unmoved level is stored
+    (so the book is judged at fresh prices, not the stale window's haircut); then the move
+    reaches the attestation service only, with interval mining on, and the keeper brings it
+    in its `liquidate_with_prices` batches."""
+    from margin_maintenance.attest.service import fetch_update, post_price
+
+    markets = SystemParams().markets
+    heartbeat = max(m.heartbeat_s for m in markets)
+    rpc.call("evm_increaseTime", [heartbeat + 60])
+    rpc.call("evm_mine")
+    now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+    for m in markets:
+        post_price(url, m.symbol, m.price_usd, now)
+    sysm.clearinghouse.update_prices(fetch_update(url, sysm.feed_ids), sender=deployer)
+    phases = time_phases(keeper)
+    rpc.call("evm_setIntervalMining", [block_time])
+    moved = markets[ETH].price_usd * (1 + params.eth_move)
+    first: list[float] = []
+    with count_rpc(exclude=[rpc.session]) as counts, timed_receipts(keeper.chain.provider, phases):
+        # The first interval block after the stored price: its time is later, so the new
+        # report is newer than the stored one and not from the future for any later block.
+        head = rpc.call("eth_getBlockByNumber", ["latest", False])
+        while int(head["timestamp"], 16) <= now:
+            time.sleep(0.02)
+            head = rpc.call("eth_getBlockByNumber", ["latest", False])
+        post_price(url, markets[ETH].symbol, moved, int(head["timestamp"], 16))
+        signed_at = (int(head["number"], 16), time.perf_counter())
+        price_block, seconds, results, durations, per_call = drive_keeper(
+            keeper, rpc, None, phases=phases, signed_at=signed_at, first=first
+        )
+    rpc.call("evm_setIntervalMining", [0])
+    rpc.call("evm_setAutomine", [True])
+    return _clear_result(
+        keeper,
+        rpc,
+        block_time,
+        price_block,
+        seconds,
+        results,
+        durations,
+        per_call,
+        counts,
+        first[0] if first else 0.0,
     )

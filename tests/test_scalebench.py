@@ -265,6 +265,18 @@ def test_render_markdown__tables_growth_and_timings():
     assert "(quick run)" in quick and "Growth" not in quick and "Wall times" not in quick
 
 
+def test_render_markdown__signed_results_in_their_own_section():
+    push = _result(10_000, 0.2, [_clear(1, blocks=3, liquidatable=1_000, liquidated=1_000)])
+    signed = _result(10_000, 0.2, [_clear(1, blocks=2, liquidatable=1_000, liquidated=1_000)])
+    signed.oracle = "signed"
+    signed.clears[0].first_liquidation_s = 1.25
+    text = render_markdown([push, signed])
+    head, _, section = text.partition("## Clearing on signed prices while the push feed is stale")
+    assert section and "| 10,000 | 1 s | 1,000 | 1,000 | 3 |" in head
+    assert "| 10,000 | 1 s | 1,000 | 1,000 | 2 | +1, +2 | 1.2 s | 3.0 s | 2 | 30,000 |" in section
+    assert "| 10,000 | 1 s | 1,000 | 1,000 | 2 |" not in head  # not in the push tables
+
+
 def test_last_summary__pytest_tally_and_pipes():
     out = "collected 3\n...\n===== 3 passed, 1 skipped in 12.3s =====\n\n"
     assert last_summary(out) == "3 passed, 1 skipped in 12.3s"
@@ -307,3 +319,24 @@ def test_run_size__50_accounts__everyone_made_liquidatable_is_liquidated(tmp_pat
     assert sum(c.iteration_liquidated) == 5
     assert c.rpc_methods.get("eth_sendRawTransaction", 0) == c.batches
     assert (tmp_path / "anvil-50.log").is_file()
+
+
+@pytest.mark.integration
+def test_run_size__signed__push_stale__keeper_brings_the_move(tmp_path):
+    from ape import accounts, project
+
+    from margin_maintenance.scalebench import run_size
+
+    r = run_size(
+        project,
+        accounts.test_accounts,
+        50,
+        runs=1,
+        block_times=(1,),
+        workdir=tmp_path,
+        oracle="signed",
+    )
+    (c,) = r.clears
+    assert r.oracle == "signed" and c.cleared and c.liquidated == 5
+    assert all(b > c.price_block for b in c.liquidation_blocks)
+    assert 0 < c.first_liquidation_s <= c.seconds_to_clear

@@ -209,11 +209,7 @@ def run_size(
 
         scope = index_scope(chain.chain_id, str(ch.address), sysm.start_block)
         settings = KeeperSettings(dry_run=False, min_profit=0.0)
-        service = None
-        if oracle == "signed":
-            service = start_service(sysm, int(chain.chain_id))
-            settings = KeeperSettings(dry_run=False, min_profit=0.0, attest_url=service.url)
-        with tempfile.TemporaryDirectory() as tmp, _stopping(service):
+        with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "keeper.sqlite"
             keeper = Keeper(ch, AccountIndex(db, sysm.start_block, scope), settings, signer)
             try:
@@ -234,7 +230,17 @@ def run_size(
                 snapshot = rpc.call("evm_snapshot")
                 copy = Path(tmp) / f"keeper-{bt}.sqlite"
                 _copy_sqlite(db, copy)
-                keeper = Keeper(ch, AccountIndex(copy, sysm.start_block, scope), settings, signer)
+                # A signed run gets its own service: the last one's reports are newer than
+                # the chain once the snapshot is restored.
+                service = start_service(sysm, int(chain.chain_id)) if oracle == "signed" else None
+                run_settings = settings
+                if service is not None:
+                    run_settings = KeeperSettings(
+                        dry_run=False, min_profit=0.0, attest_url=service.url
+                    )
+                keeper = Keeper(
+                    ch, AccountIndex(copy, sysm.start_block, scope), run_settings, signer
+                )
                 try:
                     keeper.catch_up()
                     if service is not None:
@@ -245,6 +251,8 @@ def run_size(
                         clear = measure_clear(keeper, rpc, sysm, str(deployer.address), bt, params)
                 finally:
                     keeper.close()
+                    if service is not None:
+                        service.stop()
                     rpc.call("evm_setIntervalMining", [0])
                     rpc.call("evm_setAutomine", [True])
                     rpc.call("evm_revert", [snapshot])
@@ -384,15 +392,6 @@ def start_service(sysm: Any, chain_id: int) -> Any:
 
     att = Attestor(sysm.signer_set, chain_id, str(sysm.verifier.address), sysm.symbols)
     return AttestServer(att, ManualSource()).start()
-
-
-@contextlib.contextmanager
-def _stopping(server: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def measure_clear_signed(

@@ -62,6 +62,8 @@ CFG_CONF: constant(uint256) = 224
 CFG_DEV: constant(uint256) = 240
 MASK32: constant(uint256) = 2**32 - 1
 MASK16: constant(uint256) = 2**16 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK160: constant(uint256) = 2**160 - 1
 
 
 event PriceAttested:
@@ -184,10 +186,13 @@ def update_prices(updates: Bytes[MAX_UPDATE], payer: address) -> uint256:
             refunded to `payer` (this verifier charges no fee). Returns the number of reports
             stored (a report at its feed's last publish time is skipped).
     """
+    # Read in place: every field comes from one 32-byte word of the blob (no slices, and the
+    # blob is never passed to an internal function, which would copy it).
     n: uint256 = len(updates)
     assert n >= 2, "verifier: malformed update"
-    assert convert(slice(updates, 0, 1), uint256) == 1, "verifier: unknown update version"
-    count: uint256 = convert(slice(updates, 1, 1), uint256)
+    head: uint256 = convert(slice(updates, 0, 2), uint256)
+    assert head >> 8 == 1, "verifier: unknown update version"
+    count: uint256 = head & 255
     assert count > 0 and count <= MAX_REPORTS, "verifier: bad report count"
     at: uint256 = 2
     stored: uint256 = 0
@@ -196,12 +201,40 @@ def update_prices(updates: Bytes[MAX_UPDATE], payer: address) -> uint256:
         feed_id: bytes32 = extract32(updates, at)
         price: uint256 = extract32(updates, at + 32, output_type=uint256)
         confidence: uint256 = extract32(updates, at + 64, output_type=uint256)
-        publish_time: uint256 = convert(slice(updates, at + 96, 8), uint256)
-        sigs: uint256 = convert(slice(updates, at + 104, 1), uint256)
+        # The word ending at the report's head: publish time (8 bytes), then the count (1).
+        tail: uint256 = extract32(updates, at + REPORT_HEAD - 32, output_type=uint256)
+        publish_time: uint256 = (tail >> 8) & MASK64
+        sigs: uint256 = tail & 255
         at += REPORT_HEAD
         assert sigs > 0 and sigs <= MAX_SIGNERS, "verifier: bad signature count"
         assert at + sigs * SIG_LEN <= n, "verifier: malformed update"
-        if self._accept(updates, at, sigs, feed_id, price, confidence, publish_time):
+        if self._check(feed_id, price, confidence, publish_time):
+            digest: bytes32 = self._digest(feed_id, price, confidence, publish_time)
+            seen: uint256 = 0
+            previous: uint256 = 0
+            threshold_: uint256 = 0  # every signer's slot carries it: no read of its own
+            for i: uint256 in range(sigs, bound=MAX_SIGNERS):
+                o: uint256 = at + i * SIG_LEN
+                r: uint256 = extract32(updates, o, output_type=uint256)
+                s: uint256 = extract32(updates, o + 32, output_type=uint256)
+                v: uint256 = extract32(updates, o + 33, output_type=uint256) & 255
+                key: uint256 = convert(ecdsa._recover_vrs(digest, v, r, s), uint256)
+                assert key != previous, "verifier: duplicate signer"
+                assert key > previous, "verifier: signers out of order"
+                previous = key
+                slot: uint256 = self.signer_slot[convert(key, address)]
+                assert slot != 0, "verifier: unknown signer"
+                seen |= 1 << ((slot & SLOT_INDEX) - 1)
+                threshold_ = slot >> SLOT_THRESHOLD
+            assert sigs >= threshold_, "verifier: too few signers"
+            self._latest[feed_id] = publish_time << TIME_SHIFT | price
+            log PriceAttested(
+                feed_id=feed_id,
+                price=price,
+                confidence=confidence,
+                publish_time=publish_time,
+                signers=seen,
+            )
             stored += 1
         at += sigs * SIG_LEN
     assert at == n, "verifier: malformed update"
@@ -210,61 +243,35 @@ def update_prices(updates: Bytes[MAX_UPDATE], payer: address) -> uint256:
     return stored
 
 
+@view
 @internal
-def _accept(
-    updates: Bytes[MAX_UPDATE],
-    at: uint256,
-    sigs: uint256,
-    feed_id: bytes32,
-    price: uint256,
-    confidence: uint256,
-    publish_time: uint256,
-) -> bool:
-    cfg: FeedConfig = self._feed(feed_id)
-    assert cfg.max_age != 0, "verifier: unknown feed"
+def _check(feed_id: bytes32, price: uint256, confidence: uint256, publish_time: uint256) -> bool:
+    # Every rule on a report but its signatures: False when it is already the latest (another
+    # caller brought the same report: skipped, not verified again).
+    w: uint256 = self._feeds[feed_id]
+    max_age: uint256 = (w >> CFG_MAX_AGE) & MASK32
+    assert max_age != 0, "verifier: unknown feed"
     assert price > 0 and price <= k.MAX_PRICE, "verifier: bad price"
     assert publish_time <= block.timestamp, "verifier: report from the future"
-    assert block.timestamp - publish_time <= cfg.max_age, "verifier: stale report"
+    assert block.timestamp - publish_time <= max_age, "verifier: stale report"
     last: uint256 = self._latest[feed_id] >> TIME_SHIFT
     if publish_time == last:
-        return False  # already the latest (another caller brought the same report)
+        return False
     assert publish_time > last, "verifier: older than the last report"
-    assert confidence * k.BPS <= cfg.max_conf_bps * price, "verifier: confidence too wide"
-    if cfg.reference != empty(address):
+    assert confidence * k.BPS <= ((w >> CFG_CONF) & MASK16) * price, "verifier: confidence too wide"
+    reference: address = convert(w & MASK160, address)
+    if reference != empty(address):
         ref: uint256 = 0
         updated_at: uint256 = 0
         ok: bool = False
-        ref, updated_at, ok = staticcall IReference(cfg.reference).price_data()
-        if ref != 0 and updated_at <= block.timestamp and block.timestamp - updated_at <= cfg.ref_max_age:
+        ref, updated_at, ok = staticcall IReference(reference).price_data()
+        if (
+            ref != 0
+            and updated_at <= block.timestamp
+            and block.timestamp - updated_at <= (w >> CFG_REF_AGE) & MASK32
+        ):
             gap: uint256 = price - ref if price > ref else ref - price
-            assert gap * k.BPS <= cfg.max_dev_bps * ref, "verifier: too far from the push price"
-    digest: bytes32 = self._digest(feed_id, price, confidence, publish_time)
-    seen: uint256 = 0
-    previous: uint256 = 0
-    threshold_: uint256 = 0  # every signer's slot carries it: no read of its own
-    for i: uint256 in range(sigs, bound=MAX_SIGNERS):
-        o: uint256 = at + i * SIG_LEN
-        r: uint256 = extract32(updates, o, output_type=uint256)
-        s: uint256 = extract32(updates, o + 32, output_type=uint256)
-        v: uint256 = convert(slice(updates, o + 64, 1), uint256)
-        signer: address = ecdsa._recover_vrs(digest, v, r, s)
-        key: uint256 = convert(signer, uint256)
-        assert key != previous, "verifier: duplicate signer"
-        assert key > previous, "verifier: signers out of order"
-        previous = key
-        slot: uint256 = self.signer_slot[signer]
-        assert slot != 0, "verifier: unknown signer"
-        seen |= 1 << ((slot & SLOT_INDEX) - 1)
-        threshold_ = slot >> SLOT_THRESHOLD
-    assert sigs >= threshold_, "verifier: too few signers"
-    self._latest[feed_id] = publish_time << TIME_SHIFT | price
-    log PriceAttested(
-        feed_id=feed_id,
-        price=price,
-        confidence=confidence,
-        publish_time=publish_time,
-        signers=seen,
-    )
+            assert gap * k.BPS <= (w >> CFG_DEV) * ref, "verifier: too far from the push price"
     return True
 
 

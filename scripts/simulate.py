@@ -23,12 +23,14 @@ from rich.progress import (
 from margin_maintenance.crashdata import CrashDataError
 from margin_maintenance.simulator import (
     CrashSpec,
+    OracleModel,
     SimulationError,
     default_config,
     quick_config,
     run_simulation,
     write_outputs,
 )
+from margin_maintenance.simulator.oracle import MODES
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Crash simulator: cascades, thresholds")
@@ -80,6 +82,35 @@ from margin_maintenance.simulator import (
     is_flag=True,
     help="Post every row and read every account at every row (slow; same figures).",
 )
+@click.option(
+    "--oracle",
+    type=click.Choice(MODES),
+    default="push",
+    show_default=True,
+    help="Judge accounts at the push feed's answer, or at signed prices the keeper brings "
+    "every row (pull: the push base point and latency axis run beside it, compared).",
+)
+@click.option(
+    "--push-deviation-bps",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="The push feed sends a new answer after this move (0: every row's price).",
+)
+@click.option(
+    "--push-heartbeat-s",
+    type=click.IntRange(min=1),
+    default=3_600,
+    show_default=True,
+    help="... or when its last answer is this old (the crash file's time).",
+)
+@click.option(
+    "--push-delay",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Rows each push answer lands late (a congested chain).",
+)
 @click.option("--data-dir", default=None, envvar="MM_DATA_DIR", help="Crash data folder.")
 def cli(
     quick: bool,
@@ -91,6 +122,10 @@ def cli(
     crashes: tuple[str, ...],
     window: int,
     no_screen: bool,
+    oracle: str,
+    push_deviation_bps: int,
+    push_heartbeat_s: int,
+    push_delay: int,
     data_dir: str | None,
 ) -> None:
     """Replay the crash windows in data/crashes (override: MM_DATA_DIR) through the mock
@@ -104,7 +139,11 @@ def cli(
         cfg = replace(cfg, population=replace(cfg.population, traders=traders))
     if crashes:
         cfg = replace(cfg, crashes=tuple(CrashSpec(c) for c in crashes))
-    cfg = replace(cfg, window_rows=window, screen=not no_screen, data_dir=data_dir)
+    try:
+        model = OracleModel(oracle, push_deviation_bps, push_heartbeat_s, push_delay)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    cfg = replace(cfg, window_rows=window, screen=not no_screen, data_dir=data_dir, oracle=model)
     try:
         cfg.validate()
     except ValueError as err:

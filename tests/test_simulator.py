@@ -23,6 +23,8 @@ from margin_maintenance.simulator import (
     KeeperModel,
     LiquidationRecord,
     MirrorAccount,
+    OracleModel,
+    PushFeed,
     ScenarioResult,
     SimConfig,
     SimulationResults,
@@ -141,6 +143,37 @@ def test_impact_model__bad_parameters__raise():
         ImpactModel(k=-1)
     with pytest.raises(ValueError):
         ImpactModel(depth_usd=0)
+
+
+def test_push_feed__deviation_and_heartbeat__answer_moves_only_past_either():
+    feed = PushFeed(OracleModel(deviation_bps=50, heartbeat_s=3_600), 2_000_00, 0)
+    assert feed.step(1, 60, 2_009_00) == 2_000_00  # 0.45%: held
+    assert feed.step(2, 120, 2_010_00) == 2_010_00  # 0.5%: sent
+    assert feed.step(3, 180, 2_000_00) == 2_010_00  # 0.497% back: held
+    assert feed.step(4, 120 + 3_600, 2_001_00) == 2_001_00  # the heartbeat sends any change
+    assert feed.step(5, 120 + 3_660, 2_001_00) == 2_001_00
+    assert feed.transmissions == 2
+
+
+def test_push_feed__delay__answers_land_rows_late_in_order():
+    feed = PushFeed(OracleModel(deviation_bps=0, delay_rows=2), 100, 0)
+    seen = [feed.step(t, 60 * t, a) for t, a in enumerate([100, 90, 80, 80, 70, 70, 70])]
+    assert seen == [100, 100, 100, 90, 80, 80, 70]
+
+
+def test_push_feed__no_deviation_bound__every_change_sent():
+    feed = PushFeed(OracleModel(deviation_bps=0), 100, 0)
+    assert [feed.step(t, t, a) for t, a in enumerate([100, 101, 101, 99])] == [100, 101, 101, 99]
+    assert feed.transmissions == 2
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"mode": "oracle"}, {"deviation_bps": -1}, {"heartbeat_s": 0}, {"delay_rows": -1}],
+)
+def test_oracle_model__bad_parameters__raise(kw):
+    with pytest.raises(ValueError):
+        OracleModel(**kw)
 
 
 def test_generation_of__market_move_zero__induced_one_deeper():
@@ -508,6 +541,38 @@ def test_simulate__tiny_run__report_matches_chain_events_and_is_reproducible(
         a.pop("onchain_steps"), b.pop("onchain_steps")
         assert a == b
         assert quick_run.liquidations == slow_run.liquidations
+
+
+@pytest.mark.integration
+def test_simulate__pull_beside_a_lagging_push__signed_prices_liquidate_first(
+    project, accounts, tmp_path
+):
+    # The push feed lands every answer two hourly rows late (a congested chain); on signed
+    # prices the keeper brings each row's price, and the verifier refuses a report farther
+    # than 10% from the (fresh, on chain) push answer.
+    lagging = OracleModel("pull", deviation_bps=50, heartbeat_s=3_600, delay_rows=2)
+    cfg = _tiny_config(
+        sweep=Sweep(SweepPoint(500, 100, 10_000.0, 0), (), (), (), (0,)), oracle=lagging
+    )
+    res, _, out = _run(project, accounts, tmp_path, "pull", cfg)
+    ((path, push, pull),) = res.compared()
+    assert push.oracle == "push" and pull.oracle == "pull"
+    assert push.verified and pull.verified
+    assert pull.signed_updates > 0 and push.signed_updates == 0
+    assert pull.signed_refused > 0  # the 20.9% hour, two rows ahead of the push answer
+    assert pull.signed_updates + pull.signed_refused <= pull.onchain_steps
+    # On the push feed every liquidation is judged at the lagging answer; on signed prices at
+    # the row's own price unless the report was refused.
+    assert push.n_liquidations > 0 and pull.n_liquidations > 0
+    for r in push.liquidations:
+        assert r.price_usd == pytest.approx(push.push_price[r.step])
+    assert any(r.price_usd != pull.push_price[r.step] for r in pull.liquidations)
+    assert min(r.step for r in pull.liquidations) <= min(r.step for r in push.liquidations)
+    assert push.push_price != push.price  # the lag is real
+    report = (out / "report.md").read_text()
+    assert "## Push feed against signed prices" in report
+    assert f"| {pull.signed_updates} ({pull.signed_refused}) |" in report
+    assert res.summaries()[0].base is pull  # thresholds are the sweep's (signed)
 
 
 def test_quick_config__crash_file__resolves():

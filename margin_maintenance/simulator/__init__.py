@@ -18,9 +18,12 @@ The module has two halves:
   `liquidate_many`, every figure taken from the events of the transactions, and checked against
   the chain's own log (`eth_getLogs`) after each scenario.
 
-One price row is one oracle update and one block. A scenario's steps:
+One price row is one market price. A scenario's steps:
 
-1. the price of row t is the rescaled close times the impact multiplier M_t;
+1. the price of row t is the rescaled close times the impact multiplier M_t; the push feed
+   (oracle.py: Chainlink's deviation and heartbeat, in the file's time, optionally landing rows
+   late) decides the answer on chain; on signed prices (`OracleModel(mode="pull")`) the keeper
+   also brings the row's price signed by the attestation signers, and accounts are judged at it;
 2. liquidation batches the keeper planned at row t - latency land (at this row's price);
 3. the keeper reads `margin_status`, previews, ranks (`select_targets`), checks gas
    (`plan_batches`) and schedules the batches for row t + latency (latency 0: now);
@@ -61,6 +64,7 @@ from .mirror import (
     near_maintenance,
     trigger_price_wad,
 )
+from .oracle import OracleModel, PushFeed
 from .outputs import (
     PNG_METADATA,
     plot_crash,
@@ -120,6 +124,8 @@ __all__ = [
     "CrashSpec",
     "CrashSummary",
     "ImpactModel",
+    "OracleModel",
+    "PushFeed",
     "KeeperModel",
     "LiquidationRecord",
     "MARKETS",

@@ -11,6 +11,7 @@ from margin_maintenance.population import (
     PopulationParams,
 )
 
+from .oracle import OracleModel
 from .settings import AXES, BPS, TOKEN_DECIMALS, SimulationError
 
 # ---- Configuration (pure) ----
@@ -146,6 +147,7 @@ class SimConfig:
     sweep: Sweep = Sweep()
     impact: ImpactModel = ImpactModel()
     keeper: KeeperModel = KeeperModel()
+    oracle: OracleModel = OracleModel()  # pull: the push base point and latency axis beside it
     initial_margin_bps: int = 1_000  # fixed: the population's leverage stays the same
     trading_fee_bps: int = 5
     max_partial_bps: int = 9_000  # partials stay reachable for every swept mm and fee

@@ -47,6 +47,10 @@ def plot_crash(result: ScenarioResult, path: CrashPath, out: Path) -> Path:
         ax1.plot(hours, result.price, color="C0", lw=1.4, label="oracle price (with impact)")
     else:
         ax1.plot(hours, result.price, color="C0", lw=1.4, label="oracle price")
+    if result.push_price and result.push_price != result.price:
+        ax1.step(
+            hours, result.push_price, where="post", color="C4", lw=1, label="push feed answer"
+        )
     groups = (
         ("partial", "^", "C1", lambda r: not r.full),
         ("full, no bad debt", "v", "C3", lambda r: r.full and r.bad_debt == 0),
@@ -96,7 +100,7 @@ def plot_sweep(res: SimulationResults, out: Path) -> Path:
         figsize=(3.2 * len(axes_shown) + 3, 0.42 * n_rows + 2.2),
         squeeze=False,
     )
-    vmax = max((usd(s.lp_loss) for s in res.scenarios), default=0.0) or 1.0
+    vmax = max((usd(s.lp_loss) for s in res.swept), default=0.0) or 1.0
     for j, axis in enumerate(axes_shown):
         ax = axs[0][j]
         values = sorted(set(res.config.sweep.values(axis)))
@@ -144,8 +148,9 @@ def write_outputs(res: SimulationResults, out_dir: Path) -> Path:
     """report.md, results.json and the PNGs under `out_dir`; returns the report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plots: dict[str, str] = {}
-    plot_sweep(res, out_dir / "sweep_heatmap.png")
-    plots["sweep"] = "sweep_heatmap.png"
+    if any(res.config.sweep.values(a) for a in AXES):  # a lone point has no heatmap
+        plot_sweep(res, out_dir / "sweep_heatmap.png")
+        plots["sweep"] = "sweep_heatmap.png"
     for c in res.summaries():
         rel = f"plots/{c.path.name}.png"
         plot_crash(c.base, c.path, out_dir / rel)

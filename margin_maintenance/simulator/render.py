@@ -103,6 +103,17 @@ def render_report(res: SimulationResults, plots: Mapping[str, str] | None = None
         )
     )
     add("")
+    add(
+        "Oracle: "
+        + (
+            f"signed prices ({cfg.oracle.label}): the keeper brings every row's price, "
+            "signed 3 of 5, with its reads and batches, and accounts are judged at it; the "
+            "base point and the latency axis also run on the push feed alone, compared below."
+            if cfg.oracle.pull
+            else f"the push feed ({cfg.oracle.label}): accounts are judged at its answer."
+        )
+    )
+    add("")
     verified = all(s.verified for s in res.scenarios)
     add(
         f"{len(res.scenarios)} scenarios over {len(res.crashes)} crash windows; "
@@ -164,6 +175,62 @@ def render_report(res: SimulationResults, plots: Mapping[str, str] | None = None
         )
     add("")
 
+    compared = res.compared()
+    if compared:
+        add("## Push feed against signed prices")
+        add("")
+        add(
+            "The same windows and points judged at the push feed's answer "
+            f"({cfg.oracle.with_mode('push').label}) "
+            "and at the row's signed price (brought by the keeper). Loss = bad debt past "
+            "the insurance fund (socialised, uncovered, or left under water)."
+        )
+        add("")
+        add(
+            _row(
+                [
+                    "crash",
+                    "point",
+                    "push: liq",
+                    "push: bad debt",
+                    "push: loss",
+                    "signed: liq",
+                    "signed: bad debt",
+                    "signed: loss",
+                    "signed prices (refused)",
+                ]
+            )
+        )
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for path, a, b in compared:
+            add(
+                _row(
+                    [
+                        path.label,
+                        a.point.label,
+                        a.n_liquidations,
+                        _money(a.bad_debt),
+                        _money(a.lp_loss),
+                        b.n_liquidations,
+                        _money(b.bad_debt),
+                        _money(b.lp_loss),
+                        f"{b.signed_updates} ({b.signed_refused})",
+                    ]
+                )
+            )
+        by_point: dict[Any, list[tuple[int, int, int, int]]] = {}
+        for _, a, b in compared:
+            by_point.setdefault(a.point, []).append((a.bad_debt, b.bad_debt, a.lp_loss, b.lp_loss))
+        add("")
+        for point, rows in by_point.items():
+            add(
+                f"- {point.label}: bad debt summed over the windows "
+                f"{_money(sum(r[0] for r in rows))} on the push feed, "
+                f"{_money(sum(r[1] for r in rows))} on signed prices; loss past the fund "
+                f"{_money(sum(r[2] for r in rows))} and {_money(sum(r[3] for r in rows))}."
+            )
+        add("")
+
     add("## Findings")
     add("")
     for line in findings(res, summaries):
@@ -199,10 +266,11 @@ def render_report(res: SimulationResults, plots: Mapping[str, str] | None = None
                 "depth",
                 "stale",
                 "posted rows",
+                "oracle",
             ]
         )
     )
-    add("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for s in res.scenarios:
         add(
             _row(
@@ -223,6 +291,7 @@ def render_report(res: SimulationResults, plots: Mapping[str, str] | None = None
                     s.cascade_depth,
                     s.healthy_at_landing,
                     f"{s.onchain_steps}/{s.rows}",
+                    f"signed ({s.signed_updates})" if s.oracle == "pull" else "push",
                 ]
             )
         )
@@ -273,6 +342,13 @@ METHOD_NOTES = (
     "The keeper is the reference bot's decision code run in-process: `margin_status` and "
     "`liquidation_preview` through its batched reader, then `liquidatable_candidates`, "
     "`select_targets`, `plan_batches` (gas at the configured price) and `liquidate_many`.",
+    "Oracle: the push feed transmits a new answer when the market moved the deviation "
+    "threshold from its last one or the heartbeat passed, both in the file's time (the "
+    "chain's own clock runs compressed, so the push answer is always fresh on chain); each "
+    "transmission lands the configured rows late. On signed prices the keeper brings the "
+    "row's price (`update_prices`, 3 of 5 EIP-712 signatures, verified against the push "
+    "answer: a report farther than the verifier's bound from it is refused, and the row is "
+    "judged at the push answer).",
     "Keeper latency L: batches the keeper plans at row t land at row t + L, at that row's "
     "price; accounts already in flight are not planned again, and ones that recovered are "
     "skipped by the contract (counted as stale). Batches due after the last row land at it.",
@@ -317,7 +393,7 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
             f"socialised {_money(worst.base.socialised)} USD, implied insurance "
             f"{_money(worst.implied_insurance)} USD."
         )
-    by_mm = _swept(res.scenarios, "mm_bps")
+    by_mm = _swept(res.swept, "mm_bps")
     if by_mm:
         parts = [
             f"{v} bps: {sum(s.n_liquidations for s in runs)} liquidations, bad debt "
@@ -357,7 +433,7 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
                 f"{(im - lo_mm) / (im - fee):.0%} at {lo_mm} bps: a higher mm leaves more of "
                 "the position open to the next gap."
             )
-    left = [s for s in res.scenarios if s.left_liquidatable]
+    left = [s for s in res.swept if s.left_liquidatable]
     if left:
         worst_left = max(left, key=lambda s: (s.underwater_left, s.crash))
         out.append(
@@ -367,7 +443,7 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
             "insurance fund is empty a bankrupt account pays no reward (the minimum reward is "
             "topped up only from the fund), so a keeper that checks gas leaves it open."
         )
-    by_latency = _swept(res.scenarios, "latency")
+    by_latency = _swept(res.swept, "latency")
     if by_latency:
         slow = max(res.config.sweep.latency)
         fast = min(res.config.sweep.latency)
@@ -377,7 +453,7 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
             f"Keeper latency: bad debt summed over the crashes {_money(bad_fast)} USD at "
             f"{fast} block(s), {_money(bad_slow)} USD at {slow}."
         )
-    by_fee = _swept(res.scenarios, "fee_bps")
+    by_fee = _swept(res.swept, "fee_bps")
     if by_fee:
         parts = [
             f"{v} bps: rewards {_money(sum(s.keeper_rewards for s in runs))}, bad debt "
@@ -386,8 +462,8 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
         ]
         out.append("Liquidation fee (summed over the crashes): " + "; ".join(parts) + " USD.")
     if res.config.impact.on:
-        deepest = max(res.scenarios, key=lambda s: (s.cascade_depth, s.induced, s.crash))
-        total_induced = sum(s.induced for s in res.scenarios if s.point == base)
+        deepest = max(res.swept, key=lambda s: (s.cascade_depth, s.induced, s.crash))
+        total_induced = sum(s.induced for s in res.swept if s.point == base)
         out.append(
             f"Price impact on: {total_induced} induced liquidations at the base point; deepest "
             f"cascade {deepest.cascade_depth} generation(s) in {deepest.label} "

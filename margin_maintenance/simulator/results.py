@@ -49,8 +49,13 @@ class ScenarioResult:
     point: SweepPoint
     axes: tuple[str, ...]
     rows: int
+    oracle: str = "push"  # "push": judged at the push feed's answer; "pull": at signed prices
     onchain_steps: int = 0  # rows whose price was posted
-    price: list[float] = field(default_factory=list)  # the oracle path (USD), impact included
+    price: list[float] = field(default_factory=list)  # the market path (USD), impact included
+    push_price: list[float] = field(default_factory=list)  # the push feed's answer (USD)
+    push_transmissions: int = 0  # new answers the push feed sent
+    signed_updates: int = 0  # signed prices the keeper brought on chain (pull)
+    signed_refused: int = 0  # signed prices the verifier refused (too far from the push)
     raw_price: list[float] = field(default_factory=list)  # the rescaled file, no impact
     liquidations: list[LiquidationRecord] = field(default_factory=list)
     planned: int = 0  # accounts put in batches by the keeper
@@ -158,7 +163,11 @@ class ScenarioResult:
             "point": asdict(self.point),
             "axes": list(self.axes),
             "rows": self.rows,
+            "oracle": self.oracle,
             "onchain_steps": self.onchain_steps,
+            "push_transmissions": self.push_transmissions,
+            "signed_updates": self.signed_updates,
+            "signed_refused": self.signed_refused,
             "liquidations": self.n_liquidations,
             "full": self.n_full,
             "accounts_liquidated": self.accounts_liquidated,
@@ -271,8 +280,25 @@ class SimulationResults:
     crashes: list[CrashPath]
     scenarios: list[ScenarioResult]
 
-    def for_crash(self, name: str) -> list[ScenarioResult]:
-        return [s for s in self.scenarios if s.crash == name]
+    @property
+    def swept(self) -> list[ScenarioResult]:
+        """The sweep's scenarios (on the configuration's oracle; the others are beside it)."""
+        return [s for s in self.scenarios if s.oracle == self.config.oracle.mode]
+
+    def for_crash(self, name: str, oracle: str | None = None) -> list[ScenarioResult]:
+        """The crash's scenarios on `oracle` (default: the sweep's)."""
+        mode = oracle or self.config.oracle.mode
+        return [s for s in self.scenarios if s.crash == name and s.oracle == mode]
+
+    def compared(self) -> list[tuple[CrashPath, ScenarioResult, ScenarioResult]]:
+        """(crash, on the push feed, on signed prices) at every point run both ways."""
+        out = []
+        for path in self.crashes:
+            pushed = {s.point: s for s in self.for_crash(path.name, "push")}
+            for s in self.for_crash(path.name, "pull"):
+                if s.point in pushed:
+                    out.append((path, pushed[s.point], s))
+        return out
 
     def summaries(self) -> list[CrashSummary]:
         base = self.config.sweep.base

@@ -22,6 +22,7 @@ from margin_maintenance.population import (
 
 from .config import CrashSpec, SimConfig, SweepPoint
 from .mirror import MirrorAccount, apply_events, equity, is_liquidatable, near_maintenance
+from .oracle import OracleModel, PushFeed
 from .paths import CrashPath, build_path, window_around_drop
 from .results import LiquidationRecord, ScenarioResult, SimulationResults, generation_of
 from .settings import MARKETS, TOKEN_DECIMALS, WAD, SimulationError, log
@@ -94,6 +95,9 @@ class ChainSimulator:
             max_partial_bps=cfg.max_partial_bps,
             min_keeper_reward=cfg.min_keeper_reward_usd,
             markets=markets,
+            # Signed-price feeds over the push feeds: a push scenario brings no report, and
+            # every read is then the push feed's own; a pull scenario brings one per row.
+            signed_prices=True,
         )
         system = with_chain_market_ids(
             deploy_system(self.project, self.deployer, self.deployer, params)
@@ -123,6 +127,9 @@ class ChainSimulator:
         self._m_upnl = Method(ch.trader_unrealized_pnl.abis[0])
         self._m_set_price = Method(system.aggregators[0].set_price.abis[0])
         self._m_liq_many = Method(ch.liquidate_many.abis[0])
+        self._m_update = Method(ch.update_prices.abis[0])
+        self._chain_id = int(chain.chain_id)
+        self._signed_at = 0  # publish time of the last signed report brought
         self._fast = _in_process(chain.provider)
         self._agg_decimals = [int(a.decimals()) for a in system.aggregators]
         self._staleness = [
@@ -169,7 +176,9 @@ class ChainSimulator:
             size, entry = self._m_position.fields(p_raw)  # struct Position(size, entry_price)
             a.size, a.entry = int(size), int(entry)
 
-    def _transact(self, to: Any, calldata: str, sender: Any, gas: int) -> list[Any] | None:
+    def _transact(
+        self, to: Any, calldata: str, sender: Any, gas: int, quiet: bool = False
+    ) -> list[Any] | None:
         """Send a transaction straight through web3 (on the in-process chain every test
         account is unlocked; about 3x faster than Ape's path, which estimates gas and builds a
         rich receipt). Returns the receipt's raw logs, or None when it reverted."""
@@ -184,7 +193,8 @@ class ChainSimulator:
             )
             receipt = w3.eth.wait_for_transaction_receipt(h)
         except (ApeException, Web3Exception, ValueError) as err:
-            log.warning("transaction to %s reverted: %s", to.address, err)
+            if not quiet:
+                log.warning("transaction to %s reverted: %s", to.address, err)
             return None
         return list(receipt["logs"]) if receipt["status"] == 1 else None
 
@@ -200,6 +210,35 @@ class ChainSimulator:
         else:
             agg.set_price(answer, sender=self.deployer)
         return int(chain.provider.web3.eth.get_block("latest")["timestamp"])
+
+    def _bring(self, k: int, price_wad: int) -> bool:
+        """The keeper brings market k's signed price (3 of 5, published at the latest block's
+        time) on chain with `update_prices`; False when the verifier refused it (too far from
+        a fresh push answer)."""
+        from ape import chain
+        from ape.exceptions import ApeException
+
+        from margin_maintenance.attest import Report, encode_updates
+
+        s, ch = self.system, self.system.clearinghouse
+        latest = int(chain.provider.web3.eth.get_block("latest")["timestamp"])
+        at = max(latest, self._signed_at + 1)
+        if at > latest:  # a chain whose blocks may share a time (anvil): the next one is later
+            chain.pending_timestamp = at
+        report = Report(s.feed_ids[k], price_wad, 0, at)
+        blob = encode_updates([s.signer_set.sign(report, self._chain_id, str(s.verifier.address))])
+        if self._fast:
+            ok = self._transact(ch, self._m_update.calldata(blob), self.keeper, 500_000, True)
+            landed = ok is not None
+        else:
+            try:
+                ch.update_prices(blob, sender=self.keeper)
+                landed = True
+            except ApeException:
+                landed = False
+        if landed:
+            self._signed_at = at
+        return landed
 
     def _liquidate_many(self, accounts: Sequence[str]) -> list[dict[str, Any]] | None:
         """`liquidate_many(accounts)` from the keeper; its decoded client events, or None
@@ -266,10 +305,19 @@ class ChainSimulator:
 
     # -- one scenario --
 
-    def run(self, path: CrashPath, point: SweepPoint, axes: tuple[str, ...]) -> ScenarioResult:
+    def run(
+        self,
+        path: CrashPath,
+        point: SweepPoint,
+        axes: tuple[str, ...],
+        oracle: OracleModel | None = None,
+    ) -> ScenarioResult:
+        """One scenario from the snapshot: `oracle` (default: the configuration's) decides the
+        price liquidations are judged at."""
         from ape import chain
 
         cfg, system = self.cfg, self.system
+        oracle = oracle or cfg.oracle
         ch = system.clearinghouse
         chain.provider.restore(self.snapshot_id)
         self.snapshot_id = chain.provider.snapshot()  # anvil consumes ids; py-evm: same hash
@@ -290,7 +338,7 @@ class ChainSimulator:
         driven = [a for a in accounts if a.market == market_id]
         mm_bps, scale = point.mm_bps, self.token_scale
 
-        result = ScenarioResult(path.name, path.label, point, axes, path.rows)
+        result = ScenarioResult(path.name, path.label, point, axes, path.rows, oracle.mode)
         last_posted: dict[int, int] = {}  # market index -> block time of our last post
 
         def post(t: int, answer: int) -> None:
@@ -303,6 +351,7 @@ class ChainSimulator:
 
         # Start: both markets fresh at the first row's price, then the starting figures.
         multiplier = 1.0
+        push_feed = PushFeed(oracle, path.answers[0], path.source_ts[0])
         post(0, path.answers[0])
         result.insurance_start = int(self._call(self._m_insurance)[0])
         result.lp_value_start = self._lp_value()
@@ -325,7 +374,11 @@ class ChainSimulator:
             answer = max(1, round(raw_answer * multiplier))
             result.raw_price.append(raw_answer / 10 ** self._agg_decimals[k])
             result.price.append(answer / 10 ** self._agg_decimals[k])
-            price_wad = answer * price_scale
+            pushed = push_feed.step(t, path.source_ts[t], answer)
+            result.push_price.append(pushed / 10 ** self._agg_decimals[k])
+            # The price accounts are judged at: the row's own (signed), or the push answer.
+            mark = answer if oracle.pull else pushed
+            price_wad = mark * price_scale
             due = pending.pop(t, [])
             if cfg.screen:
                 flagged = [
@@ -350,7 +403,13 @@ class ChainSimulator:
             else:
                 flagged = [a for a in accounts if a.open and a.address.lower() not in inflight]
             if t > 0:
-                post(t, answer)
+                post(t, pushed)
+            if oracle.pull:
+                if self._bring(k, price_wad):
+                    result.signed_updates += 1
+                else:  # refused: the chain marks at the push answer this row
+                    result.signed_refused += 1
+                    price_wad = pushed * price_scale
 
             # Batches planned `latency` rows ago land now, at this row's price.
             sold_usd = 0.0
@@ -387,7 +446,7 @@ class ChainSimulator:
         # Accounts still liquidatable after the last row (every due batch has landed by then,
         # so these are the ones not worth the gas) and the equity they are under water by: a
         # loss the LPs still carry.
-        final_wad = answer * price_scale  # the last row is always posted
+        final_wad = price_wad  # the last row is always posted (and signed, in pull)
         for a in accounts:
             px = final_wad if a.market == market_id else self._start_wad(a.market)
             if is_liquidatable(a, px, mm_bps, scale):
@@ -396,6 +455,7 @@ class ChainSimulator:
         self.accounts = accounts  # the mirror after the run (the tests compare it with chain)
         result.insurance_end = int(self._call(self._m_insurance)[0])
         result.lp_value_end = self._lp_value()
+        result.push_transmissions = push_feed.transmissions
         result.blocks = (first_block, int(chain.blocks.head.number or 0))
         self._check_books(result)
         if cfg.verify:
@@ -576,12 +636,17 @@ def run_simulation(
         answer, decimals = sim.start_answer(scenario.symbol)
         paths.append(build_path(scenario, points, answer, decimals, skip, rows))
     sweep_points = config.sweep.points()
+    # On signed prices, the same windows on the push feed beside them (the base point and the
+    # latency axis): what the signed price buys.
+    compare = config.oracle.with_mode("push") if config.oracle.pull else None
+    beside = [(p, a) for p, a in sweep_points if "latency" in a] if compare else []
     if on_start is not None:
-        on_start(len(paths) * len(sweep_points))
+        on_start(len(paths) * (len(sweep_points) + len(beside)))
     results: list[ScenarioResult] = []
     for path in paths:
-        for point, axes in sweep_points:
-            r = sim.run(path, point, axes)
+        runs = [(p, a, None) for p, a in sweep_points] + [(p, a, compare) for p, a in beside]
+        for point, axes, oracle in runs:
+            r = sim.run(path, point, axes, oracle)
             results.append(r)
             if on_scenario is not None:
                 on_scenario(r, sim)

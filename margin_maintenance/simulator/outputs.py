@@ -48,9 +48,7 @@ def plot_crash(result: ScenarioResult, path: CrashPath, out: Path) -> Path:
     else:
         ax1.plot(hours, result.price, color="C0", lw=1.4, label="oracle price")
     if result.push_price and result.push_price != result.price:
-        ax1.step(
-            hours, result.push_price, where="post", color="C4", lw=1, label="push feed answer"
-        )
+        ax1.step(hours, result.push_price, where="post", color="C4", lw=1, label="push feed answer")
     groups = (
         ("partial", "^", "C1", lambda r: not r.full),
         ("full, no bad debt", "v", "C3", lambda r: r.full and r.bad_debt == 0),

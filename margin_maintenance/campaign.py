@@ -83,6 +83,8 @@ HEADLINE = (
     "signed_batches",
     "signed_trades",
     "signed_refused",
+    "wick_liquidations",
+    "wick_refused_stale",
 )
 
 

@@ -39,7 +39,7 @@ class MarketParams:
     # bounds a report must meet to be accepted (confidence, distance from a push answer
     # younger than the heartbeat).
     signed_trade_max_age_s: int = 60
-    signed_liquidation_max_age_s: int = 600
+    signed_liquidation_max_age_s: int = 120
     signed_max_conf_bps: int = 200
     signed_max_dev_bps: int = 1_000
 

@@ -33,7 +33,7 @@ from margin_maintenance.attest import codec as attest
 from margin_maintenance.system import SystemParams, deploy_system
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-MAX_AGE = 600  # the default markets' signed_liquidation_max_age_s
+MAX_AGE = 120  # the default markets' signed_liquidation_max_age_s
 TRADE_AGE = 60  # signed_trade_max_age_s
 
 
@@ -300,18 +300,23 @@ def _pool(signed, deployer, lp):
 
 
 def test_feed__report_too_old_for_a_trade__still_good_for_marks(signed, stranger, chain, deployer):
-    """A 2-minute-old report: marks use it (liquidation age 10 min), a trade does not (1 min);
-    with the push feed past its window too, the trade is refused with the push reason."""
+    """A 90-second-old report: marks use it (liquidation age 2 min), a trade does not (1 min);
+    with the push feed past its window too, the trade is refused with the push reason. At
+    2 min 1 s the marks drop it too."""
     feed = signed.feeds[ETH]
     later(chain, HEARTBEAT + STALE_WINDOW + 10)  # the push feed is dead
     at = chain.pending_timestamp - 1
     signed.verifier.update_prices(
         signed_update(signed, ETH, price=1_900 * WAD, at=at), stranger, sender=stranger
     )
-    later(chain, 120)
+    later(chain, 90)
     assert feed.mark(True) == 1_900 * WAD
     with ape.reverts("oracle: stale price"):
         feed.latest_price()
+    snap = chain.snapshot()
+    later(chain, MAX_AGE - 90 + 1)
+    assert feed.mark(True) == 0  # past the window: the push feed's (dead: no mark)
+    chain.restore(snap)
     _pool(signed, deployer, deployer)
     fund_and_approve(signed.token, signed.clearinghouse, stranger, 1_000 * USDC, deployer)
     signed.clearinghouse.deposit(1_000 * USDC, sender=stranger)

@@ -677,7 +677,7 @@ contract Handler is World {
     // ---- Signed prices (ETH) ----
 
     /// A signed ETH report brought on chain, within +-12% of the push answer (beyond 10% the
-    /// verifier refuses it while that answer is fresh), published 0-700 s ago (beyond 600 it is
+    /// verifier refuses it while that answer is fresh), published 0-240 s ago (beyond 120 it is
     /// refused), signed by 1-3 of the signers (1 is too few): alone, then a liquidation batch
     /// judged at it (its laws checked), or in one transaction with a batch or with a trade.
     function signedPrice(uint256 bps, bool up, uint256 age, uint256 signers, uint256 mode, uint256 seed)
@@ -687,7 +687,7 @@ contract Handler is World {
         int256 d = int256(_between(bps, 0, 1_200));
         int256 a = answer[SIGNED_MARKET] * (int256(BPS) + (up ? d : -d)) / int256(BPS);
         // Mostly fresh (0-50 s: a trade may use it) and signed by enough; sometimes not.
-        uint256 back = age % 8 == 0 ? _between(age >> 3, 0, 700) : _between(age >> 3, 0, 50);
+        uint256 back = age % 8 == 0 ? _between(age >> 3, 0, 2 * SIGNED_MAX_AGE) : _between(age >> 3, 0, 50);
         uint256 count = signers % 6 == 0 ? 1 : 2 + (signers >> 3) % 2;
         if (a <= 0 || back >= block.timestamp) return;
         bytes memory blob = _signedUpdate(uint256(a) * 1e10, block.timestamp - back, count);
@@ -719,6 +719,42 @@ contract Handler is World {
         } else {
             _signedTrade(blob, seed, uint256(a) * 1e10);
         }
+    }
+
+    /// The wick rule (who gains: a keeper, from a reward on an account the market no longer
+    /// puts under water). The keeper signs a past wick, 3-12% against a trader's side and
+    /// published up to twice the liquidation max age ago, and liquidates the trader on it. The
+    /// law: such a batch lands only on a report no older than SIGNED_MAX_AGE and no older than
+    /// the feed's last accepted one, so the keeper's choice among past prices is bounded by the
+    /// window (a trade's by SIGNED_TRADE_AGE).
+    function wick(uint256 seed, uint256 bps, uint256 age) external step("wick") {
+        address t = _trader(seed);
+        int256 size = ch.position(t, SIGNED_MARKET).size;
+        uint256 back = _between(age, 0, 2 * SIGNED_MAX_AGE);
+        if (size == 0 || back >= block.timestamp) return;
+        (bytes memory blob, bool ok) = _wickReport(size > 0, bps, block.timestamp - back);
+        if (!ok) return;
+        (, uint256 last) = verifier.latest(ETH_FEED_ID);
+        address[] memory list = new address[](1);
+        list[0] = t;
+        vm.prank(actors[FIRST_KEEPER + (seed >> 8) % 2]);
+        try ch.liquidate_with_prices(blob, list) {
+            if (back > SIGNED_MAX_AGE) _break("a batch landed on a report older than the max age");
+            if (block.timestamp - back < last) _break("a batch landed on a report older than the last one");
+            if (ch.position(t, SIGNED_MARKET).size != size) _count("wick_liquidations");
+        } catch Error(string memory) {
+            _count(back > SIGNED_MAX_AGE ? bytes32("wick_refused_stale") : bytes32("wick_refused"));
+        } catch (bytes memory) {
+            _break("liquidate_with_prices reverted without a reason");
+        }
+    }
+
+    /// A 3-of-3 report 3-12% below the push answer (against a long) or above it, published at.
+    function _wickReport(bool long, uint256 bps, uint256 at) internal view returns (bytes memory, bool) {
+        int256 d = int256(_between(bps, 300, 1_200));
+        int256 a = answer[SIGNED_MARKET] * (int256(BPS) + (long ? -d : d)) / int256(BPS);
+        if (a <= 0) return ("", false);
+        return (_signedUpdate(uint256(a) * 1e10, at, 3), true);
     }
 
     /// A 3x trade on the report's price, in one transaction with it.

@@ -20,7 +20,7 @@ abstract contract World {
     uint256 internal constant SIGNED_MARKET = 0; // ETH reads signed prices too
     uint256 internal constant SIGNER_KEY = 0xA11CE; // the three signers' keys: this, +1, +2
     uint256 internal constant SIGNED_TRADE_AGE = 60;
-    uint256 internal constant SIGNED_MAX_AGE = 600;
+    uint256 internal constant SIGNED_MAX_AGE = 120;
     bytes32 internal constant ETH_FEED_ID = keccak256("ETH-USD");
 
     IToken public token;
@@ -59,7 +59,7 @@ abstract contract World {
         vault.bind(address(ch));
         cfg.bind(address(ch), address(this), 5_000, 8_000, 1 * USDC, 1_000);
         // Signed prices for ETH: 2 of 3 signers (keys 1, 2, 3), the market's feed a
-        // SignedPriceFeed over its push adapter (trades 60 s, marks 600 s).
+        // SignedPriceFeed over its push adapter (trades 60 s, marks 120 s).
         address[] memory set = new address[](3);
         for (uint256 i; i < 3; ++i) {
             set[i] = vm.addr(SIGNER_KEY + i);

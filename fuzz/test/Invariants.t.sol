@@ -168,7 +168,7 @@ abstract contract Campaign is Laws {
         s[23] = Handler.fundInsurance.selector;
         s[24] = Handler.togglePause.selector;
         s[25] = Handler.straddle.selector;
-        bytes4[] memory more = new bytes4[](10);
+        bytes4[] memory more = new bytes4[](11);
         more[0] = Handler.changeRisk.selector;
         more[1] = Handler.setLiquidationParams.selector;
         more[2] = Handler.cancelRisk.selector;
@@ -179,6 +179,7 @@ abstract contract Campaign is Laws {
         more[7] = Handler.strangerCall.selector;
         more[8] = Handler.signedPrice.selector;
         more[9] = Handler.signedPrice.selector; // twice as often: prices drive everything
+        more[10] = Handler.wick.selector;
         bytes4[] memory all = new bytes4[](s.length + more.length);
         for (uint256 i; i < s.length; ++i) all[i] = s[i];
         for (uint256 i; i < more.length; ++i) all[s.length + i] = more[i];

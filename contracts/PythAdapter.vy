@@ -119,5 +119,22 @@ def latest(feed_id: bytes32) -> (uint256, uint256):
 @pure
 @internal
 def _decode(updates: Bytes[k.MAX_UPDATE]) -> DynArray[Bytes[PYTH_BYTES], PYTH_ITEMS]:
-    assert len(updates) >= 64, "pyth: malformed update"
+    # The layout is checked before decoding, so a bad blob reverts with a reason rather than
+    # in the decoder: the head (offset 32, then the count), then every item's offset and
+    # length inside the blob, and nothing after the last item's padded bytes.
+    n: uint256 = len(updates)
+    assert n >= 64 and extract32(updates, 0, output_type=uint256) == 32, "pyth: malformed update"
+    count: uint256 = extract32(updates, 32, output_type=uint256)
+    assert count > 0, "pyth: no update"
+    assert count <= PYTH_ITEMS, "pyth: too many updates"
+    end: uint256 = 64 + 32 * count
+    assert end <= n, "pyth: malformed update"
+    for i: uint256 in range(count, bound=PYTH_ITEMS):
+        at: uint256 = 64 + extract32(updates, 64 + 32 * i, output_type=uint256)
+        assert at == end and at + 32 <= n, "pyth: malformed update"
+        size: uint256 = extract32(updates, at, output_type=uint256)
+        assert size <= PYTH_BYTES, "pyth: update too long"
+        end = at + 32 + (size + 31) // 32 * 32
+        assert end <= n, "pyth: malformed update"
+    assert end == n, "pyth: malformed update"
     return abi_decode(updates, DynArray[Bytes[PYTH_BYTES], PYTH_ITEMS])

@@ -71,8 +71,54 @@ def test_update__fee_taken__rest_refunded__too_little_refused(pyth, adapter, acc
     tx = adapter.update_prices(data, caller, sender=caller, value=10 * FEE)
     assert caller.balance == before - tx.total_fees_paid - FEE  # only the fee was kept
     assert pyth.balance == FEE
-    with ape.reverts("pyth: malformed update"):
-        adapter.update_prices(b"\x00" * 10, caller, sender=caller)
+
+
+def _head(count: int, offsets: list[int]) -> bytes:
+    return encode(["uint256", "uint256"], [32, count]) + b"".join(
+        o.to_bytes(32, "big") for o in offsets
+    )
+
+
+def _malformed(pyth, chain) -> list[tuple[bytes, str]]:
+    good = blob(pyth, (PYTH_ID, 1850, 0, 0, now(chain)))
+    item = bytes(pyth.create_update(PYTH_ID, 1850, 0, 0, now(chain)))
+    one = encode(["uint256"], [len(item)]) + item  # 160 bytes: a multiple of 32
+    return [
+        (b"\x00" * 10, "pyth: malformed update"),  # shorter than the head
+        (b"\x00" * 31 + b"\x40" + good[32:], "pyth: malformed update"),  # head offset not 32
+        (_head(0, []), "pyth: no update"),
+        (_head(3, [96, 96 + 192, 96 + 384]) + one * 3, "pyth: too many updates"),
+        (_head(1, [64]) + one, "pyth: malformed update"),  # item offset past its slot
+        (_head(1, [32]), "pyth: malformed update"),  # item length word missing
+        (_head(1, [32]) + encode(["uint256"], [1_953]) + b"\x00" * 1_984, "pyth: update too long"),
+        (good[:-32], "pyth: malformed update"),  # truncated item
+        (good + b"\x00" * 32, "pyth: malformed update"),  # bytes after the last item
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    range(9),
+    ids=[
+        "short",
+        "head-offset",
+        "empty",
+        "three",
+        "item-offset",
+        "no-length",
+        "too-long",
+        "truncated",
+        "trailing",
+    ],
+)
+def test_update__malformed_blob__refused_with_a_reason(pyth, adapter, accounts, chain, case):
+    caller = accounts[5]
+    data, reason = _malformed(pyth, chain)[case]
+    with ape.reverts(reason):
+        adapter.update_prices(data, caller, sender=caller, value=10 * FEE)
+    with ape.reverts(reason):
+        adapter.update_fee(data)
+    assert pyth.balance == 0
 
 
 @pytest.fixture

@@ -95,9 +95,10 @@ class ChainSimulator:
             max_partial_bps=cfg.max_partial_bps,
             min_keeper_reward=cfg.min_keeper_reward_usd,
             markets=markets,
-            # Signed-price feeds over the push feeds: a push scenario brings no report, and
-            # every read is then the push feed's own; a pull scenario brings one per row.
-            signed_prices=True,
+            # On signed prices, SignedPriceFeeds over the push feeds: a push scenario beside
+            # the sweep brings no report, so every read is the push feed's own; a pull scenario
+            # brings one per row. A push sweep deploys push feeds only (fewer calls per read).
+            signed_prices=cfg.oracle.pull,
         )
         system = with_chain_market_ids(
             deploy_system(self.project, self.deployer, self.deployer, params)

@@ -101,10 +101,11 @@ fuzz-machine: setup
 	$(compile_all)
 	MM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MM_FUZZ_PROGRESS=1 ape test tests/test_invariants.py -q -s
 
-# Every crash file through the real contracts, swept over mm, fee, insurance and keeper latency.
+# Every crash file through the real contracts, swept over mm, fee, insurance and keeper latency,
+# on signed prices, with the push feed beside them (about 30 minutes; docs/sim/).
 simulate: setup
 	$(compile_all)
-	ape run simulate $(ARGS)
+	ape run simulate --oracle pull $(ARGS)
 
 simulate-quick: setup
 	$(compile_all)

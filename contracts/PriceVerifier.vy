@@ -248,6 +248,8 @@ def update_prices(updates: Bytes[MAX_UPDATE], payer: address) -> uint256:
 def _check(feed_id: bytes32, price: uint256, confidence: uint256, publish_time: uint256) -> bool:
     # Every rule on a report but its signatures: False when it is already the latest (another
     # caller brought the same report: skipped, not verified again).
+    # The configuration word decoded inline, field by field as used (`_feed` builds the whole
+    # struct: about 145 gas more per report).
     w: uint256 = self._feeds[feed_id]
     max_age: uint256 = (w >> CFG_MAX_AGE) & MASK32
     assert max_age != 0, "verifier: unknown feed"

@@ -17,7 +17,7 @@ deviation and a one-hour heartbeat, the defaults here.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .settings import BPS
 
@@ -42,7 +42,7 @@ class OracleModel:
         return self.mode == "pull"
 
     def with_mode(self, mode: str) -> OracleModel:
-        return OracleModel(mode, self.deviation_bps, self.heartbeat_s, self.delay_rows)
+        return replace(self, mode=mode)
 
     @property
     def label(self) -> str:

@@ -29,7 +29,6 @@
 """
 
 from interfaces import IClearinghouse
-from interfaces import IPoolHooks
 from modules import accounts
 from modules import configuration
 from modules import ledger
@@ -38,7 +37,8 @@ from modules import markets
 from modules import pool
 from modules import trading
 
-implements: IPoolHooks
+# IPoolHooks (`pool_state`, `pool_pull`, `pool_add`, `pool_pay`) is implemented by the extension,
+# at this address: the vault calls them here and `__default__` runs them.
 
 initializes: ledger
 initializes: markets[ledger := ledger]
@@ -57,39 +57,20 @@ exports: (
     ledger.total_claims,
     markets.market_count,
     markets.paused,
-    markets.mark_price,
-    markets.market,
-    markets.trader_unrealized_pnl,
     markets.price_updater,
     markets.update_prices,
     accounts.deposit,
     accounts.withdraw,
-    accounts.position,
-    accounts.account_market_ids,
     trading.trade,
     trading.trade_with_prices,
     liquidation.liquidate,
     liquidation.liquidate_many,
     liquidation.liquidate_with_prices,
-    liquidation.is_liquidatable,
-    liquidation.equity,
-    liquidation.maintenance_requirement,
-    liquidation.initial_requirement,
     liquidation.margin_status,
-    liquidation.liquidation_params,
     pool.lp_token,
     pool.pool_reserve_bps,
-    pool.pool_state,
-    pool.pool_pull,
-    pool.pool_add,
-    pool.pool_pay,
-    pool.pool_assets,
-    pool.insurance_fund,
     configuration.configurator,
     configuration.guardian,
-    configuration.configure_market,
-    configuration.configure_params,
-    configuration.configure_pause,
 )
 
 

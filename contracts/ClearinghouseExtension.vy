@@ -16,6 +16,7 @@
         on its own: called directly, it runs on its own empty storage, which holds nothing.
 """
 
+from interfaces import IPoolHooks
 from modules import accounts
 from modules import configuration
 from modules import ledger
@@ -23,6 +24,8 @@ from modules import liquidation
 from modules import markets
 from modules import pool
 from modules import trading
+
+implements: IPoolHooks
 
 initializes: ledger
 initializes: markets[ledger := ledger]
@@ -36,6 +39,29 @@ exports: (
     liquidation.liquidation_preview,
     pool.settle_claim,
     pool.fund_insurance,
+    pool.pool_state,
+    pool.pool_pull,
+    pool.pool_add,
+    pool.pool_pay,
+    markets.mark_price,
+    markets.market,
+    markets.trader_unrealized_pnl,
+    accounts.position,
+    accounts.account_market_ids,
+    liquidation.is_liquidatable,
+    liquidation.equity,
+    liquidation.maintenance_requirement,
+    liquidation.initial_requirement,
+    liquidation.liquidation_params,
+    pool.pool_assets,
+    pool.insurance_fund,
+    configuration.configure_market,
+    configuration.configure_params,
+    configuration.configure_pause,
+    configuration.configure_funding,
+    markets.market_funding,
+    markets.fill_price,
+    accounts.accrued_funding,
     # read by the engine's constructor: the same wiring as the engine's own
     ledger.collateral_token,
     pool.lp_token,

@@ -22,6 +22,7 @@ from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 from modules import codec
 from modules import constants as k
+from modules import funding
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
@@ -47,6 +48,7 @@ interface IEngine:
         liquidation_config: uint256, pool_reserve_bps: uint256, guardian: address
     ): nonpayable
     def configure_pause(paused: bool): nonpayable
+    def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps: uint256): nonpayable
     def price_updater() -> address: view
 
 
@@ -131,6 +133,12 @@ event MarketLimitsUpdated:
     market_id: indexed(uint256)
     max_open_interest: uint256
     min_position_notional: uint256
+
+
+event MarketFundingUpdated:
+    market_id: indexed(uint256)
+    skew_scale: uint256  # whole base units
+    max_funding_velocity: uint256  # bps of the price per day, per day
 
 
 event MarketFeedUpdated:
@@ -387,6 +395,34 @@ def cancel_market_risk(market_id: uint256):
     assert self.pending_risk[market_id].eta != 0, "configurator: no risk change"
     self.pending_risk[market_id] = empty(RiskChange)
     log MarketRiskCancelled(market_id=market_id)
+
+
+@external
+def set_market_funding(market_id: uint256, skew_scale: uint256, max_funding_velocity: uint256):
+    """
+    @notice Turn on, or retune, a market's skew premium and funding (owner). `skew_scale`, in
+            whole base units, is the skew at which the premium would reach 100% and the
+            funding velocity its maximum: a trade fills at
+            `oracle * (1 + (skew_before + skew_after) / (2 * skew_scale))`, and the funding
+            rate drifts by `clamp(skew / skew_scale, -1, 1) * max_funding_velocity` per day
+            (bps of the price per day, per day; at most funding.MAX_VELOCITY_BPS, 100%).
+            The engine records the funding so far first (the oracle price must be valid).
+            Funding, once on, stays on: velocity 0 freezes the rate, a large scale shrinks
+            the premium. Not delayed (as limits are not): a smaller scale or a larger
+            velocity takes effect at once, on open positions too.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    self._market(e, market_id)
+    assert skew_scale > 0, "configurator: zero skew scale"
+    assert skew_scale <= funding.MAX_SKEW_SCALE, "configurator: skew scale too large"
+    assert max_funding_velocity <= funding.MAX_VELOCITY_BPS, (
+        "configurator: funding velocity too high"
+    )
+    extcall IEngine(e).configure_funding(market_id, skew_scale, max_funding_velocity)
+    log MarketFundingUpdated(
+        market_id=market_id, skew_scale=skew_scale, max_funding_velocity=max_funding_velocity
+    )
 
 
 @external

@@ -12,6 +12,7 @@ from ..interfaces import IClearinghouse
 from ..interfaces import IPriceFeed
 from . import codec
 from . import constants as k
+from . import funding
 from . import ledger
 from . import margin_math as mm
 from . import markets
@@ -23,10 +24,12 @@ uses: markets
 struct Leg:
     market_id: uint256
     size: int256  # WAD base units
-    entry: uint256  # WAD price the position is marked from
+    entry: int256  # WAD price the position is marked from, less the index it was settled at
     price: uint256  # current oracle price, WAD
-    pnl: int256  # unrealised PnL at `price`, token units
+    pnl: int256  # unrealised PnL at `price` with the funding accrued, token units
     liq_bps: uint256  # the market's liquidation fee rate
+    index: int256  # the market's funding index now, at `price` (0: funding off)
+    funding: uint256  # the market's funding word brought to now (0: funding off)
 
 
 struct AccountState:
@@ -40,7 +43,12 @@ struct AccountState:
 
 
 account_markets: HashMap[address, uint256]  # packed market list, see codec
-positions: HashMap[address, HashMap[uint256, uint256]]  # packed (size int128 | entry uint128)
+# packed (size int128 | entry int128), the entry less the funding index at the last settlement
+positions: HashMap[address, HashMap[uint256, uint256]]
+# The funding index at the position's last settlement, in a market with funding on (written
+# when funding is on; read only to itemise the funding a settlement pays, `FundingSettled`,
+# and by the views: the account's equity needs only the adjusted entry).
+position_funding: HashMap[address, HashMap[uint256, int256]]
 
 
 @external
@@ -82,9 +90,47 @@ def position(account: address, market_id: uint256) -> IClearinghouse.Position:
     @notice Size (signed WAD base units) and entry price (WAD) of one position.
     """
     size: int256 = 0
-    entry: uint256 = 0
+    entry: int256 = 0
     size, entry = mm._unpack_position(self.positions[account][market_id])
-    return IClearinghouse.Position(size=size, entry_price=entry)
+    if size == 0:
+        return empty(IClearinghouse.Position)
+    # the last fill: the adjusted entry plus the index it was settled at
+    return IClearinghouse.Position(
+        size=size, entry_price=convert(entry + self.position_funding[account][market_id], uint256)
+    )
+
+
+@view
+@external
+def accrued_funding(account: address) -> int256:
+    """
+    @notice Funding accrued on the account's open positions since each was last settled,
+            token units, rounded down (positive: to receive). Its equity already includes it.
+    """
+    total: int256 = 0
+    ids: uint256 = self.account_markets[account]
+    for i: uint256 in range(codec._list_count(ids), bound=k.MAX_POSITIONS):
+        market_id: uint256 = codec._list_id(ids, i)
+        cfg: uint256 = markets.market_config[market_id]
+        if (cfg >> codec.CFG_FUNDING) & 1 == 1:
+            size: int256 = 0
+            entry: int256 = 0
+            size, entry = mm._unpack_position(self.positions[account][market_id])
+            index: int256 = markets._funding_index(
+                market_id, cfg, markets.market_oi[market_id], markets._mark(market_id)
+            )
+            total += self._funding_due(account, market_id, size, index)
+    return total
+
+
+@view
+@internal
+def _funding_due(account: address, market_id: uint256, size: int256, index: int256) -> int256:
+    """
+    @dev The funding of `size` in `market_id` from its last settlement to `index`, token
+         units, rounded down: -size * (index - basis), a long paying a rising index.
+    """
+    return mm._pnl(size, index, self.position_funding[account][market_id], ledger.token_scale)
 
 
 @view
@@ -121,7 +167,7 @@ def _load_known(
         market_id: uint256 = codec._list_id(ids, i)
         cfg: uint256 = markets.market_config[market_id]
         size: int256 = 0
-        entry: uint256 = 0
+        entry: int256 = 0
         size, entry = mm._unpack_position(self.positions[account][market_id])
         price: uint256 = known_price
         if market_id != known_id:
@@ -137,7 +183,19 @@ def _load_known(
         # the unchecked maths rely on it), wherever it is read: not only in `trade`.
         assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, ledger.token_scale)
-        pnl: int256 = mm._pnl(size, entry, price, ledger.token_scale)
+        index: int256 = 0
+        word: uint256 = 0
+        if (cfg >> codec.CFG_FUNDING) & 1 == 1 and price != 0:
+            # funding brought to now at this position's mark (a batch's unpriced entry skips)
+            f: funding.Funding = funding._accrue(
+                funding._unpack(markets.funding_word[market_id]),
+                funding._skew(markets.market_oi[market_id]),
+                price,
+                block.timestamp,
+            )
+            index = f.index
+            word = funding._pack(f)
+        pnl: int256 = mm._pnl(size, entry, convert(price, int256) - index, ledger.token_scale)
         eq += pnl
         # The rates decoded inline with the codec's layout: this loop runs for every position
         # of every account a trade, a withdrawal or a liquidation loads.
@@ -146,7 +204,16 @@ def _load_known(
         st.maintenance += mm._bps_up(notional, (cfg >> codec.CFG_MM) & codec.MASK16)
         st.liq_fee += mm._bps_up(notional, liq_bps)
         st.legs.append(
-            Leg(market_id=market_id, size=size, entry=entry, price=price, pnl=pnl, liq_bps=liq_bps)
+            Leg(
+                market_id=market_id,
+                size=size,
+                entry=entry,
+                price=price,
+                pnl=pnl,
+                liq_bps=liq_bps,
+                index=index,
+                funding=word,
+            )
         )
     st.equity = eq
     return st

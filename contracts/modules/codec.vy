@@ -13,11 +13,17 @@
             bits 0-159 feed | 160-175 initial margin bps | 176-191 maintenance margin bps
             | 192-207 liquidation fee bps | 208-223 trading fee bps | bit 224 listed
             | bit 225 paused (a copy of the engine's global pause flag, read for free in trade)
+            | bit 226 funding on (set by the engine when the market's funding is configured,
+            kept by every later configuration write; the load skips the funding word without it)
         Limits word: bits 0-127 max open interest per side (WAD) | 128-255 min notional (token)
         Open-interest word: bits 0-127 long OI | 128-255 short OI (WAD base units)
         Liquidation word: bits 0-15 keeper share bps | 16-31 max partial bps
             | 32-159 minimum keeper reward (token units)
         Funds word: bits 0-127 pool assets | 128-255 insurance fund (token units)
+        Funding word (per market, `funding.vy`): bits 0-39 last accrual time | 40-87 funding
+            rate (int48, RATE_ONE = 100% of the price per day) | 88-191 funding index (int104,
+            WAD price units per base unit) | 192-239 skew scale (whole base units) | 240-255
+            max funding velocity (bps of the price per day, per day)
         Market-list word (per account): bits 0-7 count | then one 8-bit market id per
             open position, in the order they were opened (a removal moves the last id
             into the freed place)
@@ -31,6 +37,7 @@ CFG_LIQ: constant(uint256) = 192  # bit offset of the liquidation fee (bps)
 CFG_TRADE: constant(uint256) = 208  # bit offset of the trading fee (bps)
 CFG_LISTED: constant(uint256) = 224  # bit: the market is listed
 CFG_PAUSED: constant(uint256) = 225  # bit: new risk is paused
+CFG_FUNDING: constant(uint256) = 226  # bit: the market charges funding and the skew premium
 LIQ_PARTIAL: constant(uint256) = 16  # bit offset of the max partial bound (bps)
 LIQ_REWARD: constant(uint256) = 32  # bit offset of the minimum keeper reward (token units)
 MASK16: constant(uint256) = 2**16 - 1  # one bps field

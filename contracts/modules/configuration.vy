@@ -8,8 +8,10 @@
         checked and packed (codec layouts). Nothing else can write a parameter.
 """
 
+from ..interfaces import IPriceFeed
 from . import codec
 from . import constants as k
+from . import funding
 from . import liquidation
 from . import markets
 from . import pool
@@ -40,8 +42,37 @@ def configure_market(market_id: uint256, config_word: uint256, limits_word: uint
         # Each side's entry sum is stored plus one (markets.ENTRY_SUM_BASE), so the slot never
         # returns to zero: an open on an empty side pays a warm-slot write, not a fresh one.
         markets.market_entry_sum[market_id] = [markets.ENTRY_SUM_BASE, markets.ENTRY_SUM_BASE]
-    markets.market_config[market_id] = config_word
+    # The funding bit is the engine's (configure_funding sets it): every rewrite keeps it.
+    on: uint256 = markets.market_config[market_id] & (1 << codec.CFG_FUNDING)
+    markets.market_config[market_id] = config_word | on
     markets.market_limits[market_id] = limits_word
+
+
+@external
+def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps: uint256):
+    """
+    @notice Turn a market's funding and skew premium on, or change their parameters, as the
+            configurator checked them (skew scale in whole base units, 0 < S < 2**48;
+            velocity in bps per day per day, <= funding.MAX_VELOCITY_BPS). The funding so
+            far is recorded first, at the oracle price (which must be valid now) and with
+            the old parameters; rate and index carry on.
+    """
+    self._only_configurator()
+    cfg: uint256 = markets._listed(market_id)
+    f: funding.Funding = empty(funding.Funding)
+    if (cfg >> codec.CFG_FUNDING) & 1 == 1:
+        price: uint256 = staticcall IPriceFeed(codec._market_feed(cfg)).latest_price()
+        f = funding._accrue(
+            funding._unpack(markets.funding_word[market_id]),
+            funding._skew(markets.market_oi[market_id]),
+            price,
+            block.timestamp,
+        )
+    f.updated_at = block.timestamp
+    f.skew_scale = skew_scale
+    f.max_velocity = max_velocity_bps
+    markets.funding_word[market_id] = funding._pack(f)
+    markets.market_config[market_id] = cfg | (1 << codec.CFG_FUNDING)
 
 
 @external

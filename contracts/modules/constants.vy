@@ -16,7 +16,7 @@ MAX_BATCH: constant(uint256) = 64  # accounts per liquidate_many
 MAX_STATUS: constant(uint256) = 512  # accounts per margin_status
 MAX_SIZE: constant(uint256) = 2**127 - 1  # largest |size| a position holds (WAD base units)
 MAX_SIZE_INT: constant(int256) = 2**127 - 1  # MAX_SIZE as a signed bound for trade sizes
-MAX_PRICE: constant(uint256) = 2**128 - 1  # largest price a position stores (WAD)
+MAX_PRICE: constant(uint256) = 2**126 - 1  # largest price the engine accounts with (WAD): room for the funding index in a position's signed entry
 # Largest `updates` blob the `*_with_prices` entry points forward to the price updater (a
 # PriceVerifier blob of 8 reports of 3 signatures, or a Pyth update of a few feeds). Every
 # copy of it costs memory expansion for its whole size, so it is no larger than that.

@@ -253,16 +253,19 @@ def _liquidate(
         if leg.pnl < 0:
             pool += convert(-leg.pnl, uint256)
             c += leg.pnl
+        # Closed at the mark, with no skew premium (a cascade is not fed by the premium; the
+        # pool keeps the skew's risk). The remainder's entry is the mark less the index.
+        mark: int256 = convert(leg.price, int256) - leg.index
+        if leg.funding != 0:
+            markets.funding_word[leg.market_id] = leg.funding  # recorded now, at this mark
         # Decreases never hit the cap: no limits read.
-        markets._move_position(
-            leg.market_id, leg.size, leg.entry, new_size, leg.price, codec.MASK128
-        )
+        markets._move_position(leg.market_id, leg.size, leg.entry, new_size, mark, codec.MASK128)
         if new_size == 0:
             acct.positions[account][leg.market_id] = 0
             if not full:
                 ids_word = codec._list_without(ids_word, leg.market_id)
         else:
-            acct.positions[account][leg.market_id] = mm._pack_position(new_size, leg.price)
+            acct.positions[account][leg.market_id] = mm._pack_position(new_size, mark)
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
         realized: int256 = leg.pnl
@@ -273,6 +276,15 @@ def _liquidate(
             pool -= convert(realized, uint256)
             c += realized
         new_size: int256 = self._after_close(leg.size, closes[i])
+        if leg.funding != 0:
+            log IClearinghouse.FundingSettled(
+                account=account,
+                market_id=leg.market_id,
+                funding=acct._funding_due(account, leg.market_id, leg.size, leg.index),
+                funding_index=leg.index,
+            )
+            if new_size != 0:  # a closed position's basis is rewritten when it reopens
+                acct.position_funding[account][leg.market_id] = leg.index
         log IClearinghouse.PositionChanged(
             account=account,
             market_id=leg.market_id,

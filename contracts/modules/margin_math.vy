@@ -48,14 +48,15 @@ def _bps_up(amount: uint256, rate_bps: uint256) -> uint256:
 
 @pure
 @internal
-def _pnl(size: int256, entry_wad: uint256, price_wad: uint256, token_scale: uint256) -> int256:
+def _pnl(size: int256, entry: int256, mark: int256, token_scale: uint256) -> int256:
     """
-    @dev Unrealised PnL of `size` opened at `entry_wad`, marked at `price_wad`,
-         in token units, rounded towards minus infinity (a loss rounds up in size).
-         |size| < 2**127 and |price - entry| < 2**128: the product cannot wrap.
+    @dev PnL of `size` entered at `entry`, marked at `mark`, in token units, rounded towards
+         minus infinity (a loss rounds up in size). With funding both are funding-adjusted
+         (price less the funding index, `funding.vy`), so the PnL includes the funding
+         accrued since the entry. |size| < 2**127 and |mark - entry| < 2**127 (prices below
+         MAX_PRICE = 2**126 - 1, indices below 2**103): the product cannot wrap.
     """
-    diff: int256 = convert(price_wad, int256) - convert(entry_wad, int256)
-    raw: int256 = unsafe_mul(size, diff)
+    raw: int256 = unsafe_mul(size, mark - entry)
     d: int256 = convert(WAD * token_scale, int256)
     q: int256 = unsafe_div(raw, d)  # truncates towards zero; d > 0
     if raw < 0 and unsafe_mul(q, d) != raw:
@@ -84,25 +85,33 @@ def _liquidation_fraction(equity: int256, initial_req: uint256, fee_total: uint2
 
 @pure
 @internal
-def _pack_position(size: int256, entry_wad: uint256) -> uint256:
+def _pack_position(size: int256, entry: int256) -> uint256:
     """
-    @dev One storage slot per position: size as 128-bit two's complement in the high
-         half, entry price in the low half. Callers bound |size| <= k.MAX_SIZE and
-         entry_wad <= k.MAX_PRICE.
+    @dev One storage slot per position: size as 128-bit two's complement in the high half,
+         the (funding-adjusted) entry as 128-bit two's complement in the low half. Callers
+         bound |size| <= k.MAX_SIZE and |entry| < 2**127 (a price <= MAX_PRICE less an
+         index within +-2**103).
     """
-    raw: uint256 = 0
-    if size >= 0:
-        raw = convert(size, uint256)
-    else:
-        raw = HALF - convert(-size, uint256)  # -size <= k.MAX_SIZE < HALF
-    return (raw << 128) | entry_wad
+    # bytes32 keeps the two's complement bits a direct conversion of a negative would refuse
+    return ((self._bits(size) & (HALF - 1)) << 128) | (self._bits(entry) & (HALF - 1))
 
 
 @pure
 @internal
-def _unpack_position(word: uint256) -> (int256, uint256):
-    raw: uint256 = word >> 128
-    entry: uint256 = word & (HALF - 1)
+def _bits(x: int256) -> uint256:
+    return convert(convert(x, bytes32), uint256)
+
+
+@pure
+@internal
+def _unpack_position(word: uint256) -> (int256, int256):
+    return self._half(word >> 128), self._half(word & (HALF - 1))
+
+
+@pure
+@internal
+def _half(raw: uint256) -> int256:
+    # a 128-bit two's complement field
     if raw < HALF // 2:
-        return convert(raw, int256), entry
-    return -convert(HALF - raw, int256), entry
+        return convert(raw, int256)
+    return convert(raw, int256) - convert(HALF, int256)

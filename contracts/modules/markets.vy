@@ -13,6 +13,7 @@ from ..interfaces import IClearinghouse
 from ..interfaces import IPriceFeed
 from . import codec
 from . import constants as k
+from . import funding
 from . import ledger
 from . import margin_math as mm
 
@@ -22,12 +23,15 @@ market_count: public(uint256)  # markets listed so far; ids are 0 .. market_coun
 market_config: HashMap[uint256, uint256]  # packed feed, rates and flags, see codec
 market_limits: HashMap[uint256, uint256]  # packed max OI per side and min notional, see codec
 market_oi: HashMap[uint256, uint256]  # packed OI long and short (WAD), see codec
-# Per side (0 long, 1 short): ENTRY_SUM_BASE + the sum of |size| * entry / WAD over the side's
-# positions, WAD USD. Kept apart so a market's winners are never netted against its losers;
-# the base, written at listing, keeps the slot non-zero (a zero -> non-zero write costs 20,000
-# gas, a non-zero one 2,900), so opening on an empty side costs no more than on a busy one.
+# Per side (0 long, 1 short): ENTRY_SUM_BASE + the sum of floor(|size| * entry / WAD) over the
+# side's positions, WAD USD, with each position's funding-adjusted entry (signed: the funding
+# index can exceed a price). Kept apart so a market's winners are never netted against its
+# losers; the base, written at listing, keeps the slot non-zero (a zero -> non-zero write
+# costs 20,000 gas, a non-zero one 2,900) and the stored sum unsigned (|sum| < 2**195).
 market_entry_sum: HashMap[uint256, uint256[2]]
-ENTRY_SUM_BASE: constant(uint256) = 1
+ENTRY_SUM_BASE: constant(uint256) = 2**200
+# Packed funding record and parameters of a market with funding on (codec, funding.vy).
+funding_word: HashMap[uint256, uint256]
 paused: public(bool)  # new risk (open, increase, new LP capital) blocked
 # market * 2 + (1 for a long) -> batch << 128 | the mark read in that batch (a stale feed
 # marks longs and shorts apart)
@@ -94,6 +98,48 @@ def market(market_id: uint256) -> IClearinghouse.MarketInfo:
 
 @view
 @external
+def market_funding(market_id: uint256) -> IClearinghouse.FundingInfo:
+    """
+    @notice A market's funding parameters and its funding brought to now (index at the
+            oracle price): rate in WAD per day (positive: longs pay shorts), velocity in WAD
+            per day per day, index in WAD price units per base unit. All zero when off.
+    """
+    cfg: uint256 = self._listed(market_id)
+    if (cfg >> codec.CFG_FUNDING) & 1 == 0:
+        return empty(IClearinghouse.FundingInfo)
+    oi: uint256 = self.market_oi[market_id]
+    f: funding.Funding = funding._unpack(self.funding_word[market_id])
+    now: funding.Funding = funding._accrue(f, funding._skew(oi), self._mark(market_id), block.timestamp)
+    unit: int256 = convert(k.WAD, int256) // funding.RATE_ONE
+    return IClearinghouse.FundingInfo(
+        skew_scale=f.skew_scale,
+        max_funding_velocity=f.max_velocity,
+        funding_rate=now.rate * unit,
+        funding_velocity=funding._velocity(f, funding._skew(oi)) * unit,
+        funding_index=now.index,
+        updated_at=f.updated_at,
+    )
+
+
+@view
+@external
+def fill_price(market_id: uint256, size_delta: int256) -> uint256:
+    """
+    @notice The price `trade(market_id, size_delta, ...)` would fill at now: the oracle
+            price with the skew premium of a market with funding on.
+    """
+    cfg: uint256 = self._listed(market_id)
+    price: uint256 = self._mark(market_id)
+    if (cfg >> codec.CFG_FUNDING) & 1 == 0:
+        return price
+    skew: int256 = funding._skew(self.market_oi[market_id])
+    return funding._fill_price(
+        price, skew, skew + size_delta, funding._unpack(self.funding_word[market_id]).skew_scale
+    )
+
+
+@view
+@external
 def trader_unrealized_pnl(market_id: uint256) -> int256:
     """
     @notice Aggregate unrealised PnL of all traders in a market (pool's exposure), token units.
@@ -105,9 +151,9 @@ def trader_unrealized_pnl(market_id: uint256) -> int256:
 def _move_position(
     market_id: uint256,
     old_size: int256,
-    old_entry: uint256,
+    old_entry: int256,
     new_size: int256,
-    new_entry: uint256,
+    new_entry: int256,
     max_oi: uint256,
 ):
     """
@@ -133,56 +179,80 @@ def _move_position(
     assert within, "clearinghouse: open interest cap"
     self.market_oi[market_id] = (short_oi << 128) | long_oi
     # Each side's entry sum is read and written once, and only when the move touches it.
+    # (The stored sums are below 2**201, so they convert to int256 and back.)
     if old_size > 0 or new_size > 0:
-        s: uint256 = self.market_entry_sum[market_id][0]
+        s: int256 = convert(self.market_entry_sum[market_id][0], int256)
         if old_size > 0:
-            s -= self._entry_value(convert(old_size, uint256), old_entry)
+            s -= self._entry_value(old_size, old_entry)
         if new_size > 0:
-            s += self._entry_value(convert(new_size, uint256), new_entry)
-        self.market_entry_sum[market_id][0] = s
+            s += self._entry_value(new_size, new_entry)
+        self.market_entry_sum[market_id][0] = convert(s, uint256)
     if old_size < 0 or new_size < 0:
-        s: uint256 = self.market_entry_sum[market_id][1]
+        s: int256 = convert(self.market_entry_sum[market_id][1], int256)
         if old_size < 0:
-            s -= self._entry_value(convert(-old_size, uint256), old_entry)
+            s -= self._entry_value(-old_size, old_entry)
         if new_size < 0:
-            s += self._entry_value(convert(-new_size, uint256), new_entry)
-        self.market_entry_sum[market_id][1] = s
+            s += self._entry_value(-new_size, new_entry)
+        self.market_entry_sum[market_id][1] = convert(s, uint256)
 
 
 @pure
 @internal
-def _entry_value(size: uint256, entry: uint256) -> uint256:
-    # size <= MAX_SIZE < 2**127, entry <= MAX_PRICE < 2**128: the product cannot wrap.
-    return unsafe_mul(size, entry) // k.WAD
+def _entry_value(size: int256, entry: int256) -> int256:
+    """
+    @dev floor(size * entry / WAD) for 0 < size <= MAX_SIZE and |entry| < 2**127: the
+         product cannot wrap; floored so that a side's sum never exceeds its exact value.
+    """
+    raw: int256 = unsafe_mul(size, entry)
+    q: int256 = unsafe_div(raw, convert(k.WAD, int256))
+    if raw < 0 and unsafe_mul(q, convert(k.WAD, int256)) != raw:
+        q = unsafe_sub(q, 1)
+    return q
 
 
 @view
 @internal
 def _market_trader_pnl(market_id: uint256, price: uint256) -> int256:
+    oi: uint256 = self.market_oi[market_id]
+    cfg: uint256 = self.market_config[market_id]
+    mark: int256 = convert(price, int256) - self._funding_index(market_id, cfg, oi, price)
     long_pnl: int256 = 0
     short_pnl: int256 = 0
-    long_pnl, short_pnl = self._side_pnls(market_id, self.market_oi[market_id], price, price)
+    long_pnl, short_pnl = self._side_pnls(market_id, oi, mark, mark)
     return long_pnl + short_pnl
 
 
 @view
 @internal
 def _side_pnls(
-    market_id: uint256, oi: uint256, long_price: uint256, short_price: uint256
+    market_id: uint256, oi: uint256, long_mark: int256, short_mark: int256
 ) -> (int256, int256):
     """
-    @dev Unrealised PnL of the market's longs at `long_price` and of its shorts at
-         `short_price`, token units, each truncated towards zero (the sums are below
-         2**200: no overflow).
+    @dev Unrealised PnL (with the funding accrued) of the market's longs at `long_mark` and
+         of its shorts at `short_mark` (each a price less the funding index at it), token
+         units, each truncated towards zero (the sums are below 2**201: no overflow).
     """
     scale: int256 = convert(ledger.token_scale, int256)
-    long_value: int256 = convert(codec._oi_long(oi) * long_price // k.WAD, int256)
-    short_value: int256 = convert(codec._oi_short(oi) * short_price // k.WAD, int256)
-    long_entry: int256 = convert(self.market_entry_sum[market_id][0] - ENTRY_SUM_BASE, int256)
-    short_entry: int256 = convert(self.market_entry_sum[market_id][1] - ENTRY_SUM_BASE, int256)
+    long_value: int256 = convert(codec._oi_long(oi), int256) * long_mark // convert(k.WAD, int256)
+    short_value: int256 = convert(codec._oi_short(oi), int256) * short_mark // convert(k.WAD, int256)
+    base: int256 = convert(ENTRY_SUM_BASE, int256)
+    long_entry: int256 = convert(self.market_entry_sum[market_id][0], int256) - base
+    short_entry: int256 = convert(self.market_entry_sum[market_id][1], int256) - base
     long_pnl: int256 = (long_value - long_entry) // scale
     short_pnl: int256 = (short_entry - short_value) // scale
     return long_pnl, short_pnl
+
+
+@view
+@internal
+def _funding_index(market_id: uint256, cfg: uint256, oi: uint256, price: uint256) -> int256:
+    """
+    @dev The market's funding index brought to now at `price` (0 when funding is off).
+    """
+    if (cfg >> codec.CFG_FUNDING) & 1 == 0:
+        return 0
+    f: funding.Funding = funding._unpack(self.funding_word[market_id])
+    return funding._accrue(f, funding._skew(oi), price, block.timestamp).index
 
 
 @view
@@ -206,7 +276,8 @@ def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256, uint256)
         oi: uint256 = self.market_oi[market_id]
         if oi == 0:
             continue
-        feed: address = codec._market_feed(self.market_config[market_id])
+        cfg: uint256 = self.market_config[market_id]
+        feed: address = codec._market_feed(cfg)
         long_price: uint256 = 0
         short_price: uint256 = 0
         updated: uint256 = 0
@@ -221,7 +292,13 @@ def _pool_exposure(reserve_bps: uint256) -> (uint256, uint256, uint256, uint256)
         reserve += mm._bps_up(mm._notional_up(gross, long_price, ledger.token_scale), reserve_bps)
         long_pnl: int256 = 0
         short_pnl: int256 = 0
-        long_pnl, short_pnl = self._side_pnls(market_id, oi, long_price, short_price)
+        # Each side's unrecorded funding is valued at that side's price.
+        long_pnl, short_pnl = self._side_pnls(
+            market_id,
+            oi,
+            convert(long_price, int256) - self._funding_index(market_id, cfg, oi, long_price),
+            convert(short_price, int256) - self._funding_index(market_id, cfg, oi, short_price),
+        )
         for pnl: int256 in [long_pnl, short_pnl]:
             if pnl > 0:
                 owed += convert(pnl, uint256) + 1  # + 1: the aggregate truncates towards zero

@@ -14,6 +14,7 @@ from ..interfaces import IPriceFeed
 from . import accounts as acct
 from . import codec
 from . import constants as k
+from . import funding
 from . import ledger
 from . import margin_math as mm
 from . import markets
@@ -55,7 +56,7 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     cfg: uint256 = markets.market_config[market_id]
     assert (cfg >> codec.CFG_LISTED) & 1 == 1, "clearinghouse: unknown market"
     old_size: int256 = 0
-    entry: uint256 = 0
+    entry: int256 = 0
     old_size, entry = mm._unpack_position(acct.positions[msg.sender][market_id])
     # |old_size| <= MAX_SIZE: the sum wraps only when size_delta is out of bounds itself,
     # and then the check fails anyway.
@@ -69,10 +70,23 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
 
     price: uint256 = staticcall IPriceFeed(convert(cfg & codec.MASK160, address)).latest_price()
     assert price <= k.MAX_PRICE, "clearinghouse: price overflow"
+    # Funding on: the market's funding is recorded up to now at the oracle price and on the
+    # skew before this trade, and the trade fills with the skew premium (funding.vy).
+    fill: uint256 = price
+    index: int256 = 0
+    funded: bool = (cfg >> codec.CFG_FUNDING) & 1 == 1
+    if funded:
+        skew: int256 = funding._skew(markets.market_oi[market_id])
+        f: funding.Funding = funding._accrue(
+            funding._unpack(markets.funding_word[market_id]), skew, price, block.timestamp
+        )
+        markets.funding_word[market_id] = funding._pack(f)
+        index = f.index
+        fill = funding._fill_price(price, skew, skew + size_delta, f.skew_scale)
     if size_delta > 0:
-        assert price <= acceptable_price, "clearinghouse: slippage"
+        assert fill <= acceptable_price, "clearinghouse: slippage"
     else:
-        assert price >= acceptable_price, "clearinghouse: slippage"
+        assert fill >= acceptable_price, "clearinghouse: slippage"
 
     old_abs: uint256 = convert(abs(old_size), uint256)
     new_abs: uint256 = convert(abs(new_size), uint256)
@@ -86,8 +100,10 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
             "clearinghouse: position too small"
         )
 
-    # Open interest per side and the entry sum (for the pool's view of trader PnL).
-    markets._move_position(market_id, old_size, entry, new_size, price, limits & codec.MASK128)
+    # Open interest per side and the entry sum (for the pool's view of trader PnL); the new
+    # entry is the fill less the index, the position's funding basis.
+    mark: int256 = convert(fill, int256) - index
+    markets._move_position(market_id, old_size, entry, new_size, mark, limits & codec.MASK128)
 
     # Settle PnL of the old position, charge the fee.
     c: int256 = ledger.collateral[msg.sender]
@@ -96,12 +112,20 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     realized: int256 = 0
     haircut: uint256 = 0  # profit the backed pool could not pay: an equity loss like the fee
     fee: uint256 = mm._bps_up(
-        mm._notional_up(convert(abs(size_delta), uint256), price, ledger.token_scale),
+        mm._notional_up(convert(abs(size_delta), uint256), fill, ledger.token_scale),
         (cfg >> codec.CFG_TRADE) & codec.MASK16,
     )
     pool += fee  # first: the profit below may pay the fee back into the pool it came from
     if old_size != 0:
-        realized = mm._pnl(old_size, entry, price, ledger.token_scale)
+        # The old position's PnL at the fill, with its funding since its last settlement.
+        realized = mm._pnl(old_size, entry, mark, ledger.token_scale)
+        if funded:
+            log IClearinghouse.FundingSettled(
+                account=msg.sender,
+                market_id=market_id,
+                funding=acct._funding_due(msg.sender, market_id, old_size, index),
+                funding_index=index,
+            )
         if realized < 0:
             pool += convert(-realized, uint256)  # a loss is the pool's, in full
         elif realized > 0:
@@ -125,7 +149,9 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
             acct.account_markets[msg.sender], market_id
         )
     else:
-        acct.positions[msg.sender][market_id] = mm._pack_position(new_size, price)
+        acct.positions[msg.sender][market_id] = mm._pack_position(new_size, mark)
+        if funded:
+            acct.position_funding[msg.sender][market_id] = index
         if old_size == 0:
             word: uint256 = acct.account_markets[msg.sender]
             assert word & 255 < k.MAX_POSITIONS, "clearinghouse: too many positions"  # the count
@@ -136,7 +162,7 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         market_id=market_id,
         size_delta=size_delta,
         new_size=new_size,
-        price=price,
+        price=fill,
         realized_pnl=realized,
         fee=fee,
     )
@@ -149,12 +175,21 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
         # A reduction must leave the account healthy, or at least not deepen its shortfall
         # (maintenance - equity): the maintenance it frees must cover what it costs the
         # equity. PnL settlement moves equity into collateral without changing it, except
-        # for a haircut of the profit, so the fee and the haircut are the whole change.
+        # for a haircut of the profit, so the fee, the haircut and the skew premium (what
+        # the fill gives away against the oracle, `size_delta * (price - fill)`, a gain when
+        # the trade shrinks the skew) are the whole change.
         if st.equity < convert(st.maintenance, int256):
             mm_bps: uint256 = (cfg >> codec.CFG_MM) & codec.MASK16
             freed: uint256 = mm._bps_up(
                 mm._notional_up(old_abs, price, ledger.token_scale), mm_bps
             ) - mm._bps_up(mm._notional_up(new_abs, price, ledger.token_scale), mm_bps)
-            assert freed >= fee + haircut, "clearinghouse: would be liquidatable"
+            premium: int256 = 0
+            if funded:
+                premium = mm._pnl(
+                    size_delta, convert(fill, int256), convert(price, int256), ledger.token_scale
+                )
+            assert convert(freed, int256) + premium >= convert(fee + haircut, int256), (
+                "clearinghouse: would be liquidatable"
+            )
     else:
         assert st.collateral >= 0, "clearinghouse: close leaves bad debt"

@@ -8,6 +8,7 @@
         inputs. Never deployed outside tests.
 """
 
+from ..modules import funding
 from ..modules import margin_math as mm
 
 
@@ -31,8 +32,8 @@ def bps_up(amount: uint256, rate_bps: uint256) -> uint256:
 
 @pure
 @external
-def pnl(size: int256, entry_wad: uint256, price_wad: uint256, token_scale: uint256) -> int256:
-    return mm._pnl(size, entry_wad, price_wad, token_scale)
+def pnl(size: int256, entry_wad: int256, mark_wad: int256, token_scale: uint256) -> int256:
+    return mm._pnl(size, entry_wad, mark_wad, token_scale)
 
 
 @pure
@@ -43,11 +44,29 @@ def liquidation_fraction(equity: int256, initial_req: uint256, fee_total: uint25
 
 @pure
 @external
-def pack_position(size: int256, entry_wad: uint256) -> uint256:
+def pack_position(size: int256, entry_wad: int256) -> uint256:
     return mm._pack_position(size, entry_wad)
 
 
 @pure
 @external
-def unpack_position(word: uint256) -> (int256, uint256):
+def unpack_position(word: uint256) -> (int256, int256):
     return mm._unpack_position(word)
+
+
+@pure
+@external
+def accrue_funding(word: uint256, skew: int256, price: uint256, now: uint256) -> uint256:
+    return funding._pack(funding._accrue(funding._unpack(word), skew, price, now))
+
+
+@pure
+@external
+def funding_velocity(word: uint256, skew: int256) -> int256:
+    return funding._velocity(funding._unpack(word), skew)
+
+
+@pure
+@external
+def fill_price(price: uint256, skew_before: int256, skew_after: int256, skew_scale: uint256) -> uint256:
+    return funding._fill_price(price, skew_before, skew_after, skew_scale)

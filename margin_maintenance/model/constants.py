@@ -19,6 +19,7 @@ SOURCES = (  # where each constant lives; the first file that defines a name win
     CONTRACTS / "modules" / "constants.vy",
     CONTRACTS / "modules" / "codec.vy",
     CONTRACTS / "modules" / "margin_math.vy",
+    CONTRACTS / "modules" / "funding.vy",
     CONTRACTS / "LPVault.vy",
     CONTRACTS / "Configurator.vy",
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from . import funding as fm
 from .constants import WAD
 from .liquidation import LiquidationParams, backed, keeper_reward, liquidate, plan
 from .margin import Leg as ModelLeg
@@ -27,15 +28,12 @@ from .pool import (
     to_shares,
 )
 
-
-def vdiv(a: int, b: int) -> int:
-    """Vyper's signed `//`: truncates towards zero."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
+vdiv = fm.vdiv
 
 
 def entry_value(size: int, entry: int) -> int:
-    """`markets._entry_value`: |size| * entry / WAD, rounded down (a side's entry sum)."""
+    """`markets._entry_value`: |size| * entry / WAD, rounded down (a side's entry sum; the
+    entry is funding-adjusted and may be negative)."""
     return abs(size) * entry // WAD
 
 
@@ -74,10 +72,26 @@ class MarketModel:
     short_entry: int = 0  # the same over the shorts
     stale: bool = False  # past its heartbeat, within its stale window: conservative marks
     haircut_bps: int = 0  # the feed's stale_haircut_bps
+    funding: fm.Funding | None = None  # the market's funding record; None: funding off
 
     @property
     def price(self) -> int:
         return self.answer * self.price_scale
+
+    @property
+    def skew(self) -> int:
+        return self.long_oi - self.short_oi
+
+    def funding_at(self, price: int, now: int) -> fm.Funding | None:
+        """The funding record brought to `now` at `price` (None: funding off)."""
+        if self.funding is None:
+            return None
+        return fm.accrue(self.funding, self.skew, price, now)
+
+    def index_at(self, price: int, now: int) -> int:
+        """`markets._funding_index`: the funding index now, at `price` (0: funding off)."""
+        f = self.funding_at(price, now)
+        return 0 if f is None else f.index
 
     def mark(self, long: bool) -> int:
         """`PriceFeed.mark`: what a long or a short position is judged at."""
@@ -92,9 +106,10 @@ class MarketModel:
 class Leg:
     market: int
     size: int
-    entry: int
+    entry: int  # less the funding index at the last settlement
     price: int
     notional: int
+    index: int = 0  # the market's funding index now, at `price`
 
 
 @dataclass
@@ -129,6 +144,9 @@ class Mirror:
     claims: dict[str, int] = field(default_factory=dict)  # profit owed, not paid yet
     token_scale: int = 10**12  # WAD -> token units (6-decimal token)
     execution_fee: int = 10**5  # LPVault.execution_fee: 0.1 token
+    now: int = 0  # block time of the next operation (funding accrues to it)
+    # account -> market -> funding index at the position's last settlement (funding on)
+    basis: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def total_debt(self) -> int:
         return sum(-c for c in self.collateral.values() if c < 0)
@@ -141,12 +159,13 @@ class Mirror:
             size, entry = self.positions[a][m]
             mk = self.markets[m]
             price = mk.mark(size > 0)
+            index = mk.index_at(price, self.now)
             n = notional_up(abs(size), price, self.token_scale)
-            eq += pnl(size, entry, price, self.token_scale)
+            eq += pnl(size, entry, price - index, self.token_scale)
             initial += bps_up(n, mk.im)
             maint += bps_up(n, mk.mm)
             fee += bps_up(n, mk.liq)
-            legs.append(Leg(m, size, entry, price, n))
+            legs.append(Leg(m, size, entry, price, n, index))
         return AccountView(c, eq, initial, maint, fee, legs)
 
     def total_claims(self) -> int:
@@ -230,8 +249,10 @@ class Mirror:
         (the longs' price, the shorts' price), by default the market's price."""
         mk = self.markets[m]
         long_price, short_price = prices or (mk.price, mk.price)
-        long_pnl = vdiv(mk.long_oi * long_price // WAD - mk.long_entry, self.token_scale)
-        short_pnl = vdiv(mk.short_entry - mk.short_oi * short_price // WAD, self.token_scale)
+        long_mark = long_price - mk.index_at(long_price, self.now)
+        short_mark = short_price - mk.index_at(short_price, self.now)
+        long_pnl = vdiv(vdiv(mk.long_oi * long_mark, WAD) - mk.long_entry, self.token_scale)
+        short_pnl = vdiv(mk.short_entry - vdiv(mk.short_oi * short_mark, WAD), self.token_scale)
         return long_pnl, short_pnl
 
     def market_trader_pnl(self, m: int) -> int:
@@ -318,11 +339,22 @@ class Mirror:
     # ---- Engine operations: return the revert reason, or None and the expected events ----
 
     def trade(self, a: str, m: int, delta: int, acceptable: int) -> tuple[str | None, list]:
+        """`trading._trade` at block time `now`. On a revert the mirror may be left part-way:
+        callers try it on a copy."""
         mk = self.markets[m]
         price = mk.price
         if delta == 0:
             return "clearinghouse: zero size", []
-        if (delta > 0 and price > acceptable) or (delta < 0 and price < acceptable):
+        fill, index = price, 0
+        if mk.funding is not None:
+            skew = mk.skew
+            mk.funding = fm.accrue(mk.funding, skew, price, self.now)
+            index = mk.funding.index
+            try:
+                fill = fm.fill_price(price, skew, skew + delta, mk.funding.skew_scale)
+            except fm.FillOutOfRange as e:
+                return e.reason, []
+        if (delta > 0 and fill > acceptable) or (delta < 0 and fill < acceptable):
             return "clearinghouse: slippage", []
         old, entry = self.positions[a].get(m, (0, 0))
         new = old + delta
@@ -337,15 +369,20 @@ class Mirror:
             new < 0 and mk.short_oi > mk.max_oi and new < old
         ):
             return "clearinghouse: open interest cap", []
-        self.move_entry(m, old, entry, new, price)
+        mark = fill - index  # the new entry: the fill less the index (the funding basis)
+        self.move_entry(m, old, entry, new, mark)
         events: list = []
-        owed = pnl(old, entry, price, self.token_scale) if old != 0 else 0
-        fee = bps_up(notional_up(abs(delta), price, self.token_scale), mk.trade)
+        owed = pnl(old, entry, mark, self.token_scale) if old != 0 else 0
+        fee = bps_up(notional_up(abs(delta), fill, self.token_scale), mk.trade)
         self.pool += fee  # before the settlement, which may pay it back
         realized = self.settle(a, m, owed, events, fee) if old != 0 else 0
         haircut = max(owed, 0) - max(realized, 0)  # profit the pool could not pay
         self.collateral[a] += realized - fee
-        self.set_position(a, m, new, price)
+        if mk.funding is not None and old != 0:
+            events.append(self.funding_settled(a, m, old, index))
+        self.set_position(a, m, new, mark)
+        if mk.funding is not None and new != 0:
+            self.basis.setdefault(a, {})[m] = index
         events.append(
             (
                 "PositionChanged",
@@ -354,7 +391,7 @@ class Mirror:
                     "market_id": m,
                     "size_delta": delta,
                     "new_size": new,
-                    "price": price,
+                    "price": fill,
                     "realized_pnl": realized,
                     "fee": fee,
                 },
@@ -366,19 +403,55 @@ class Mirror:
                 return "clearinghouse: insufficient margin", []
         elif view.legs:
             # A reduction may leave the account liquidatable only if the maintenance it
-            # frees covers what it costs the account's equity: the fee and any haircut of
-            # its profit (the shortfall does not deepen). Collateral may go negative while
-            # other positions carry the account (found by `make fuzz`: the mirror used to
-            # demand collateral >= 0 here too).
+            # frees covers what it costs the account's equity: the fee, any haircut of
+            # its profit and the skew premium (delta * (price - fill), a gain when the trade
+            # shrinks the skew). Collateral may go negative while other positions carry the
+            # account (found by `make fuzz`: the mirror used to demand collateral >= 0 here).
             if view.equity < view.maintenance:
                 freed = bps_up(notional_up(abs(old), price, self.token_scale), mk.mm) - bps_up(
                     notional_up(abs(new), price, self.token_scale), mk.mm
                 )
-                if freed < fee + haircut:
+                premium = pnl(delta, fill, price, self.token_scale) if mk.funding else 0
+                if freed + premium < fee + haircut:
                     return "clearinghouse: would be liquidatable", []
         elif view.collateral < 0:
             return "clearinghouse: close leaves bad debt", []
         return None, events
+
+    def funding_due(self, a: str, m: int, size: int, index: int) -> int:
+        """`accounts._funding_due`: the funding of `size` since its last settlement up to
+        `index`, token units, rounded down (positive: received)."""
+        return pnl(size, index, self.basis.get(a, {}).get(m, 0), self.token_scale)
+
+    def funding_settled(self, a: str, m: int, size: int, index: int) -> tuple[str, dict]:
+        funding = self.funding_due(a, m, size, index)
+        return ("FundingSettled", {"account": a, "market_id": m, "funding": funding,
+                                   "funding_index": index})  # fmt: skip
+
+    def accrued_funding(self, a: str) -> int:
+        """`accrued_funding`: every funding-on position's funding since its settlement, at
+        the market's oracle price."""
+        total = 0
+        for m in self.order[a]:
+            mk = self.markets[m]
+            if mk.funding is not None:
+                size, _ = self.positions[a][m]
+                total += self.funding_due(a, m, size, mk.index_at(mk.price, self.now))
+        return total
+
+    def fill_price(self, m: int, delta: int) -> int:
+        """`fill_price`: the oracle price with the skew premium (raises FillOutOfRange)."""
+        mk = self.markets[m]
+        if mk.funding is None:
+            return mk.price
+        return fm.fill_price(mk.price, mk.skew, mk.skew + delta, mk.funding.skew_scale)
+
+    def set_funding(self, m: int, skew_scale: int, max_velocity_bps: int) -> None:
+        """`configure_funding`: record the funding so far at the oracle price with the old
+        parameters, then take the new ones."""
+        mk = self.markets[m]
+        f = mk.funding_at(mk.price, self.now) or fm.Funding()
+        mk.funding = fm.Funding(self.now, f.rate, f.index, skew_scale, max_velocity_bps)
 
     def params(self) -> LiquidationParams:
         return LiquidationParams(self.keeper_share, self.max_partial, self.min_reward)
@@ -390,7 +463,7 @@ class Mirror:
     def model_legs(self, view: AccountView) -> list[ModelLeg]:
         """The account's legs as `model.Leg`s, with their markets' rates."""
         return [
-            ModelLeg(leg.market, leg.size, leg.entry, leg.price, self.rates(leg.market))
+            ModelLeg(leg.market, leg.size, leg.entry, leg.price, self.rates(leg.market), leg.index)
             for leg in view.legs
         ]
 
@@ -427,14 +500,22 @@ class Mirror:
         events: list = []
         for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
             new = leg.size - close if leg.size > 0 else leg.size + close
+            mk = self.markets[leg.market]
+            if mk.funding is not None:  # recorded now, at this position's mark
+                mk.funding = mk.funding_at(leg.price, self.now)
+            mark = leg.price - leg.index  # closed at the mark, no premium
             self.move_oi(leg.market, leg.size, new)
-            self.move_entry(leg.market, leg.size, leg.entry, new, leg.price)
-            self.set_position(a, leg.market, new, leg.price)
+            self.move_entry(leg.market, leg.size, leg.entry, new, mark)
+            self.set_position(a, leg.market, new, mark)
             if realized < owed:  # a thin pool paid this winning leg only part of its profit
                 self.add_claim(a, owed - realized)
                 events.append(
                     ("ProfitHaircut", {"account": a, "market_id": leg.market, "owed": owed})
                 )
+            if mk.funding is not None:
+                events.append(self.funding_settled(a, leg.market, leg.size, leg.index))
+                if new != 0:
+                    self.basis.setdefault(a, {})[leg.market] = leg.index
             events.append(
                 (
                     "PositionChanged",

@@ -88,13 +88,14 @@ def keeper_reward(fee_paid: int, params: LiquidationParams, insurance: int) -> t
 
 
 def remaining_legs(legs: Sequence[Leg], closes: Sequence[int]) -> list[Leg]:
-    """The positions left after closing `closes`, re-entered at the closing price."""
+    """The positions left after closing `closes`, re-entered at the closing price (less the
+    funding index: their new funding basis)."""
     out = []
     for leg, c in zip(legs, closes, strict=True):
         left = abs(leg.size) - c
         if left:
             size = left if leg.size > 0 else -left
-            out.append(Leg(leg.market_id, size, leg.price, leg.price, leg.rates))
+            out.append(Leg(leg.market_id, size, leg.mark, leg.price, leg.rates, leg.index))
     return out
 
 
@@ -182,7 +183,7 @@ def liquidate(
     if not self_liquidation:
         fee = max(fee, params.min_keeper_reward)
 
-    pnls = [pnl(leg.size, leg.entry, leg.price, token_scale) for leg in legs]
+    pnls = [pnl(leg.size, leg.entry, leg.mark, token_scale) for leg in legs]
     realized, c, pool = settle_pnls(pnls, collateral, pool, other_debt)
     fee_paid = min(fee, max(c, 0))
     c -= fee_paid

@@ -32,9 +32,10 @@ def bps_up(amount: int, rate_bps: int) -> int:
     return ceil_div(amount * rate_bps, BPS)
 
 
-def pnl(size: int, entry_wad: int, price_wad: int, token_scale: int) -> int:
-    """`margin_math._pnl`: size * (price - entry) in token units, towards minus infinity."""
-    return size * (price_wad - entry_wad) // (WAD * token_scale)
+def pnl(size: int, entry_wad: int, mark_wad: int, token_scale: int) -> int:
+    """`margin_math._pnl`: size * (mark - entry) in token units, towards minus infinity (with
+    funding both are funding-adjusted: a price less the funding index)."""
+    return size * (mark_wad - entry_wad) // (WAD * token_scale)
 
 
 def liquidation_fraction(equity: int, initial: int, fee_total: int) -> int:
@@ -49,15 +50,18 @@ def liquidation_fraction(equity: int, initial: int, fee_total: int) -> int:
 
 
 def pack_position(size: int, entry_wad: int) -> int:
-    """`margin_math._pack_position`: size as 128-bit two's complement high, entry low."""
-    raw = size if size >= 0 else HALF + size
-    return (raw << 128) | entry_wad
+    """`margin_math._pack_position`: size and the (funding-adjusted, signed) entry as 128-bit
+    two's complement halves, size high."""
+    return ((size & (HALF - 1)) << 128) | (entry_wad & (HALF - 1))
+
+
+def _half(raw: int) -> int:
+    return raw if raw < HALF // 2 else raw - HALF
 
 
 def unpack_position(word: int) -> tuple[int, int]:
     """`margin_math._unpack_position`: (size, entry)."""
-    raw, entry = word >> 128, word & (HALF - 1)
-    return (raw, entry) if raw < HALF // 2 else (raw - HALF, entry)
+    return _half(word >> 128), _half(word & (HALF - 1))
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,19 @@ class Leg:
 
     market_id: int
     size: int  # signed WAD base units
-    entry: int  # WAD
+    entry: int  # WAD, less the funding index at the last settlement
     price: int  # WAD, the oracle price now
     rates: MarketRates
+    index: int = 0  # the market's funding index now, at `price` (0: funding off)
+
+    @property
+    def mark(self) -> int:
+        """The price less the funding index: what the entry is compared with."""
+        return self.price - self.index
+
+    @property
+    def pnl_wad(self) -> int:
+        return self.size * (self.mark - self.entry)
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def margin(collateral: int, legs: Sequence[Leg], token_scale: int) -> Margin:
     equity, initial, maintenance, liq_fee = collateral, 0, 0, 0
     for leg in legs:
         n = notional_up(abs(leg.size), leg.price, token_scale)
-        equity += pnl(leg.size, leg.entry, leg.price, token_scale)
+        equity += pnl(leg.size, leg.entry, leg.mark, token_scale)
         initial += bps_up(n, leg.rates.initial_margin_bps)
         maintenance += bps_up(n, leg.rates.maintenance_margin_bps)
         liq_fee += bps_up(n, leg.rates.liquidation_fee_bps)

@@ -1,0 +1,181 @@
+"""Funding and the skew premium (issue 16): the fill price, the funding rate and index, their
+settlement into collateral with `FundingSettled`, the views, and every bad input.
+
+Expected values come from `margin_maintenance.model.funding` (the maths, checked against the
+contract's own functions in tests/test_model_parity.py). Every transaction here lands at a
+block time the test sets (`chain.pending_timestamp`), so the model accrues to the same second;
+views read the head block, whose time is the last transaction's.
+"""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from support.constants import (
+    BTC,
+    ETH,
+    ETH_WAD,
+    MAX_UINT,
+    TOKEN_SCALE,
+    USDC,
+    WAD,
+)
+from support.deployers import assert_conserved
+
+from margin_maintenance.model import funding as fm
+from margin_maintenance.model import pnl
+
+SKEW_SCALE = 1_000  # whole ETH: a 10-ETH skew is a 1% premium
+VELOCITY_BPS = 300  # 3% of the price per day, per day, at a skew of SKEW_SCALE
+DAY = fm.DAY
+
+
+@pytest.fixture
+def book(system, ch, configurator, deployer, fund, seeded_pool, trader, trader2, chain):
+    """ETH with funding on; `trader` and `trader2` hold 100,000 USDC of collateral each."""
+    for who in (trader, trader2):
+        ch.deposit(fund(who, 100_000), sender=who)
+    configurator.set_market_funding(ETH, SKEW_SCALE, VELOCITY_BPS, sender=deployer)
+    return chain
+
+
+def at(chain, t: int) -> int:
+    """The next transaction lands at block time `t`."""
+    chain.pending_timestamp = t
+    return t
+
+
+def refresh(system, deployer, chain, t: int, answers: dict[int, int] | None = None) -> None:
+    """Fresh answers for both markets in blocks at `t` and `t + 1` (prices otherwise kept)."""
+    for i, m in enumerate((ETH, BTC)):
+        agg = system.aggregators[m]
+        answer = (answers or {}).get(m, agg.latestRoundData()[1])
+        at(chain, t + i)
+        agg.set_price(answer, sender=deployer)
+
+
+def size(units: float) -> int:
+    return round(units * WAD)
+
+
+def events(tx, name: str) -> list:
+    return [log for log in tx.events if log.event_name == name]
+
+
+# ---- Off by default ----
+
+
+def test_market_funding__not_configured__zero_and_fill_at_oracle(ch):
+    info = ch.market_funding(ETH)
+    assert tuple(info) == (0, 0, 0, 0, 0, 0)
+    assert ch.fill_price(ETH, size(5)) == ETH_WAD == ch.fill_price(ETH, -size(5))
+
+
+def test_trade__funding_off__no_funding_event_and_fills_at_oracle(ch, deposit, seeded_pool, trader):
+    deposit(trader, 10_000)
+    tx = ch.trade(ETH, size(1), MAX_UINT, sender=trader)
+    tx2 = ch.trade(ETH, -size(1), 0, sender=trader)
+    assert events(tx, "FundingSettled") == events(tx2, "FundingSettled") == []
+    assert events(tx2, "PositionChanged")[0].price == ETH_WAD
+    assert ch.accrued_funding(trader) == 0
+
+
+# ---- The skew premium ----
+
+
+def test_trade__growing_the_skew__fills_above_oracle_and_pays(book, ch, trader, token, accounts):
+    fill = fm.fill_price(ETH_WAD, 0, size(10), SKEW_SCALE)
+    assert fill == ETH_WAD * 1_005 // 1_000  # (0 + 10) / (2 * 1,000) = 0.5%
+    assert ch.fill_price(ETH, size(10)) == fill
+    tx = ch.trade(ETH, size(10), fill, sender=trader)
+    (pc,) = events(tx, "PositionChanged")
+    assert pc.price == fill
+    assert ch.position(trader, ETH).entry_price == fill
+    # marked at the oracle, the premium is an unrealised loss of 10 * 10 USD
+    fee = -(-size(10) * fill * 5 // (WAD * TOKEN_SCALE * 10_000))
+    assert ch.equity(trader) == 100_000 * USDC - fee - 100 * USDC
+    assert_conserved(ch, token, accounts)
+
+
+def test_trade__slippage_bound__applies_to_the_fill(book, ch, trader):
+    with ape.reverts("clearinghouse: slippage"):
+        ch.trade(ETH, size(10), ETH_WAD, sender=trader)  # the oracle price is not enough
+
+
+def test_trade__shrinking_the_skew__fills_better_than_oracle(book, ch, trader, trader2):
+    ch.trade(ETH, size(10), MAX_UINT, sender=trader)
+    # selling 5 against a 10 long skew: (10 + 5) / 2,000 = 0.75% above the oracle
+    fill = fm.fill_price(ETH_WAD, size(10), size(5), SKEW_SCALE)
+    assert fill > ETH_WAD
+    tx = ch.trade(ETH, -size(5), fill, sender=trader2)
+    assert events(tx, "PositionChanged")[0].price == fill
+
+
+def test_fill_price__inexact_premium__rounds_against_the_trader(book, ch, configurator, deployer):
+    configurator.set_market_funding(ETH, 3, VELOCITY_BPS, sender=deployer)
+    exact = ETH_WAD // (2 * 3 * WAD)  # 333.33... wei per wei of skew: truncated
+    assert ch.fill_price(ETH, 1) == fm.fill_price(ETH_WAD, 0, 1, 3) == ETH_WAD + exact + 1
+    assert ch.fill_price(ETH, -1) == fm.fill_price(ETH_WAD, 0, -1, 3) == ETH_WAD - exact - 1
+
+
+def test_trade__premium_below_zero__reverts(book, ch, configurator, deployer, trader):
+    configurator.set_market_funding(ETH, 1, VELOCITY_BPS, sender=deployer)  # a 1-ETH scale
+    with ape.reverts("clearinghouse: fill price out of range"):
+        ch.trade(ETH, -size(3), 0, sender=trader)  # (0 - 3) / 2 = -150%: no price
+
+
+# ---- Funding ----
+
+
+def test_funding__long_skew_held_a_day__longs_pay_shorts_receive(
+    book, system, ch, trader, trader2, deployer, token, accounts
+):
+    f = fm.Funding(ch.market_funding(ETH).updated_at, 0, 0, SKEW_SCALE, VELOCITY_BPS)
+    t0 = book.pending_timestamp + 10
+    refresh(system, deployer, book, t0)
+    f = fm.accrue(f, 0, ETH_WAD, at(book, t0 + 2))
+    ch.trade(ETH, size(30), MAX_UINT, sender=trader)
+    f = fm.accrue(f, size(30), ETH_WAD, at(book, t0 + 3))
+    ch.trade(ETH, -size(10), 0, sender=trader2)
+    info = ch.market_funding(ETH)
+    assert (info.funding_rate, info.funding_index, info.updated_at) == (f.rate_wad, f.index, t0 + 3)
+    # the velocity of a 20-ETH skew: 20 / 1,000 of 3% per day per day (WAD per day per day)
+    assert info.funding_velocity == 20 * 300 * 10**14 // 1_000
+
+    t1 = t0 + 3 + DAY
+    refresh(system, deployer, book, t1 - 1)  # the head block is at t1, answers fresh
+    assert book.blocks.head.timestamp == t1
+    now = fm.accrue(f, size(20), ETH_WAD, t1)
+    info = ch.market_funding(ETH)
+    assert info.funding_rate == now.rate_wad > 0
+    assert info.funding_index == now.index > 0
+    # longs pay, shorts receive, each from the index at its own settlement
+    long_fill = ch.position(trader, ETH).entry_price
+    short_fill = ch.position(trader2, ETH).entry_price
+    assert short_fill > ETH_WAD  # the short shrank the skew: filled above the oracle
+    long_basis = fm.accrue(f, 0, ETH_WAD, t0 + 2).index  # recorded at the long's trade
+    due_long = pnl(size(30), now.index, long_basis, TOKEN_SCALE)
+    due_short = pnl(-size(10), now.index, f.index, TOKEN_SCALE)
+    assert ch.accrued_funding(trader) == due_long < 0
+    assert ch.accrued_funding(trader2) == due_short > 0
+    # equity includes it: the position's PnL at the oracle less the index
+    before = ch.collateral(trader)
+    held = pnl(size(30), long_fill - long_basis, ETH_WAD - now.index, TOKEN_SCALE)
+    assert ch.equity(trader) == before + held
+
+    # closing settles it, itemised in FundingSettled just before PositionChanged
+    closing = fm.accrue(f, size(20), ETH_WAD, at(book, t1 + 1))
+    tx = ch.trade(ETH, -size(30), 0, sender=trader)
+    names = [log.event_name for log in tx.events if log.contract_address == ch.address]
+    assert names == ["FundingSettled", "PositionChanged"]
+    (fs,) = events(tx, "FundingSettled")
+    assert fs.funding_index == closing.index
+    assert fs.funding == pnl(size(30), closing.index, long_basis, TOKEN_SCALE) < 0
+    (pc,) = events(tx, "PositionChanged")
+    # the whole PnL at the fill, funding-adjusted: price move, premium and funding together
+    assert pc.price == fm.fill_price(ETH_WAD, size(20), -size(10), SKEW_SCALE)
+    want = pnl(size(30), long_fill - long_basis, pc.price - closing.index, TOKEN_SCALE)
+    assert pc.realized_pnl == want
+    assert ch.collateral(trader) == before + pc.realized_pnl - pc.fee
+    assert ch.accrued_funding(trader) == 0
+    assert_conserved(ch, token, accounts)

@@ -137,6 +137,11 @@ def _check_limits(w, who, tx, before):
     assert w.ch.market(ETH).max_open_interest == 2_000_000 * WAD
 
 
+def _check_funding(w, who, tx, before):
+    info = w.ch.market_funding(ETH)
+    assert (info.skew_scale, info.max_funding_velocity) == (1_000, 300)
+
+
 def _check_feed(w, who, tx, before):
     assert w.ch.market(ETH).feed == w.system.feeds[1].address
 
@@ -437,6 +442,13 @@ ROWS: dict[str, Row] = {
         NOT_OWNER,
         check=_check_limits,
     ),
+    "set_market_funding": Row(
+        "cfg",
+        lambda w, who: (ETH, 1_000, 300),
+        only("owner"),
+        NOT_OWNER,
+        check=_check_funding,
+    ),
     "propose_settlement": Row(
         "cfg",
         lambda w, who: (BTC, w.settled),
@@ -510,6 +522,7 @@ ROWS: dict[str, Row] = {
     "configure_market": Row("ch", lambda w, who: (ETH, 0, 0), only(), NOT_CONFIGURATOR),
     "configure_params": Row("ch", lambda w, who: (0, 0, who), only(), NOT_CONFIGURATOR),
     "configure_pause": Row("ch", lambda w, who: (True,), only(), NOT_CONFIGURATOR),
+    "configure_funding": Row("ch", lambda w, who: (ETH, 1_000, 300), only(), NOT_CONFIGURATOR),
     # -- Clearinghouse: permissionless, on the caller's own account --
     "deposit": Row("ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_deposit),
     "withdraw": Row(

@@ -16,6 +16,7 @@ from support.constants import (
     ETH,
     ETH_WAD,
     MAX_UINT,
+    NOT_OWNER,
     TOKEN_SCALE,
     USDC,
     WAD,
@@ -178,4 +179,171 @@ def test_funding__long_skew_held_a_day__longs_pay_shorts_receive(
     assert pc.realized_pnl == want
     assert ch.collateral(trader) == before + pc.realized_pnl - pc.fee
     assert ch.accrued_funding(trader) == 0
+    assert_conserved(ch, token, accounts)
+
+
+# ---- Bad input ----
+
+
+@pytest.mark.parametrize(
+    ("market", "scale", "velocity", "reason"),
+    [
+        (ETH, 0, VELOCITY_BPS, "configurator: zero skew scale"),
+        (ETH, fm.MAX_SKEW_SCALE + 1, VELOCITY_BPS, "configurator: skew scale too large"),
+        (ETH, SKEW_SCALE, fm.MAX_VELOCITY_BPS + 1, "configurator: funding velocity too high"),
+        (7, SKEW_SCALE, VELOCITY_BPS, "configurator: unknown market"),
+    ],
+)
+def test_set_market_funding__bad_input__reverts_and_changes_nothing(
+    ch, configurator, deployer, market, scale, velocity, reason
+):
+    with ape.reverts(reason):
+        configurator.set_market_funding(market, scale, velocity, sender=deployer)
+    assert tuple(ch.market_funding(ETH)) == (0, 0, 0, 0, 0, 0)
+
+
+def test_set_market_funding__stranger__reverts(configurator, stranger):
+    with ape.reverts(NOT_OWNER):
+        configurator.set_market_funding(ETH, SKEW_SCALE, VELOCITY_BPS, sender=stranger)
+
+
+def test_configure_funding__not_the_configurator__reverts(ch, stranger):
+    with ape.reverts("clearinghouse: not configurator"):
+        ch.configure_funding(ETH, SKEW_SCALE, VELOCITY_BPS, sender=stranger)
+
+
+def test_set_market_funding__bounds__accepted_and_logged(ch, configurator, deployer):
+    tx = configurator.set_market_funding(
+        BTC, fm.MAX_SKEW_SCALE, fm.MAX_VELOCITY_BPS, sender=deployer
+    )
+    (ev,) = [log for log in tx.events if log.event_name == "MarketFundingUpdated"]
+    assert (ev.market_id, ev.skew_scale, ev.max_funding_velocity) == (
+        BTC,
+        fm.MAX_SKEW_SCALE,
+        fm.MAX_VELOCITY_BPS,
+    )
+    info = ch.market_funding(BTC)
+    assert (info.skew_scale, info.max_funding_velocity) == (fm.MAX_SKEW_SCALE, fm.MAX_VELOCITY_BPS)
+
+
+def test_set_market_funding__retuned__records_the_funding_so_far_first(
+    book, system, ch, configurator, deployer, trader
+):
+    f = fm.Funding(ch.market_funding(ETH).updated_at, 0, 0, SKEW_SCALE, VELOCITY_BPS)
+    t0 = book.pending_timestamp + 10
+    f = fm.accrue(f, 0, ETH_WAD, at(book, t0))
+    ch.trade(ETH, size(50), MAX_UINT, sender=trader)
+    refresh(system, deployer, book, t0 + DAY)
+    f = fm.accrue(f, size(50), ETH_WAD, at(book, t0 + DAY + 2))
+    configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    info = ch.market_funding(ETH)
+    assert (info.funding_rate, info.funding_index) == (f.rate_wad, f.index)
+    assert (info.skew_scale, info.max_funding_velocity, info.funding_velocity) == (
+        SKEW_SCALE * 2,
+        0,
+        0,
+    )
+
+
+# ---- Held for years: bounded, never overflowing ----
+
+
+def test_funding__skew_held_ten_years_at_max_velocity__rate_capped_and_position_closes(
+    book, system, ch, configurator, deployer, trader, trader2, token, accounts
+):
+    configurator.set_market_funding(ETH, SKEW_SCALE, fm.MAX_VELOCITY_BPS, sender=deployer)
+    ch.trade(ETH, size(5), MAX_UINT, sender=trader)  # 100x less than the deposit's reach
+    ch.trade(ETH, -size(1), 0, sender=trader2)
+    t = book.pending_timestamp + 10 * 365 * DAY
+    refresh(system, deployer, book, t)
+    info = ch.market_funding(ETH)
+    assert info.funding_rate == fm.MAX_RATE * (WAD // fm.RATE_ONE)  # 100% per day: the cap
+    assert 0 < info.funding_index <= fm.MAX_INDEX
+    # the long owes far more than it holds: liquidatable, and the liquidation goes through
+    assert ch.is_liquidatable(trader)
+    tx = ch.liquidate(trader, sender=trader2)
+    assert [log.event_name for log in tx.events if log.event_name == "FundingSettled"] == [
+        "FundingSettled"
+    ]
+    assert ch.position(trader, ETH).size == 0
+    assert ch.accrued_funding(trader2) > 0
+    ch.trade(ETH, size(1), MAX_UINT, sender=trader2)  # the short closes with its funding
+    assert ch.position(trader2, ETH).size == 0
+    assert_conserved(ch, token, accounts)
+
+
+def test_accrue__index_at_its_bound__saturates():
+    f = fm.Funding(0, fm.MAX_RATE, fm.MAX_INDEX - 5, 1, fm.MAX_VELOCITY_BPS)
+    later = fm.accrue(f, MAX_UINT // 2**130, 2**126 - 1, 2**40 - 1)
+    assert later.index == fm.MAX_INDEX and later.rate == fm.MAX_RATE
+
+
+# ---- Liquidation: funding alone takes an account under, and closes it at the mark ----
+
+
+def test_liquidate__funding_alone_below_maintenance__closes_at_the_mark_with_funding(
+    book, system, ch, configurator, deployer, trader, trader2, fund, stranger, token, accounts
+):
+    configurator.set_market_funding(ETH, SKEW_SCALE, fm.MAX_VELOCITY_BPS, sender=deployer)
+    ch.deposit(fund(stranger, 20_000), sender=stranger)
+    ch.trade(ETH, size(60), MAX_UINT, sender=stranger)  # 120,000 notional on 20,000: 6x
+    t = book.pending_timestamp
+    days = 0
+    while not ch.is_liquidatable(stranger):
+        days += 1
+        refresh(system, deployer, book, t + days * DAY)
+        assert days < 60
+    assert system.aggregators[ETH].latestRoundData()[1] == ETH_WAD // 10**10  # price unchanged
+    owed = ch.accrued_funding(stranger)
+    assert owed < 0
+    tx = ch.liquidate(stranger, sender=trader2)
+    names = [log.event_name for log in tx.events if log.contract_address == ch.address]
+    assert names[:2] == ["FundingSettled", "PositionChanged"]
+    (fs,) = events(tx, "FundingSettled")
+    (pc,) = events(tx, "PositionChanged")
+    assert pc.price == ETH_WAD  # no premium on a liquidation
+    assert fs.funding <= owed  # accrued to the liquidation's block, a second later or more
+    assert ch.accrued_funding(stranger) == 0
+    assert_conserved(ch, token, accounts)
+
+
+def test_liquidate_many__two_accounts_one_market__one_record_for_both(
+    book, system, ch, configurator, deployer, trader2, fund, accounts, token
+):
+    configurator.set_market_funding(ETH, SKEW_SCALE, fm.MAX_VELOCITY_BPS, sender=deployer)
+    a, b = accounts[7], accounts[8]
+    for who in (a, b):
+        ch.deposit(fund(who, 20_000), sender=who)
+        ch.trade(ETH, size(30), MAX_UINT, sender=who)
+    t = book.pending_timestamp
+    days = 0
+    while not (ch.is_liquidatable(a) and ch.is_liquidatable(b)):
+        days += 1
+        refresh(system, deployer, book, t + days * DAY)
+        assert days < 60
+    tx = ch.liquidate_many([a, b], sender=trader2)
+    settled = events(tx, "FundingSettled")
+    assert [e.account for e in settled] == [a.address, b.address]
+    assert (
+        settled[0].funding_index == settled[1].funding_index == ch.market_funding(ETH).funding_index
+    )
+    assert_conserved(ch, token, accounts)
+
+
+# ---- Attacker: a trader with two accounts ----
+
+
+def test_premium__wash_round_trip_with_two_accounts__loses_the_fees(
+    book, ch, trader, trader2, token, accounts
+):
+    """Buy on one account and sell on the other, then unwind: the premium one leg pays the
+    other earns back, so the pair is down by the four trading fees (and rounding), never up."""
+    start = ch.collateral(trader) + ch.collateral(trader2)
+    fees = 0
+    for who, delta in ((trader, 40), (trader2, -40), (trader, -40), (trader2, 40)):
+        tx = ch.trade(ETH, size(delta), MAX_UINT if delta > 0 else 0, sender=who)
+        fees += events(tx, "PositionChanged")[0].fee
+    end = ch.collateral(trader) + ch.collateral(trader2)
+    assert end - start <= -fees
+    assert end - start >= -fees - 4  # the rest is rounding, against the traders
     assert_conserved(ch, token, accounts)

@@ -10,7 +10,10 @@ here checks that what the model parsed is what the contracts compiled to.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
+from ape.exceptions import ContractLogicError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.strategies import (
@@ -23,7 +26,8 @@ from support.strategies import (
 )
 
 from margin_maintenance import model
-from margin_maintenance.model.constants import constants
+from margin_maintenance.model import funding as fm
+from margin_maintenance.model.constants import MAX_SIZE, constants
 
 PARITY = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -83,3 +87,62 @@ def test_pack_position__random_inputs__model_equals_margin_math_and_round_trips(
     word = harness.pack_position(size, entry)
     assert word == model.pack_position(size, entry)
     assert tuple(harness.unpack_position(word)) == model.unpack_position(word) == (size, entry)
+
+
+# ---- Funding (contracts/modules/funding.vy) ----
+
+INDICES = st.integers(-fm.MAX_INDEX, fm.MAX_INDEX)
+ENTRIES = st.integers(-(2**126), 2**126)  # a funding-adjusted entry: price less an index
+SKEWS = st.integers(-MAX_SIZE, MAX_SIZE)
+FUNDING = st.builds(
+    fm.Funding,
+    updated_at=st.integers(0, 2**40 - 1),
+    rate=st.integers(-fm.MAX_RATE, fm.MAX_RATE),
+    index=INDICES,
+    skew_scale=st.integers(1, fm.MAX_SKEW_SCALE),
+    max_velocity=st.integers(0, fm.MAX_VELOCITY_BPS),
+)
+
+
+@PARITY
+@given(size=SIZES, entry=ENTRIES)
+def test_pack_position__signed_entry__round_trips(harness, size, entry):
+    word = harness.pack_position(size, entry)
+    assert word == model.pack_position(size, entry)
+    assert tuple(harness.unpack_position(word)) == model.unpack_position(word) == (size, entry)
+
+
+@PARITY
+@given(size=SIZES, entry=ENTRIES, mark=ENTRIES, scale=TOKEN_SCALES)
+def test_pnl__funding_adjusted_marks__model_equals_margin_math(harness, size, entry, mark, scale):
+    assert harness.pnl(size, entry, mark, scale) == model.pnl(size, entry, mark, scale)
+
+
+@PARITY
+@given(f=FUNDING, skew=SKEWS, price=PRICES, elapsed=st.integers(0, 10 * 365 * 86_400))
+def test_accrue__random_records__model_equals_funding_module(harness, f, skew, price, elapsed):
+    now = min(f.updated_at + elapsed, 2**40 - 1)
+    got = fm.unpack(harness.accrue_funding(fm.pack(f), skew, price, now))
+    want = fm.accrue(f, skew, price, now)
+    assert got == want
+    assert abs(want.rate) <= fm.MAX_RATE and abs(want.index) <= fm.MAX_INDEX
+    assert harness.funding_velocity(fm.pack(f), skew) == fm.velocity(f, skew)
+
+
+@PARITY
+@given(price=PRICES, before=SKEWS, delta=SKEWS, scale=st.integers(1, fm.MAX_SKEW_SCALE))
+def test_fill_price__random_trades__model_equals_funding_module(
+    harness, price, before, delta, scale
+):
+    try:
+        want: int | str = fm.fill_price(price, before, before + delta, scale)
+    except fm.FillOutOfRange as e:
+        want = e.reason
+    try:
+        got: int | str = harness.fill_price(price, before, before + delta, scale)
+    except ContractLogicError as e:
+        got = e.revert_message
+    assert got == want
+    if isinstance(want, int) and delta != 0:  # against the trader: a buy never below, a sell never above
+        exact = Fraction(price) * (1 + Fraction(2 * before + delta, 2 * scale * model.WAD))
+        assert (want >= exact) if delta > 0 else (want <= exact)

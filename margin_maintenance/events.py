@@ -13,6 +13,7 @@ CLIENT_EVENTS: tuple[str, ...] = (
     "Deposited",
     "Withdrawn",
     "PositionChanged",
+    "FundingSettled",
     "Liquidated",
     "LiquidationSkipped",
     "BadDebtSettled",

@@ -175,7 +175,93 @@ def measure(
             )
         )
     reset_prices()
+    rows += _funding_rows(project, accounts, chain, progress)
     rows += _signed_rows(project, accounts, chain, progress)
+    return rows
+
+
+# The bench's funding parameters: a scale far above the open interest (a 0.0005% premium per
+# ETH of skew) and a 3% per day per day velocity; the figures do not depend on their values.
+FUNDING_SKEW_SCALE = 1_000_000  # whole ETH
+FUNDING_VELOCITY_BPS = 300
+
+
+def _funding_rows(
+    project: Any, accounts: Any, chain: Any, progress: Callable[[str], None]
+) -> list[GasRow]:
+    """The trading and liquidation paths on a market with funding on, each an hour after the
+    market's last touch (so every case records the accrual: one word read and written)."""
+    progress("funding on")
+    deployer = accounts[0]
+    sysm = deploy_system(project, deployer, deployer, SystemParams())
+    ch, token, unit = sysm.clearinghouse, sysm.token, sysm.unit
+    sysm.configurator.set_market_funding(
+        ETH, FUNDING_SKEW_SCALE, FUNDING_VELOCITY_BPS, sender=deployer
+    )
+    rows: list[GasRow] = []
+
+    def funded(usd: float) -> Any:
+        a = accounts.generate_test_account()
+        deployer.transfer(a, 10**18)
+        token.mint(a, round(usd * unit), sender=deployer)
+        token.approve(ch, MAX_UINT, sender=a)
+        ch.deposit(round(usd * unit), sender=a)
+        return a
+
+    def later(usd: float = 2_000) -> None:
+        """An hour on, with a fresh answer: the next touch accrues an hour of funding."""
+        chain.pending_timestamp = chain.pending_timestamp + 3_600
+        for m, agg in enumerate(sysm.aggregators):
+            price = usd if m == ETH else 60_000
+            agg.set_price(round(price * 10**8), sender=deployer)
+
+    def trade(who: Any, units: float) -> Any:
+        size = round(units * WAD)
+        return ch.trade(ETH, size, MAX_UINT if size > 0 else 0, sender=who)
+
+    token.mint(deployer, 5_100_000 * unit, sender=deployer)
+    token.approve(ch, MAX_UINT, sender=deployer)
+    sysm.vault.add_liquidity(5_000_000 * unit, 0, sender=deployer)
+    ch.fund_insurance(100_000 * unit, sender=deployer)
+    warm = funded(100_000)
+    trade(warm, -5)
+    keeper = funded(10)
+    t = funded(10_000)
+    for label, units in (("open, funding on", 10), ("increase", 2), ("reduce", -4)):
+        later()
+        rows.append(GasRow("trade", label, trade(t, units).gas_used))
+    later()
+    rows.append(GasRow("trade", "close, funding on", trade(t, -8).gas_used))
+    later()
+    rows.append(GasRow("trade", "reopen (its basis slot written before)", trade(t, 10).gas_used))
+
+    def victim() -> Any:
+        v = funded(1_000)
+        trade(v, 4.5)
+        return v
+
+    for label, drop in (("partial, 1 position", 0.93), ("full, 1 position", 0.91)):
+        later()
+        v = victim()
+        later(2_000 * drop)
+        frac, _, _ = ch.liquidation_preview(v)
+        tx = ch.liquidate(v, sender=keeper)
+        kind = "full" if frac == WAD else "partial"
+        rows.append(GasRow("liquidate", f"{label} ({kind}), funding on", tx.gas_used))
+    for n in (10, 50):
+        progress(f"liquidate_many x{n}, funding on")
+        later()
+        victims = [victim() for _ in range(n)]
+        later(2_000 * 0.91)
+        tx = ch.liquidate_many([v.address for v in victims], sender=keeper)
+        rows.append(
+            GasRow(
+                "liquidate_many",
+                f"{n} accounts, 1 position each, full, funding on",
+                tx.gas_used,
+                tx.gas_used // n,
+            )
+        )
     return rows
 
 

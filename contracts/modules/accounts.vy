@@ -187,14 +187,12 @@ def _load_known(
         word: uint256 = 0
         if (cfg >> codec.CFG_FUNDING) & 1 == 1 and price != 0:
             # funding brought to now at this position's mark (a batch's unpriced entry skips)
-            f: funding.Funding = funding._accrue(
-                funding._unpack(markets.funding_word[market_id]),
+            word, index = funding._accrue(
+                markets.funding_word[market_id],
                 funding._skew(markets.market_oi[market_id]),
                 price,
                 block.timestamp,
             )
-            index = f.index
-            word = funding._pack(f)
         pnl: int256 = mm._pnl(size, entry, convert(price, int256) - index, ledger.token_scale)
         eq += pnl
         # The rates decoded inline with the codec's layout: this loop runs for every position

@@ -59,19 +59,22 @@ def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps:
     """
     self._only_configurator()
     cfg: uint256 = markets._listed(market_id)
-    f: funding.Funding = empty(funding.Funding)
+    word: uint256 = 0
+    index: int256 = 0
     if (cfg >> codec.CFG_FUNDING) & 1 == 1:
         price: uint256 = staticcall IPriceFeed(codec._market_feed(cfg)).latest_price()
-        f = funding._accrue(
-            funding._unpack(markets.funding_word[market_id]),
+        word, index = funding._accrue(
+            markets.funding_word[market_id],
             funding._skew(markets.market_oi[market_id]),
             price,
             block.timestamp,
         )
-    f.updated_at = block.timestamp
-    f.skew_scale = skew_scale
-    f.max_velocity = max_velocity_bps
-    markets.funding_word[market_id] = funding._pack(f)
+    markets.funding_word[market_id] = funding._pack(
+        block.timestamp,
+        funding._rate(word),
+        index,
+        funding._params(skew_scale, max_velocity_bps),
+    )
     markets.market_config[market_id] = cfg | (1 << codec.CFG_FUNDING)
 
 

@@ -46,50 +46,56 @@ F_VELOCITY: constant(uint256) = 240  # bit offset of the max funding velocity
 MASK40: constant(uint256) = 2**40 - 1
 MASK48: constant(uint256) = 2**48 - 1
 MASK104: constant(uint256) = 2**104 - 1
+PARAMS: constant(uint256) = ~(2**192 - 1)  # the skew scale and velocity fields
 
 
-struct Funding:
-    updated_at: uint256  # block time of the last record
-    rate: int256  # RATE_ONE = 100% of the price per day; positive: longs pay
-    index: int256  # accrued funding per base unit, WAD price units
-    skew_scale: uint256  # whole base units (0: funding off)
-    max_velocity: uint256  # bps of the price per day, per day
-
-
-@pure
-@internal
-def _signed(raw: uint256, bits: uint256) -> int256:
-    # two's complement of a `bits`-wide field
-    if raw >> (bits - 1) == 0:
-        return convert(raw, int256)
-    return convert(raw, int256) - convert(1 << bits, int256)
+# The accrual runs for every funded position an account load marks, so it works on the packed
+# word with unchecked arithmetic whose bounds are stated at each step (a checked version cost
+# about 3,000 gas more per liquidation).
 
 
 @pure
 @internal
-def _unpack(word: uint256) -> Funding:
-    return Funding(
-        updated_at=word & MASK40,
-        rate=self._signed((word >> F_RATE) & MASK48, 48),
-        index=self._signed((word >> F_INDEX) & MASK104, 104),
-        skew_scale=(word >> F_SCALE) & MASK48,
-        max_velocity=word >> F_VELOCITY,
-    )
+def _field(word: uint256, offset: uint256, bits: uint256) -> int256:
+    # a two's complement field: shifted to the top, then arithmetically back down
+    top: uint256 = word << (256 - offset - bits)
+    return convert(convert(top, bytes32), int256) >> (256 - bits)
 
 
 @pure
 @internal
-def _pack(f: Funding) -> uint256:
+def _index(word: uint256) -> int256:
+    return self._field(word, F_INDEX, 104)
+
+
+@pure
+@internal
+def _rate(word: uint256) -> int256:
+    return self._field(word, F_RATE, 48)
+
+
+@pure
+@internal
+def _skew_scale(word: uint256) -> uint256:
+    return (word >> F_SCALE) & MASK48
+
+
+@pure
+@internal
+def _pack(updated_at: uint256, rate: int256, index: int256, params: uint256) -> uint256:
     """
-    @dev Fields within their bounds (clamped by `_accrue`, checked by the configurator).
+    @dev `params`: a word whose skew scale and velocity fields are kept (the rest is masked).
+         |rate| <= MAX_RATE, |index| <= MAX_INDEX and updated_at < 2**40 fit their fields.
     """
-    return (
-        f.updated_at
-        | ((convert(convert(f.rate, bytes32), uint256) & MASK48) << F_RATE)
-        | ((convert(convert(f.index, bytes32), uint256) & MASK104) << F_INDEX)
-        | (f.skew_scale << F_SCALE)
-        | (f.max_velocity << F_VELOCITY)
-    )
+    r: uint256 = convert(convert(rate, bytes32), uint256) & MASK48
+    i: uint256 = convert(convert(index, bytes32), uint256) & MASK104
+    return updated_at | (r << F_RATE) | (i << F_INDEX) | (params & PARAMS)
+
+
+@pure
+@internal
+def _params(skew_scale: uint256, max_velocity_bps: uint256) -> uint256:
+    return (skew_scale << F_SCALE) | (max_velocity_bps << F_VELOCITY)
 
 
 @pure
@@ -101,45 +107,51 @@ def _skew(oi: uint256) -> int256:
 
 @pure
 @internal
-def _velocity(f: Funding, skew: int256) -> int256:
+def _velocity(word: uint256, skew: int256) -> int256:
     """
     @dev clamp(skew / S, -1, 1) * max velocity, in RATE_ONE units per day, truncated.
     """
-    scale: int256 = convert(f.skew_scale * k.WAD, int256)
-    p: int256 = max(min(skew, scale), -scale)  # |p| <= S * WAD < 2**108
-    return p * convert(f.max_velocity, int256) * VELOCITY_UNIT // scale
+    # S < 2**48 and WAD < 2**60: scale < 2**108; |p| <= scale; the velocity's bps < 2**16 and
+    # VELOCITY_UNIT < 2**27: the product is below 2**151. scale > 0 (funding on: S >= 1).
+    scale: int256 = convert(unsafe_mul(self._skew_scale(word), k.WAD), int256)
+    p: int256 = max(min(skew, scale), -scale)
+    v: int256 = unsafe_mul(unsafe_mul(p, convert(word >> F_VELOCITY, int256)), VELOCITY_UNIT)
+    return unsafe_div(v, scale)
 
 
 @pure
 @internal
-def _accrue(f: Funding, skew: int256, price: uint256, now: uint256) -> Funding:
+def _accrue(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint256, int256):
     """
-    @dev The funding record brought to `now`: the rate drifts at the velocity of `skew`
-         (clamped to +-MAX_RATE) and the index grows by the mean rate over the elapsed
-         time, at `price` (WAD, <= MAX_PRICE); both truncated towards zero.
+    @dev The funding word brought to `now` and its index: the rate drifts at the velocity of
+         `skew` (clamped to +-MAX_RATE) and the index grows by the mean rate over the
+         elapsed time, at `price` (WAD, <= MAX_PRICE); both truncated towards zero.
     """
-    if now <= f.updated_at:
-        return f
-    elapsed: int256 = convert(now - f.updated_at, int256)  # < 2**40 (time fits the field)
-    rate: int256 = f.rate + self._velocity(f, skew) * elapsed // convert(DAY, int256)
-    rate = max(min(rate, MAX_RATE), -MAX_RATE)
-    # |rate sum| <= 2**41, elapsed < 2**40, price < 2**126: the product is below 2**207.
-    step: int256 = (f.rate + rate) * elapsed * convert(price, int256) // (
-        2 * convert(DAY, int256) * RATE_ONE
+    index: int256 = self._index(word)
+    updated: uint256 = word & MASK40
+    if now <= updated:
+        return word, index
+    # now < 2**40 (block times): elapsed < 2**40. |velocity| <= 10**12 (RATE_ONE at the
+    # largest velocity bps): the drift is below 2**80. |rates| <= MAX_RATE < 2**40.
+    elapsed: int256 = convert(unsafe_sub(now, updated), int256)
+    rate0: int256 = self._rate(word)
+    drift: int256 = unsafe_div(unsafe_mul(self._velocity(word, skew), elapsed), 86_400)
+    rate: int256 = max(min(unsafe_add(rate0, drift), MAX_RATE), -MAX_RATE)
+    # |rate0 + rate| < 2**41, elapsed < 2**40, price < 2**126: the product is below 2**207.
+    step: int256 = unsafe_div(
+        unsafe_mul(unsafe_mul(unsafe_add(rate0, rate), elapsed), convert(price, int256)),
+        2 * 86_400 * RATE_ONE,
     )
-    index: int256 = max(min(f.index + step, MAX_INDEX), -MAX_INDEX)
-    return Funding(
-        updated_at=now,
-        rate=rate,
-        index=index,
-        skew_scale=f.skew_scale,
-        max_velocity=f.max_velocity,
-    )
+    # |index| <= MAX_INDEX < 2**103 and |step| < 2**207: no wrap; clamped back to the field.
+    index = max(min(unsafe_add(index, step), MAX_INDEX), -MAX_INDEX)
+    return self._pack(now, rate, index, word), index
 
 
 @pure
 @internal
-def _fill_price(price: uint256, skew_before: int256, skew_after: int256, skew_scale: uint256) -> uint256:
+def _fill_price(
+    price: uint256, skew_before: int256, skew_after: int256, skew_scale: uint256
+) -> uint256:
     """
     @dev The premium-adjusted fill of a trade that moves the skew from `skew_before` to
          `skew_after`, rounded against the trader (up for a buy, down for a sell). Reverts

@@ -107,17 +107,19 @@ def market_funding(market_id: uint256) -> IClearinghouse.FundingInfo:
     cfg: uint256 = self._listed(market_id)
     if (cfg >> codec.CFG_FUNDING) & 1 == 0:
         return empty(IClearinghouse.FundingInfo)
-    oi: uint256 = self.market_oi[market_id]
-    f: funding.Funding = funding._unpack(self.funding_word[market_id])
-    now: funding.Funding = funding._accrue(f, funding._skew(oi), self._mark(market_id), block.timestamp)
+    skew: int256 = funding._skew(self.market_oi[market_id])
+    word: uint256 = self.funding_word[market_id]
+    now: uint256 = 0
+    index: int256 = 0
+    now, index = funding._accrue(word, skew, self._mark(market_id), block.timestamp)
     unit: int256 = convert(k.WAD, int256) // funding.RATE_ONE
     return IClearinghouse.FundingInfo(
-        skew_scale=f.skew_scale,
-        max_funding_velocity=f.max_velocity,
-        funding_rate=now.rate * unit,
-        funding_velocity=funding._velocity(f, funding._skew(oi)) * unit,
-        funding_index=now.index,
-        updated_at=f.updated_at,
+        skew_scale=funding._skew_scale(word),
+        max_funding_velocity=word >> funding.F_VELOCITY,
+        funding_rate=funding._rate(now) * unit,
+        funding_velocity=funding._velocity(word, skew) * unit,
+        funding_index=index,
+        updated_at=word & funding.MASK40,
     )
 
 
@@ -134,7 +136,7 @@ def fill_price(market_id: uint256, size_delta: int256) -> uint256:
         return price
     skew: int256 = funding._skew(self.market_oi[market_id])
     return funding._fill_price(
-        price, skew, skew + size_delta, funding._unpack(self.funding_word[market_id]).skew_scale
+        price, skew, skew + size_delta, funding._skew_scale(self.funding_word[market_id])
     )
 
 
@@ -251,8 +253,12 @@ def _funding_index(market_id: uint256, cfg: uint256, oi: uint256, price: uint256
     """
     if (cfg >> codec.CFG_FUNDING) & 1 == 0:
         return 0
-    f: funding.Funding = funding._unpack(self.funding_word[market_id])
-    return funding._accrue(f, funding._skew(oi), price, block.timestamp).index
+    word: uint256 = 0
+    index: int256 = 0
+    word, index = funding._accrue(
+        self.funding_word[market_id], funding._skew(oi), price, block.timestamp
+    )
+    return index
 
 
 @view

@@ -77,12 +77,12 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     funded: bool = (cfg >> codec.CFG_FUNDING) & 1 == 1
     if funded:
         skew: int256 = funding._skew(markets.market_oi[market_id])
-        f: funding.Funding = funding._accrue(
-            funding._unpack(markets.funding_word[market_id]), skew, price, block.timestamp
+        word: uint256 = 0
+        word, index = funding._accrue(
+            markets.funding_word[market_id], skew, price, block.timestamp
         )
-        markets.funding_word[market_id] = funding._pack(f)
-        index = f.index
-        fill = funding._fill_price(price, skew, skew + size_delta, f.skew_scale)
+        markets.funding_word[market_id] = word
+        fill = funding._fill_price(price, skew, skew + size_delta, funding._skew_scale(word))
     if size_delta > 0:
         assert fill <= acceptable_price, "clearinghouse: slippage"
     else:

@@ -56,14 +56,14 @@ def unpack_position(word: uint256) -> (int256, int256):
 
 @pure
 @external
-def accrue_funding(word: uint256, skew: int256, price: uint256, now: uint256) -> uint256:
-    return funding._pack(funding._accrue(funding._unpack(word), skew, price, now))
+def accrue_funding(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint256, int256):
+    return funding._accrue(word, skew, price, now)
 
 
 @pure
 @external
 def funding_velocity(word: uint256, skew: int256) -> int256:
-    return funding._velocity(funding._unpack(word), skew)
+    return funding._velocity(word, skew)
 
 
 @pure

@@ -17,6 +17,9 @@ The ledger moves, event by event (all amounts in collateral-token units):
     LiquidityRemoved  pool_assets -= assets;  LP shares -= shares
     ProfitHaircut     claims[account] += owed - paid  (realized_pnl carries what was paid)
     ClaimSettled      collateral[account] += paid;  pool_assets -= paid;  claims -= paid
+    FundingSettled    funding[account] += funding (itemised only: the PositionChanged that
+                      follows it carries the same funding in its realized_pnl); funding paid
+                      (< 0) and received (> 0) summed apart, per market
 
 Positions are rebuilt too (the last `new_size` of each account and market), and with them the
 open interest per side. Conservation: the engine's token balance equals the sum of all
@@ -47,6 +50,11 @@ class Ledger:
     bad_debt_total: int = 0
     socialised_total: int = 0
     keeper_rewards_total: int = 0
+    funding: dict[str, int] = field(default_factory=dict)  # funding settled per account (+ in)
+    funding_paid: dict[int, int] = field(default_factory=dict)  # per market, what payers settled
+    funding_received: dict[int, int] = field(default_factory=dict)  # per market, what receivers got
+    # the index each open position's funding was last settled at (FundingSettled)
+    funding_basis: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def total_collateral(self) -> int:
@@ -112,6 +120,12 @@ def apply_event(ledger: Ledger, e: Mapping[str, Any]) -> None:
     elif name == "LiquidityRemoved":
         ledger.pool_assets -= e["assets"]
         ledger.lp_shares -= e["shares"]
+    elif name == "FundingSettled":
+        account, market, amount = str(e["account"]), int(e["market_id"]), int(e["funding"])
+        ledger.funding[account] = ledger.funding.get(account, 0) + amount
+        book = ledger.funding_received if amount > 0 else ledger.funding_paid
+        book[market] = book.get(market, 0) + abs(amount)
+        ledger.funding_basis[(account, market)] = int(e["funding_index"])
     elif name == "ProfitHaircut":
         ledger.haircut_total += e["owed"] - e["paid"]
         ledger.claims[e["account"]] = ledger.claims.get(e["account"], 0) + e["owed"] - e["paid"]

@@ -143,6 +143,6 @@ def test_fill_price__random_trades__model_equals_funding_module(
     except ContractLogicError as e:
         got = e.revert_message
     assert got == want
-    if isinstance(want, int) and delta != 0:  # against the trader: a buy never below, a sell never above
+    if isinstance(want, int) and delta != 0:  # a buy never below the exact fill, a sell never above
         exact = Fraction(price) * (1 + Fraction(2 * before + delta, 2 * scale * model.WAD))
         assert (want >= exact) if delta > 0 else (want <= exact)

@@ -119,13 +119,6 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     if old_size != 0:
         # The old position's PnL at the fill, with its funding since its last settlement.
         realized = mm._pnl(old_size, entry, mark, ledger.token_scale)
-        if funded:
-            log IClearinghouse.FundingSettled(
-                account=msg.sender,
-                market_id=market_id,
-                funding=acct._funding_due(msg.sender, market_id, old_size, index),
-                funding_index=index,
-            )
         if realized < 0:
             pool += convert(-realized, uint256)  # a loss is the pool's, in full
         elif realized > 0:
@@ -141,6 +134,15 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     ledger.funds = (funds & ~codec.MASK128) | pool
     c_after: int256 = c + realized - convert(fee, int256)
     ledger._set_collateral(msg.sender, c, c_after)
+
+    # The funding in that PnL, itemised just before PositionChanged (as a liquidation does).
+    if funded and old_size != 0:
+        log IClearinghouse.FundingSettled(
+            account=msg.sender,
+            market_id=market_id,
+            funding=acct._funding_due(msg.sender, market_id, old_size, index),
+            funding_index=index,
+        )
 
     # Store the position and the account's market list.
     if new_size == 0:

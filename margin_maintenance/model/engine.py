@@ -9,6 +9,7 @@ and the events live here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -73,6 +74,8 @@ class MarketModel:
     stale: bool = False  # past its heartbeat, within its stale window: conservative marks
     haircut_bps: int = 0  # the feed's stale_haircut_bps
     funding: fm.Funding | None = None  # the market's funding record; None: funding off
+    # sum over the records of skew * (index change): what the pool received (WAD * WAD units)
+    skew_index: int = 0
 
     @property
     def price(self) -> int:
@@ -87,6 +90,13 @@ class MarketModel:
         if self.funding is None:
             return None
         return fm.accrue(self.funding, self.skew, price, now)
+
+    def record(self, price: int, now: int) -> None:
+        """The funding brought to `now` at `price` and stored, with the pool's side of it."""
+        if self.funding is not None:
+            later = fm.accrue(self.funding, self.skew, price, now)
+            self.skew_index += self.skew * (later.index - self.funding.index)
+            self.funding = later
 
     def index_at(self, price: int, now: int) -> int:
         """`markets._funding_index`: the funding index now, at `price` (0: funding off)."""
@@ -144,12 +154,17 @@ class Mirror:
     claims: dict[str, int] = field(default_factory=dict)  # profit owed, not paid yet
     token_scale: int = 10**12  # WAD -> token units (6-decimal token)
     execution_fee: int = 10**5  # LPVault.execution_fee: 0.1 token
-    now: int = 0  # block time of the next operation (funding accrues to it)
+    now: int = 0  # block time of the next operation (funding accrues to it) ...
+    clock: Callable[[], int] | None = None  # ... or a function that tells it (a test's chain)
     # account -> market -> funding index at the position's last settlement (funding on)
     basis: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def total_debt(self) -> int:
         return sum(-c for c in self.collateral.values() if c < 0)
+
+    def time(self) -> int:
+        """The block time funding accrues to: `clock()` when set, else `now`."""
+        return self.clock() if self.clock is not None else self.now
 
     def load(self, a: str) -> AccountView:
         c = self.collateral[a]
@@ -159,7 +174,7 @@ class Mirror:
             size, entry = self.positions[a][m]
             mk = self.markets[m]
             price = mk.mark(size > 0)
-            index = mk.index_at(price, self.now)
+            index = mk.index_at(price, self.time())
             n = notional_up(abs(size), price, self.token_scale)
             eq += pnl(size, entry, price - index, self.token_scale)
             initial += bps_up(n, mk.im)
@@ -249,8 +264,8 @@ class Mirror:
         (the longs' price, the shorts' price), by default the market's price."""
         mk = self.markets[m]
         long_price, short_price = prices or (mk.price, mk.price)
-        long_mark = long_price - mk.index_at(long_price, self.now)
-        short_mark = short_price - mk.index_at(short_price, self.now)
+        long_mark = long_price - mk.index_at(long_price, self.time())
+        short_mark = short_price - mk.index_at(short_price, self.time())
         long_pnl = vdiv(vdiv(mk.long_oi * long_mark, WAD) - mk.long_entry, self.token_scale)
         short_pnl = vdiv(mk.short_entry - vdiv(mk.short_oi * short_mark, WAD), self.token_scale)
         return long_pnl, short_pnl
@@ -348,7 +363,7 @@ class Mirror:
         fill, index = price, 0
         if mk.funding is not None:
             skew = mk.skew
-            mk.funding = fm.accrue(mk.funding, skew, price, self.now)
+            mk.record(price, self.time())
             index = mk.funding.index
             try:
                 fill = fm.fill_price(price, skew, skew + delta, mk.funding.skew_scale)
@@ -428,6 +443,11 @@ class Mirror:
         return ("FundingSettled", {"account": a, "market_id": m, "funding": funding,
                                    "funding_index": index})  # fmt: skip
 
+    def position_view(self, a: str, m: int) -> tuple[int, int]:
+        """`position`: (size, the last fill), the stored entry plus its funding basis."""
+        size, entry = self.positions[a].get(m, (0, 0))
+        return (size, entry + self.basis.get(a, {}).get(m, 0)) if size else (0, 0)
+
     def accrued_funding(self, a: str) -> int:
         """`accrued_funding`: every funding-on position's funding since its settlement, at
         the market's oracle price."""
@@ -436,7 +456,7 @@ class Mirror:
             mk = self.markets[m]
             if mk.funding is not None:
                 size, _ = self.positions[a][m]
-                total += self.funding_due(a, m, size, mk.index_at(mk.price, self.now))
+                total += self.funding_due(a, m, size, mk.index_at(mk.price, self.time()))
         return total
 
     def fill_price(self, m: int, delta: int) -> int:
@@ -450,8 +470,9 @@ class Mirror:
         """`configure_funding`: record the funding so far at the oracle price with the old
         parameters, then take the new ones."""
         mk = self.markets[m]
-        f = mk.funding_at(mk.price, self.now) or fm.Funding()
-        mk.funding = fm.Funding(self.now, f.rate, f.index, skew_scale, max_velocity_bps)
+        mk.record(mk.price, self.time())
+        f = mk.funding or fm.Funding()
+        mk.funding = fm.Funding(self.time(), f.rate, f.index, skew_scale, max_velocity_bps)
 
     def params(self) -> LiquidationParams:
         return LiquidationParams(self.keeper_share, self.max_partial, self.min_reward)
@@ -501,8 +522,7 @@ class Mirror:
         for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
             new = leg.size - close if leg.size > 0 else leg.size + close
             mk = self.markets[leg.market]
-            if mk.funding is not None:  # recorded now, at this position's mark
-                mk.funding = mk.funding_at(leg.price, self.now)
+            mk.record(leg.price, self.time())  # funding on: recorded now, at this mark
             mark = leg.price - leg.index  # closed at the mark, no premium
             self.move_oi(leg.market, leg.size, new)
             self.move_entry(leg.market, leg.size, leg.entry, new, mark)

@@ -74,6 +74,7 @@ from support.strategies import (
     EXTRA_SHARE,
     EXTRA_VICTIMS,
     FRACTION_BPS,
+    FUNDING_SETUP,
     HOLDER,
     INSURANCE_FUNDING_USD,
     INSURANCE_USD,
@@ -276,6 +277,17 @@ class MarginMachine(RuleBasedStateMachine):
         self.fee = int(w.vault.execution_fee())  # paid to a request's executor
         self.pending_risk: dict[int, tuple[tuple[int, int, int, int], int]] = {}  # rates, eta
         self.first_live_request = 0  # withdrawal requests below this id escrow cancelled shares
+        # The mirror's funding clock: the next transaction's block time, or the head block's
+        # while the chain's views are compared (eth_call runs on the head; py-evm stamps the
+        # next block head + 1 unless a step sets it).
+        viewing = self.viewing = [False]
+
+        def clock() -> int:
+            return chain.blocks.head.timestamp if viewing[0] else chain.pending_timestamp
+
+        self.clock = clock
+        self.funding_markets: list[int] = []
+        self.time_moved = False  # funding accrued on open interest since the last check
 
     # ---- Plumbing ----
 
@@ -285,6 +297,25 @@ class MarginMachine(RuleBasedStateMachine):
 
     def account(self, a: str) -> Any:
         return self.w.by_address[a]
+
+    def views(self):
+        """Within it, the mirror's funding clock is the head block's (the chain's views)."""
+        machine = self
+
+        class _Views:
+            def __enter__(self) -> None:
+                machine.viewing[0] = True
+
+            def __exit__(self, *exc: Any) -> None:
+                machine.viewing[0] = False
+
+        return _Views()
+
+    def accruing(self) -> bool:
+        """Some market's funding moves with time: a funding market with open interest."""
+        return any(
+            self.m.markets[m].long_oi or self.m.markets[m].short_oi for m in self.funding_markets
+        )
 
     def send(self, fn: Any, *args: Any, sender: str, expect: str | None) -> Any:
         """Send a transaction; `expect` is None (must succeed) or the exact revert reason."""
@@ -345,6 +376,7 @@ class MarginMachine(RuleBasedStateMachine):
         keeper_share=KEEPER_SHARE,
         max_partial=MAX_PARTIAL,
         min_reward_usd=MIN_REWARD_USD,
+        funding=FUNDING_SETUP,
     )
     def setup(
         self,
@@ -355,6 +387,7 @@ class MarginMachine(RuleBasedStateMachine):
         keeper_share: int,
         max_partial: int,
         min_reward_usd: int,
+        funding: list[tuple[int, int, int]],
     ) -> None:
         """A fresh system: liquidation parameters, a pool, an insurance fund, and each trader
         in both markets."""
@@ -391,6 +424,7 @@ class MarginMachine(RuleBasedStateMachine):
             reserve_bps=params.pool_reserve_bps,
             token_scale=SCALE,
             execution_fee=self.fee,
+            clock=self.clock,
         )
         self.ledger = Ledger(collateral=dict(zero))  # the auditor's: rebuilt from events alone
         # Fresh answers: the snapshot's may be older than the heartbeat by now.
@@ -410,6 +444,16 @@ class MarginMachine(RuleBasedStateMachine):
             max_partial,
             min_reward,
         )
+        self.funding_markets = [m for m, _, _ in funding]
+        for m, skew_scale, velocity in funding:
+            self.send(
+                self.cfg.set_market_funding, m, skew_scale, velocity, sender=self.owner, expect=None
+            )
+            self.m.now = chain.blocks.head.timestamp
+            self.m.clock = None
+            self.m.set_funding(m, skew_scale, velocity)
+            self.m.clock = self.clock
+            STATS[f"funding_on_market{m}"] += 1
         if pool:
             self.lp_add(0, pool * USDC)
         if insurance:
@@ -959,7 +1003,9 @@ class MarginMachine(RuleBasedStateMachine):
             self.m.markets[m].stale = True
         try:
             pool = replace(PoolState(*self.ch.pool_state()), priced_at=0)
-            assert pool == self.m.pool_state(), "stale marks: pool_state differs from the mirror"
+            with self.views():
+                mirrored = self.m.pool_state()
+            assert pool == mirrored, "stale marks: pool_state differs from the mirror"
             flagged = [a for a in self.holders if self.m.load(a).liquidatable]
             if flagged:
                 STATS["stale_liquidation_sweeps"] += 1
@@ -1047,8 +1093,9 @@ class MarginMachine(RuleBasedStateMachine):
         self.step("liquidate")
         a, keeper = self.holders[victim], self.holders[caller]
         preview = self.ch.liquidation_preview(a)
-        assert tuple(preview) == self.m.preview(a), (preview, self.m.preview(a))
-        assert self.ch.is_liquidatable(a) == self.m.load(a).liquidatable
+        with self.views():
+            assert tuple(preview) == self.m.preview(a), (preview, self.m.preview(a))
+            assert self.ch.is_liquidatable(a) == self.m.load(a).liquidatable
         trial = copy.deepcopy(self.m)
         done, events, facts = trial.liquidate(a, keeper)
         # A liquidation of a healthy account reverts.
@@ -1059,8 +1106,8 @@ class MarginMachine(RuleBasedStateMachine):
         self.check_events(sent[1], events)
         self.m = trial
         self.check_liquidation_facts(a, facts, sent[1])
-        if keeper != a and not any(n == "ProfitHaircut" for n, _ in events):
-            # The bot-facing preview was exact.
+        if keeper != a and not any(n == "ProfitHaircut" for n, _ in events) and not self.accruing():
+            # The bot-facing preview was exact (a second of funding later, it may not be).
             assert tuple(preview) == (facts["fraction"], facts["reward"], facts["shortfall"])
 
     @action(
@@ -1321,6 +1368,10 @@ class MarginMachine(RuleBasedStateMachine):
 
     @invariant()
     def engine_matches_mirror_and_spec(self) -> None:
+        with self.views():
+            self.check_engine()
+
+    def check_engine(self) -> None:
         m = self.m
         snap, accs = self.w.lens.snapshot(self.ch, self.holders, SHARE_PROBE)
         pool = PoolState(*snap.pool)  # nested structs decode as tuples
@@ -1391,8 +1442,9 @@ class MarginMachine(RuleBasedStateMachine):
             trader_pnl = m.market_trader_pnl(mid)
             assert ms.trader_pnl == trader_pnl
             # The pool's aggregate view is the sum of the accounts' PnL, to rounding.
+            mark = mk.price - mk.index_at(mk.price, m.time())
             per_account = sum(
-                pnl(p[mid][0], p[mid][1], mk.price, SCALE) for p in m.positions.values() if mid in p
+                pnl(p[mid][0], p[mid][1], mark, SCALE) for p in m.positions.values() if mid in p
             )
             assert abs(ms.trader_pnl - per_account) <= len(self.holders) + 1
 
@@ -1404,7 +1456,7 @@ class MarginMachine(RuleBasedStateMachine):
             for mid in range(len(m.markets)):
                 pos = tuple(table[row + mid])
                 assert pos == listed.get(mid, (0, 0)), (a, mid, pos)
-                assert pos == m.positions[a].get(mid, (0, 0)), (a, mid, pos)
+                assert pos == m.position_view(a, mid), (a, mid, pos)
                 assert pos == self.ledger.position(a, mid), (a, mid, pos)
             assert acc.lp_shares == m.shares.get(a, 0), a
             # Margin: equity and requirements as the spec defines them; both liquidatable
@@ -1458,7 +1510,7 @@ class MarginMachine(RuleBasedStateMachine):
         collectable = min(pool.trader_loss, pool.trader_collateral)
         if nav_price < self.nav_price:
             uncovered = any(n == "BadDebtSettled" and e["uncovered"] > 0 for n, e in self.step_logs)
-            if not (socialised or profit or uncovered or self.price_moved):
+            if not (socialised or profit or uncovered or self.price_moved or self.time_moved):
                 # The collectable open losses are capped by all traders' positive collateral
                 # (an upper bound): a healthy account's withdrawal lowers the cap when the
                 # losses exceed it, and the value with it (found by `make fuzz`).
@@ -1477,11 +1529,51 @@ class MarginMachine(RuleBasedStateMachine):
         self.debt = pool.total_debt
         self.collectable = collectable
         self.price_moved = False
+        self.time_moved = self.accruing()  # the next step's block time is later
         self.step_logs = []
+        self.check_funding()
+
+    def check_funding(self) -> None:
+        """Funding is paid, never made: in every funding market, what the traders settled
+        (FundingSettled, from the events alone) and still owe or are owed (the chain's
+        `accrued_funding`) is what the pool took the other side of (its skew times every
+        index change), to a unit of rounding per settlement and per open position; and each
+        account's accrued funding is the mirror's."""
+        m = self.m
+        for mid in self.funding_markets:
+            mk = m.markets[mid]
+            assert mk.funding is not None
+            info = self.ch.market_funding(mid)
+            now = mk.funding_at(mk.price, m.time())
+            assert (info.funding_rate, info.funding_index) == (now.rate_wad, now.index), mid
+            assert info.updated_at == mk.funding.updated_at, mid
+            assert (info.skew_scale, info.max_funding_velocity) == (
+                mk.funding.skew_scale,
+                mk.funding.max_velocity,
+            )
+            settled = self.ledger.funding_received.get(mid, 0) - self.ledger.funding_paid.get(
+                mid, 0
+            )
+            holders = [a for a in self.holders if mid in m.positions[a]]
+            open_ = sum(m.funding_due(a, mid, m.positions[a][mid][0], now.index) for a in holders)
+            pool_side = mk.skew_index + mk.skew * (now.index - mk.funding.index)
+            traders = Fraction(settled + open_)
+            slack = self.ledger.counts["FundingSettled"] + len(holders) + 1
+            assert abs(traders + Fraction(pool_side, WAD * SCALE)) <= slack, (
+                "funding made or lost",
+                mid,
+                settled,
+                open_,
+                pool_side,
+            )
+        for a in self.holders:
+            if any(mid in m.positions[a] for mid in self.funding_markets):
+                assert self.ch.accrued_funding(a) == m.accrued_funding(a), a
 
 
 _CORE_EVENTS = {
     "PositionChanged",
+    "FundingSettled",
     "Liquidated",
     "BadDebtSettled",
     "ProfitHaircut",

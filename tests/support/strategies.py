@@ -54,6 +54,18 @@ LEVERAGES_BPS = st.lists(
 KEEPER_SHARE = st.integers(0, BPS)
 MAX_PARTIAL = st.sampled_from([6_000, 8_000, 8_000, 9_500, BPS])
 MIN_REWARD_USD = st.sampled_from([0, 1, 1, 5, 50])
+# Funding on none, one or both markets: (skew scale in whole base units, velocity in bps per
+# day per day). A scale near the book's size makes the premium large (and some fills
+# impossible: "fill price out of range"); velocity 0 keeps the rate where it is.
+FUNDING_SETUP = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1]),
+        st.sampled_from([20, 500, 1_000, 50_000, 2**48 - 1]),
+        st.sampled_from([0, 300, 3_000, 10_000]),
+    ),
+    max_size=2,
+    unique_by=lambda t: t[0],
+)
 
 # ---- The state machine: collateral ----
 

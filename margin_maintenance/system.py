@@ -42,6 +42,11 @@ class MarketParams:
     signed_liquidation_max_age_s: int = 120
     signed_max_conf_bps: int = 200
     signed_max_dev_bps: int = 1_000
+    # Funding and the skew premium (Configurator.set_market_funding): the skew scale in whole
+    # base units (0: funding off, the default) and the funding velocity in bps of the price
+    # per day, per day, at a skew of one scale.
+    skew_scale_units: int = 0
+    max_funding_velocity_bps: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,10 @@ def deploy_system(
         # Read the id from the event: on the in-process chain Ape computes `return_value` by
         # re-running the call after the block, which gives the next id, not this one.
         ids.append(int(tx.decode_logs(cfg.MarketAdded)[0].market_id))
+        if m.skew_scale_units:
+            cfg.set_market_funding(
+                ids[-1], m.skew_scale_units, m.max_funding_velocity_bps, sender=deployer
+            )
         aggregators.append(agg)
         feeds.append(feed)
         symbols.append(m.symbol)

@@ -92,6 +92,28 @@ class ImpactModel:
 
 
 @dataclass(frozen=True)
+class FundingModel:
+    """Funding and the skew premium in the simulator, calibrated from public figures (the crash
+    files hold prices only, so both are set here, not fitted):
+
+    - skew scale: the skew worth `scale_usd` at the market's start price. Synthetix sizes its
+      scales so that a 100,000 USD trade moves the fill by about as much as it would move a
+      centralised book (its parameter updates quote 7-36 bps per 100,000 USD); at 50M USD a
+      100,000 USD trade on a balanced book pays 100,000 / (2 * 50M) = 10 bps.
+    - velocity: `velocity_bps` per day per day at a skew of one scale. A book skewed by 2% of
+      the scale (the seeded book's 1-2M USD skew against 50M) drifts by 6 bps a day, so a
+      day-long window reaches 0.06% a day (0.02% per 8 hours, the usual perp funding) and the
+      week-long ones the 0.1-0.3% per 8 hours perps print in crashes.
+    """
+
+    scale_usd: float = 50_000_000.0
+    velocity_bps: int = 300
+
+    def skew_scale_units(self, price_usd: float) -> int:
+        return max(1, round(self.scale_usd / price_usd))
+
+
+@dataclass(frozen=True)
 class KeeperModel:
     """The keeper's cost model and batch limits (the bot's defaults, see keeper/settings.py)."""
 
@@ -158,6 +180,17 @@ class SimConfig:
     verify: bool = True  # check every scenario's figures against eth_getLogs
     data_dir: str | None = None
     first_index: int = 3_000  # mnemonic index of the first seeded account
+    # Funding on every market (None: off). Funding accrues with block time, so a run with it
+    # steps the chain clock with the crash file's timestamps and posts every row (no
+    # screening: the one-position mirror does not follow funding); `realtime` does the same
+    # without funding, the run funding is compared against.
+    funding: FundingModel | None = None
+    realtime: bool = False
+
+    @property
+    def clocked(self) -> bool:
+        """Block time follows the file's timestamps and every row is posted."""
+        return self.realtime or self.funding is not None
 
     def validate(self) -> None:
         """Raise ValueError when a swept point would be refused by the engine's setters."""

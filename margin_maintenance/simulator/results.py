@@ -40,6 +40,7 @@ class LiquidationRecord:
     uncovered: int = 0
     haircut: int = 0  # profit owed but not paid (ProfitHaircut)
     generation: int = 0  # 0 = the market's move; g > 0 = needed the impact of generation g-1
+    funding: int = 0  # funding the liquidation settled (FundingSettled), token units, + received
 
 
 @dataclass
@@ -70,6 +71,11 @@ class ScenarioResult:
     lp_value_end: int = 0
     verified: bool = False  # figures matched eth_getLogs
     blocks: tuple[int, int] = (0, 0)  # (first, last) block of the scenario; not reported
+    # "": block time not following the file; "off" / "on": it does, without / with funding
+    funding: str = ""
+    funding_longs: int = 0  # the driven market's longs: funding settled + accrued, + received
+    funding_shorts: int = 0  # its shorts, likewise
+    funding_rate_end: float = 0.0  # its funding rate at the end, of the price per day
 
     # -- derived figures --
 
@@ -194,8 +200,20 @@ class ScenarioResult:
             "verified": self.verified,
         }
 
+    def funding_summary(self) -> dict[str, Any]:
+        """The funding figures of a clocked run (empty for the others)."""
+        if not self.funding:
+            return {}
+        return {
+            "funding": self.funding,
+            "funding_longs": self.funding_longs,
+            "funding_shorts": self.funding_shorts,
+            "funding_pool": -(self.funding_longs + self.funding_shorts),
+            "funding_rate_end": self.funding_rate_end,
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        d = self.summary()
+        d = self.summary() | self.funding_summary()
         d["liquidation_events"] = [asdict(r) for r in self.liquidations]
         return d
 

@@ -86,6 +86,8 @@ class ChainSimulator:
                 liquidation_fee_bps=base.fee_bps,
                 trading_fee_bps=cfg.trading_fee_bps,
                 max_open_interest_units=oi,
+                skew_scale_units=cfg.funding.skew_scale_units(price) if cfg.funding else 0,
+                max_funding_velocity_bps=cfg.funding.velocity_bps if cfg.funding else 0,
             )
             for symbol, (price, oi) in MARKETS.items()
         )
@@ -129,6 +131,8 @@ class ChainSimulator:
         self._m_set_price = Method(system.aggregators[0].set_price.abis[0])
         self._m_liq_many = Method(ch.liquidate_many.abis[0])
         self._m_update = Method(ch.update_prices.abis[0])
+        self._m_accrued = Method(ch.accrued_funding.abis[0])
+        self._m_funding = Method(ch.market_funding.abis[0])
         self._chain_id = int(chain.chain_id)
         self._signed_at = 0  # publish time of the last signed report brought
         self._fast = _in_process(chain.provider)
@@ -251,7 +255,7 @@ class ChainSimulator:
 
         ch = self.system.clearinghouse
         abis = [ch.PositionChanged.abi, ch.Liquidated.abi, ch.BadDebtSettled.abi]
-        abis.append(ch.ProfitHaircut.abi)
+        abis += [ch.ProfitHaircut.abi, ch.FundingSettled.abi]
         if self._fast:
             gas = min(self.cfg.keeper.block_gas_limit, 300_000 + 250_000 * len(accounts))
             raw = self._transact(ch, self._m_liq_many.calldata(list(accounts)), self.keeper, gas)
@@ -340,6 +344,10 @@ class ChainSimulator:
         mm_bps, scale = point.mm_bps, self.token_scale
 
         result = ScenarioResult(path.name, path.label, point, axes, path.rows, oracle.mode)
+        result.funding = "on" if cfg.funding else ("off" if cfg.clocked else "")
+        # A clocked run stamps row t at the file's time: start + (ts[t] - ts[0]).
+        clock_start = int(chain.blocks.head.timestamp) + 1
+        screen = cfg.screen and not cfg.clocked
         last_posted: dict[int, int] = {}  # market index -> block time of our last post
 
         def post(t: int, answer: int) -> None:
@@ -371,6 +379,9 @@ class ChainSimulator:
             return self._land(batch, t, observed, result, by_address, gens, price_wad, market_id)
 
         for t in range(path.rows):
+            if cfg.clocked and t > 0:
+                at = clock_start + path.source_ts[t] - path.source_ts[0]
+                chain.pending_timestamp = max(at, int(chain.blocks.head.timestamp) + 1)
             raw_answer = path.answers[t]
             answer = max(1, round(raw_answer * multiplier))
             result.raw_price.append(raw_answer / 10 ** self._agg_decimals[k])
@@ -381,7 +392,7 @@ class ChainSimulator:
             mark = answer if oracle.pull else pushed
             price_wad = mark * price_scale
             due = pending.pop(t, [])
-            if cfg.screen:
+            if screen:
                 flagged = [
                     a
                     for a in driven
@@ -448,11 +459,16 @@ class ChainSimulator:
         # so these are the ones not worth the gas) and the equity they are under water by: a
         # loss the LPs still carry.
         final_wad = price_wad  # the last row is always posted (and signed, in pull)
-        for a in accounts:
-            px = final_wad if a.market == market_id else self._start_wad(a.market)
-            if is_liquidatable(a, px, mm_bps, scale):
-                result.left_liquidatable += 1
-                result.underwater_left += max(0, -equity(a, px, scale))
+        if cfg.clocked:  # the chain's own view: the mirror does not follow funding
+            self._left_on_chain(accounts, result)
+        else:
+            for a in accounts:
+                px = final_wad if a.market == market_id else self._start_wad(a.market)
+                if is_liquidatable(a, px, mm_bps, scale):
+                    result.left_liquidatable += 1
+                    result.underwater_left += max(0, -equity(a, px, scale))
+        if cfg.funding:
+            self._funding_figures(accounts, market_id, result)
         self.accounts = accounts  # the mirror after the run (the tests compare it with chain)
         result.insurance_end = int(self._call(self._m_insurance)[0])
         result.lp_value_end = self._lp_value()
@@ -462,6 +478,42 @@ class ChainSimulator:
         if cfg.verify:
             verify_against_chain(ch, result)
         return result
+
+    def _left_on_chain(self, accounts: Sequence[MirrorAccount], result: ScenarioResult) -> None:
+        """Accounts still liquidatable at the end and their negative equity, as the chain's
+        `margin_status` has them (funding included)."""
+        open_ = [a.address for a in accounts if a.open]
+        rows, unread = self.reader.margin_status(decisions.status_chunks(open_))
+        if unread:
+            raise SimulationError(f"margin_status failed: {next(iter(unread.values()))}")
+        for r in rows:
+            if r.liquidatable:
+                result.left_liquidatable += 1
+                result.underwater_left += max(0, -int(r.equity))
+
+    def _funding_figures(
+        self, accounts: Sequence[MirrorAccount], market_id: int, result: ScenarioResult
+    ) -> None:
+        """Funding of the driven market's longs and shorts over the window: what the
+        liquidations settled (FundingSettled) and what the open positions have accrued
+        (`accrued_funding`; the seeded traders hold one position each), token units, positive
+        received; and the rate at the end."""
+        for a in accounts:
+            if a.open and a.market == market_id:
+                (due,) = self._call(self._m_accrued, a.address)
+                if a.size > 0:
+                    result.funding_longs += int(due)
+                else:
+                    result.funding_shorts += int(due)
+        for r in result.liquidations:
+            if r.market_id == market_id:
+                if r.side > 0:
+                    result.funding_longs += r.funding
+                else:
+                    result.funding_shorts += r.funding
+        info = self._call(self._m_funding, market_id)
+        fields = tuple(info[0]) if len(info) == 1 else info  # the FundingInfo struct
+        result.funding_rate_end = int(fields[2]) / WAD  # of the price per day
 
     def _plan(
         self,
@@ -525,6 +577,7 @@ class ChainSimulator:
             moves = [x for x in evs if x["event"] == "PositionChanged"]
             bad = [x for x in evs if x["event"] == "BadDebtSettled"]
             cuts = [x for x in evs if x["event"] == "ProfitHaircut"]
+            paid = [x for x in evs if x["event"] == "FundingSettled"]
             sold_a = sum(
                 -int(x["size_delta"]) * int(x["price"]) / WAD / WAD
                 for x in moves
@@ -554,6 +607,7 @@ class ChainSimulator:
                     socialised=sum(int(x["socialised"]) for x in bad),
                     uncovered=sum(int(x["uncovered"]) for x in bad),
                     haircut=sum(int(x["owed"]) - int(x["paid"]) for x in cuts),
+                    funding=sum(int(x["funding"]) for x in paid),
                     generation=gen,
                 )
             )

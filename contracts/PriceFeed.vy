@@ -32,7 +32,7 @@ WAD_DECIMALS: constant(uint8) = 18  # decimals of the price this adapter returns
 MAX_FEED_DECIMALS: constant(uint8) = 36  # largest aggregator precision accepted
 BPS: constant(uint256) = 10_000
 MAX_HAIRCUT_BPS: constant(uint256) = 5_000  # a stale mark moves at most 50%
-# Prices above this are not marked (the engine's own bound, 2**128 - 1, is far below it).
+# Prices above this are not marked (the engine's own bound, MAX_PRICE = 2**126 - 1, is far below it).
 MAX_MARKED: constant(uint256) = max_value(uint256) // (2 * BPS)
 
 aggregator: public(immutable(address))  # Chainlink AggregatorV3 (or the mock)

@@ -37,13 +37,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from margin_maintenance.model.constants import MAX_PRICE
+
 from .codec import Report, SignedReport, encode_updates, feed_id
 from .signers import SignerSet
 
 log = logging.getLogger("margin_maintenance.attest")
 
 WAD = 10**18
-MAX_PRICE_WAD = 2**128 - 1  # the engine's MAX_PRICE: no report above it is accepted on chain
+MAX_PRICE_WAD = MAX_PRICE  # the engine's bound: no report above it is accepted on chain
 EXPO = -18  # every price and confidence is served in WAD, as Pyth's (price, expo)
 
 

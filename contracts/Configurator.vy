@@ -98,6 +98,7 @@ struct RiskChange:
 engine: public(address)  # the Clearinghouse this configures; set once by `bind`
 settlements: public(HashMap[uint256, Settlement])  # pending settlement of a dead market
 pending_risk: public(HashMap[uint256, RiskChange])  # queued rate rise of a market with positions
+skew_scale: public(HashMap[uint256, uint256])  # a funding market's skew scale (0: funding off)
 
 
 # ---- Events (the same names and fields the engine emitted before) ----
@@ -407,18 +408,25 @@ def set_market_funding(market_id: uint256, skew_scale: uint256, max_funding_velo
             rate drifts by `clamp(skew / skew_scale, -1, 1) * max_funding_velocity` per day
             (bps of the price per day, per day; at most funding.MAX_VELOCITY_BPS, 100%).
             The engine records the funding so far first (the oracle price must be valid).
+            The scale must be at least twice the market's open-interest cap (and its open
+            interest), so no fill price can reach zero and every position can close.
             Funding, once on, stays on: velocity 0 freezes the rate, a large scale shrinks
             the premium. Not delayed (as limits are not): a smaller scale or a larger
             velocity takes effect at once, on open positions too.
     """
     ownable._check_owner()
     e: address = self._bound()
-    self._market(e, market_id)
+    m: IClearinghouse.MarketInfo = self._market(e, market_id)
     assert skew_scale > 0, "configurator: zero skew scale"
     assert skew_scale <= funding.MAX_SKEW_SCALE, "configurator: skew scale too large"
     assert max_funding_velocity <= funding.MAX_VELOCITY_BPS, (
         "configurator: funding velocity too high"
     )
+    # Twice the cap (and the open interest already there) within the scale: the premium then
+    # stays within +-50% and every close has a fill (none would revert "fill price out of range").
+    reach: uint256 = max(m.max_open_interest, max(m.open_interest_long, m.open_interest_short))
+    assert 2 * reach <= skew_scale * k.WAD, "configurator: skew scale below twice the cap"
+    self.skew_scale[market_id] = skew_scale
     extcall IEngine(e).configure_funding(market_id, skew_scale, max_funding_velocity)
     log MarketFundingUpdated(
         market_id=market_id, skew_scale=skew_scale, max_funding_velocity=max_funding_velocity
@@ -436,6 +444,10 @@ def set_market_limits(
     e: address = self._bound()
     m: IClearinghouse.MarketInfo = self._market(e, market_id)
     limits: uint256 = self._limits_word(max_open_interest, min_position_notional)
+    scale: uint256 = self.skew_scale[market_id]
+    assert scale == 0 or 2 * max_open_interest <= scale * k.WAD, (
+        "configurator: skew scale below twice the cap"
+    )
     self._store(
         e,
         market_id,

@@ -180,9 +180,9 @@ def measure(
     return rows
 
 
-# The bench's funding parameters: a scale far above the open interest (a 0.0005% premium per
-# ETH of skew) and a 3% per day per day velocity; the figures do not depend on their values.
-FUNDING_SKEW_SCALE = 1_000_000  # whole ETH
+# The bench's funding parameters: a scale twice the ETH cap (1,000,000 ETH: a 0.000025% premium
+# per ETH of skew) and a 3% per day per day velocity; the figures do not depend on their values.
+FUNDING_SKEW_SCALE = 2_000_000  # whole ETH
 FUNDING_VELOCITY_BPS = 300
 
 

@@ -139,7 +139,7 @@ def _check_limits(w, who, tx, before):
 
 def _check_funding(w, who, tx, before):
     info = w.ch.market_funding(ETH)
-    assert (info.skew_scale, info.max_funding_velocity) == (1_000, 300)
+    assert (info.skew_scale, info.max_funding_velocity) == (2_000_000, 300)
 
 
 def _check_feed(w, who, tx, before):
@@ -444,7 +444,7 @@ ROWS: dict[str, Row] = {
     ),
     "set_market_funding": Row(
         "cfg",
-        lambda w, who: (ETH, 1_000, 300),
+        lambda w, who: (ETH, 2_000_000, 300),  # twice the ETH cap
         only("owner"),
         NOT_OWNER,
         check=_check_funding,

@@ -36,8 +36,14 @@ def book(system, ch, configurator, deployer, fund, seeded_pool, trader, trader2,
     """ETH with funding on; `trader` and `trader2` hold 100,000 USDC of collateral each."""
     for who in (trader, trader2):
         ch.deposit(fund(who, 100_000), sender=who)
+    cap_to(configurator, deployer, ETH, SKEW_SCALE // 2)
     configurator.set_market_funding(ETH, SKEW_SCALE, VELOCITY_BPS, sender=deployer)
     return chain
+
+
+def cap_to(configurator, deployer, market_id: int, units: int) -> None:
+    """A market's open-interest cap per side: a skew scale must be at least twice it."""
+    configurator.set_market_limits(market_id, units * WAD, 10 * USDC, sender=deployer)
 
 
 def at(chain, t: int) -> int:
@@ -113,16 +119,33 @@ def test_trade__shrinking_the_skew__fills_better_than_oracle(book, ch, trader, t
 
 
 def test_fill_price__inexact_premium__rounds_against_the_trader(book, ch, configurator, deployer):
+    cap_to(configurator, deployer, ETH, 1)
     configurator.set_market_funding(ETH, 3, VELOCITY_BPS, sender=deployer)
     exact = ETH_WAD // (2 * 3 * WAD)  # 333.33... wei per wei of skew: truncated
     assert ch.fill_price(ETH, 1) == fm.fill_price(ETH_WAD, 0, 1, 3) == ETH_WAD + exact + 1
     assert ch.fill_price(ETH, -1) == fm.fill_price(ETH_WAD, 0, -1, 3) == ETH_WAD - exact - 1
 
 
-def test_trade__premium_below_zero__reverts(book, ch, configurator, deployer, trader):
-    configurator.set_market_funding(ETH, 1, VELOCITY_BPS, sender=deployer)  # a 1-ETH scale
-    with ape.reverts("clearinghouse: fill price out of range"):
-        ch.trade(ETH, -size(3), 0, sender=trader)  # (0 - 3) / 2 = -150%: no price
+def test_set_market_funding__scale_below_twice_the_cap__reverts(book, ch, configurator, deployer):
+    """The scale covers twice the cap, so the premium stays within +-50% and every position
+    has a fill to close at; a cap raised beyond half the scale, or a scale cut below twice
+    the open interest, is refused."""
+    with ape.reverts("configurator: skew scale below twice the cap"):
+        configurator.set_market_funding(ETH, SKEW_SCALE - 1, VELOCITY_BPS, sender=deployer)
+    with ape.reverts("configurator: skew scale below twice the cap"):
+        cap_to(configurator, deployer, ETH, SKEW_SCALE // 2 + 1)
+    cap_to(configurator, deployer, ETH, 1)  # lowering the cap is always allowed
+    assert configurator.skew_scale(ETH) == SKEW_SCALE
+
+
+def test_set_market_funding__scale_below_twice_the_open_interest__reverts(
+    book, ch, configurator, deployer, trader
+):
+    ch.trade(ETH, size(30), MAX_UINT, sender=trader)
+    cap_to(configurator, deployer, ETH, 10)  # below the open interest already there
+    with ape.reverts("configurator: skew scale below twice the cap"):
+        configurator.set_market_funding(ETH, 59, VELOCITY_BPS, sender=deployer)
+    configurator.set_market_funding(ETH, 60, VELOCITY_BPS, sender=deployer)
 
 
 # ---- Funding ----
@@ -190,7 +213,8 @@ def test_funding__long_skew_held_a_day__longs_pay_shorts_receive(
     [
         (ETH, 0, VELOCITY_BPS, "configurator: zero skew scale"),
         (ETH, fm.MAX_SKEW_SCALE + 1, VELOCITY_BPS, "configurator: skew scale too large"),
-        (ETH, SKEW_SCALE, fm.MAX_VELOCITY_BPS + 1, "configurator: funding velocity too high"),
+        (ETH, 2 * 10**6, fm.MAX_VELOCITY_BPS + 1, "configurator: funding velocity too high"),
+        (ETH, SKEW_SCALE, VELOCITY_BPS, "configurator: skew scale below twice the cap"),
         (7, SKEW_SCALE, VELOCITY_BPS, "configurator: unknown market"),
     ],
 )
@@ -235,7 +259,7 @@ def test_set_market_funding__retuned__records_the_funding_so_far_first(
     ch.trade(ETH, size(50), MAX_UINT, sender=trader)
     refresh(system, deployer, book, t0 + DAY)
     f = fm.accrue(f, size(50), ETH_WAD, at(book, t0 + DAY + 2))
-    configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)  # 2x the cap
     info = ch.market_funding(ETH)
     assert (info.funding_rate, info.funding_index) == (f.rate_wad, f.index)
     assert (info.skew_scale, info.max_funding_velocity, info.funding_velocity) == (
@@ -347,3 +371,52 @@ def test_premium__wash_round_trip_with_two_accounts__loses_the_fees(
     assert end - start <= -fees
     assert end - start >= -fees - 4  # the rest is rounding, against the traders
     assert_conserved(ch, token, accounts)
+
+
+def test_liquidation__hedged_pair__the_premium_is_paid_back_not_taken_twice(
+    book, system, ch, deployer, trader2, fund, accounts, token
+):
+    """Found in review: with liquidations exempt from the premium, a long and a short of the
+    same size on two accounts took it twice (the long, liquidated at the mark, skipped the
+    premium its close would pay; the short then closed against the skew the liquidation left
+    and was paid it), about price * L**2 / (2S) from the pool. A liquidation now pays the
+    premium a close growing the skew pays (never the rebate): the pair ends down the fees."""
+    a, b = accounts[7], accounts[8]
+    ch.deposit(fund(a, 10_000), sender=a)  # 40 ETH long filled at 2,040 (2% premium)
+    ch.deposit(fund(b, 100_000), sender=b)
+    start = ch.collateral(a) + ch.collateral(b)
+    fees = 0
+    for who, delta in ((a, 40), (b, -40)):
+        fees += events(ch.trade(ETH, size(delta), MAX_UINT if delta > 0 else 0, sender=who),
+                       "PositionChanged")[0].fee  # fmt: skip
+    refresh(system, deployer, book, book.pending_timestamp + 5, {ETH: 1_870 * 10**8})
+    assert ch.is_liquidatable(a)
+    skew = size(40) - size(40)
+    tx = ch.liquidate(a, sender=trader2)
+    (pc,) = events(tx, "PositionChanged")
+    assert pc.new_size == 0  # full: the close takes the skew from 0 to -40
+    per = fm.close_cost(1_870 * WAD, skew, size(40), size(40), SKEW_SCALE)
+    assert per == 1_870 * WAD * 40 // 2_000  # 2%: (40 - 0) / (2 * 1,000)
+    liq_fee = events(tx, "Liquidated")[0].fee
+    tx = ch.trade(ETH, size(40), MAX_UINT, sender=b)  # shrinks the skew: paid the premium
+    fees += events(tx, "PositionChanged")[0].fee + liq_fee
+    end = ch.collateral(a) + ch.collateral(b) + ch.claims(a) + ch.claims(b)
+    assert end - start <= -fees  # the premium A paid is the one B was paid back
+    assert end - start >= -fees - 3 * USDC  # rounding and the price-path term only
+    assert_conserved(ch, token, accounts)
+
+
+def test_liquidation_preview__premium_on_the_close__counted(
+    book, system, ch, deployer, trader2, fund, accounts
+):
+    a, b = accounts[7], accounts[8]
+    ch.deposit(fund(a, 10_000), sender=a)
+    ch.deposit(fund(b, 100_000), sender=b)
+    ch.trade(ETH, size(40), MAX_UINT, sender=a)
+    ch.trade(ETH, -size(40), 0, sender=b)
+    refresh(system, deployer, book, book.pending_timestamp + 5, {ETH: 1_870 * 10**8})
+    fraction, reward, bad = ch.liquidation_preview(a)
+    tx = ch.liquidate(a, sender=trader2)
+    e = events(tx, "Liquidated")[0]
+    assert (fraction, reward) == (e.fraction, e.keeper_reward)
+    assert bad == sum(x.bad_debt for x in events(tx, "BadDebtSettled"))

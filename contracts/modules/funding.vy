@@ -169,3 +169,29 @@ def _fill_price(
     assert fill > 0, "clearinghouse: fill price out of range"
     assert fill <= convert(k.MAX_PRICE, int256), "clearinghouse: price overflow"
     return convert(fill, uint256)
+
+
+@pure
+@internal
+def _close_cost(price: uint256, skew: int256, size: int256, close: uint256, skew_scale: uint256) -> uint256:
+    """
+    @dev What closing `close` of a position of `size` at the mark `price` would pay in skew
+         premium if the close grew the skew against it (token-free, WAD price units times
+         size: the caller converts), or 0 when the premium would pay it: a liquidation pays
+         the premium a trade would, never the rebate (so a liquidation is never a cheaper
+         exit than a close, and a hedged pair cannot take the premium twice). Per unit
+         `price * |skew_before + skew_after| / (2S)`, rounded up and capped at `price` (the
+         configurator keeps it within 50%); returns that per-unit premium.
+    """
+    # the close's trade moves the skew by -sign(size) * close: before + after = 2 skew -+ close
+    mean2: int256 = 0
+    if size > 0:
+        mean2 = convert(close, int256) - 2 * skew  # a sell: fills below the mark when > 0
+    else:
+        mean2 = 2 * skew + convert(close, int256)  # a buy: fills above the mark when > 0
+    if mean2 <= 0:
+        return 0
+    # |mean2| < 2**129 and price < 2**126: the product fits; S * WAD * 2 > 0.
+    den: uint256 = 2 * skew_scale * k.WAD
+    per: uint256 = (price * convert(mean2, uint256) + den - 1) // den
+    return min(per, price)

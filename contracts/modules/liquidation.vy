@@ -15,6 +15,7 @@ from ..interfaces import IClearinghouse
 from . import accounts as acct
 from . import codec
 from . import constants as k
+from . import funding
 from . import ledger
 from . import margin_math as mm
 from . import markets
@@ -167,22 +168,22 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     funds: uint256 = ledger.funds
     fraction, closes, full = self._plan(st, lcfg, codec._funds_pool(funds))
     fee: uint256 = 0
+    left: int256 = st.equity  # less the skew premium the closes pay
     for i: uint256 in range(len(st.legs), bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
         fee += mm._bps_up(
             mm._notional_up(closes[i], leg.price, ledger.token_scale),
             leg.liq_bps,
         )
+        left -= convert(self._premium_cost(leg, closes[i]), int256)
     # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
     fee_paid: uint256 = 0
     reward: uint256 = 0
     ins: uint256 = 0
-    fee_paid, reward, ins = self._fee_split(
-        fee, st.equity, lcfg, codec._funds_insurance(funds), True
-    )
+    fee_paid, reward, ins = self._fee_split(fee, left, lcfg, codec._funds_insurance(funds), True)
     bad: uint256 = 0
-    if full and st.equity < 0:
-        bad = convert(-st.equity, uint256)
+    if full and left < 0:
+        bad = convert(-left, uint256)
     return IClearinghouse.LiquidationPreview(fraction=fraction, reward=reward, bad_debt=bad)
 
 
@@ -242,6 +243,7 @@ def _liquidate(
     ids_word: uint256 = 0  # a full liquidation closes every position: the list ends empty
     if not full:
         ids_word = acct.account_markets[account]
+    pnls: DynArray[int256, k.MAX_POSITIONS] = []  # each leg's PnL less its close's premium
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
         close: uint256 = closes[i]
@@ -250,11 +252,14 @@ def _liquidate(
         closed_notional += cn
         fee += mm._bps_up(cn, leg.liq_bps)
 
-        if leg.pnl < 0:
-            pool += convert(-leg.pnl, uint256)
-            c += leg.pnl
-        # Closed at the mark, with no skew premium (a cascade is not fed by the premium; the
-        # pool keeps the skew's risk). The remainder's entry is the mark less the index.
+        pnl: int256 = leg.pnl - convert(self._premium_cost(leg, close), int256)
+        pnls.append(pnl)
+        if pnl < 0:
+            pool += convert(-pnl, uint256)
+            c += pnl
+        # Closed at the mark, less the skew premium a trade would pay when the close grows
+        # the skew against it (never the rebate): `_premium_cost`, read before this leg's
+        # open interest moves. The remainder's entry is the mark less the index.
         mark: int256 = convert(leg.price, int256) - leg.index
         if leg.funding != 0:
             markets.funding_word[leg.market_id] = leg.funding  # recorded now, at this mark
@@ -268,7 +273,7 @@ def _liquidate(
             acct.positions[account][leg.market_id] = mm._pack_position(new_size, mark)
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
-        realized: int256 = leg.pnl
+        realized: int256 = pnls[i]
         if realized > 0:
             realized = ledger._pay_profit(
                 account, leg.market_id, realized, ledger._backed(pool, st.collateral, c)
@@ -335,6 +340,25 @@ def _liquidate(
     return reward, True, pool, insurance
 
 
+@view
+@internal
+def _premium_cost(leg: acct.Leg, close: uint256) -> uint256:
+    """
+    @dev The skew premium closing `close` of `leg` pays (token units, rounded up), at its
+         market's skew now; 0 with funding off or when the close shrinks the skew.
+    """
+    if leg.funding == 0 or close == 0:
+        return 0
+    per: uint256 = funding._close_cost(
+        leg.price,
+        funding._skew(markets.market_oi[leg.market_id]),
+        leg.size,
+        close,
+        funding._skew_scale(leg.funding),
+    )
+    return mm._notional_up(close, per, ledger.token_scale)
+
+
 @pure
 @internal
 def _after_close(size: int256, close: uint256) -> int256:
@@ -365,6 +389,10 @@ def _plan(
     if st.equity > st.collateral:  # paper profit: only the backed pool can pay it
         backed: uint256 = ledger._backed(pool, st.collateral, st.collateral)
         realisable = min(st.equity, st.collateral + convert(backed, int256))
+    # The skew premium the close may pay (`_premium_cost`) is at most a full close's, leg by
+    # leg (it grows with the size closed): planned as spent, so the remainder stays covered.
+    for leg: acct.Leg in st.legs:
+        realisable -= convert(self._premium_cost(leg, convert(abs(leg.size), uint256)), int256)
     slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
     fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
     bound: uint256 = (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS

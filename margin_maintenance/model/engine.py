@@ -490,13 +490,30 @@ class Mirror:
 
     def plan(self, a: str, view: AccountView) -> tuple[int, list[int], bool]:
         """`_plan`: (fraction, size to close per leg, full), by `model.plan` on realisable
-        equity (collateral + the backed pool)."""
+        equity (collateral + the backed pool) less every leg's full-close skew premium."""
         legs = self.model_legs(view)
         m = Margin(
             view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
         )
         realisable = view.collateral + backed(self.pool, self.other_debt(a), view.collateral)
+        cost = self.premium_cost(view)
+        realisable = min(view.equity, realisable)
+        realisable -= sum(cost(i, abs(leg.size)) for i, leg in enumerate(view.legs))
         return plan(legs, m, self.params(), self.token_scale, realisable)
+
+    def premium_cost(self, view: AccountView) -> Callable[[int, int], int]:
+        """`_premium_cost` of each leg of `view`, at its market's skew now: what closing
+        `close` of leg i pays in skew premium (token units, rounded up; never a rebate)."""
+
+        def cost(i: int, close: int) -> int:
+            leg = view.legs[i]
+            mk = self.markets[leg.market]
+            if mk.funding is None or close == 0:
+                return 0
+            per = fm.close_cost(leg.price, mk.skew, leg.size, close, mk.funding.skew_scale)
+            return notional_up(close, per, self.token_scale)
+
+        return cost
 
     def keeper_reward(self, fee_paid: int, insurance: int) -> int:
         """`_fee_split`: the reward (`insurance` already holds `fee_paid`)."""
@@ -517,6 +534,7 @@ class Mirror:
             self.token_scale,
             self_liquidation=keeper == a,
             other_debt=self.other_debt(a),
+            premium=self.premium_cost(view),
         )
         events: list = []
         for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
@@ -598,8 +616,10 @@ class Mirror:
             bps_up(notional_up(close, leg.price, self.token_scale), self.markets[leg.market].liq)
             for leg, close in zip(view.legs, closes, strict=True)
         )
+        cost = self.premium_cost(view)
+        left = view.equity - sum(cost(i, close) for i, close in enumerate(closes))
         fee = max(fee, self.min_reward)
-        fee_paid = min(fee, max(view.equity, 0))
+        fee_paid = min(fee, max(left, 0))
         reward = self.keeper_reward(fee_paid, self.insurance + fee_paid)
-        bad = -view.equity if full and view.equity < 0 else 0
+        bad = -left if full and left < 0 else 0
         return fraction, reward, bad

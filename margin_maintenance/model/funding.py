@@ -123,3 +123,13 @@ def fill_price(price: int, skew_before: int, skew_after: int, skew_scale: int) -
     if fill > constant("MAX_PRICE"):
         raise FillOutOfRange("clearinghouse: price overflow")
     return fill
+
+
+def close_cost(price: int, skew_: int, size: int, close: int, skew_scale: int) -> int:
+    """`funding._close_cost`: the per-unit skew premium a liquidation's close of `close` pays
+    when it grows the skew against the position (0 when the premium would pay it)."""
+    mean2 = close - 2 * skew_ if size > 0 else 2 * skew_ + close
+    if mean2 <= 0:
+        return 0
+    den = 2 * skew_scale * WAD
+    return min(-(-price * mean2 // den), price)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .constants import BPS, WAD
@@ -164,15 +164,20 @@ def liquidate(
     *,
     self_liquidation: bool = False,
     other_debt: int = 0,
+    premium: Callable[[int, int], int] | None = None,
 ) -> Outcome:
     """`Clearinghouse._liquidate`. Losing legs settle into the pool before profitable legs are
     paid from it (so the pool pays profits from the same liquidation's losses); a third party
     charges at least the minimum keeper reward as the fee; bad debt after a full close goes
-    to insurance, then the pool, and the rest stays on the account."""
+    to insurance, then the pool, and the rest stays on the account. `premium(i, close)` is
+    the skew premium closing `close` of leg i pays (`_premium_cost`; none by default): the
+    plan spends a full close's, the settlement the actual close's."""
     m = margin(collateral, legs, token_scale)
     if not (legs and m.equity < m.maintenance):
         raise ValueError("model: account healthy")
-    realisable = collateral + backed(pool, other_debt, collateral)
+    cost = premium or (lambda i, close: 0)
+    realisable = min(m.equity, collateral + backed(pool, other_debt, collateral))
+    realisable -= sum(cost(i, abs(leg.size)) for i, leg in enumerate(legs))
     fraction, closes, full = plan(legs, m, params, token_scale, realisable=realisable)
     pairs = list(zip(closes, legs, strict=True))
     notionals = [notional_up(c, leg.price, token_scale) for c, leg in pairs]
@@ -183,7 +188,10 @@ def liquidate(
     if not self_liquidation:
         fee = max(fee, params.min_keeper_reward)
 
-    pnls = [pnl(leg.size, leg.entry, leg.mark, token_scale) for leg in legs]
+    pnls = [
+        pnl(leg.size, leg.entry, leg.mark, token_scale) - cost(i, close)
+        for i, (leg, close) in enumerate(zip(legs, closes, strict=True))
+    ]
     realized, c, pool = settle_pnls(pnls, collateral, pool, other_debt)
     fee_paid = min(fee, max(c, 0))
     c -= fee_paid

@@ -85,7 +85,11 @@ class ChainSimulator:
                 maintenance_margin_bps=base.mm_bps,
                 liquidation_fee_bps=base.fee_bps,
                 trading_fee_bps=cfg.trading_fee_bps,
-                max_open_interest_units=oi,
+                # a funding market's cap is at most half its skew scale (the configurator's
+                # rule); the seeded book stays far below either
+                max_open_interest_units=min(oi, cfg.funding.skew_scale_units(price) // 2)
+                if cfg.funding
+                else oi,
                 skew_scale_units=cfg.funding.skew_scale_units(price) if cfg.funding else 0,
                 max_funding_velocity_bps=cfg.funding.velocity_bps if cfg.funding else 0,
             )

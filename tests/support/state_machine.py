@@ -387,7 +387,7 @@ class MarginMachine(RuleBasedStateMachine):
         keeper_share: int,
         max_partial: int,
         min_reward_usd: int,
-        funding: list[tuple[int, int, int]],
+        funding: list[tuple[int, int, int, int]],
     ) -> None:
         """A fresh system: liquidation parameters, a pool, an insurance fund, and each trader
         in both markets."""
@@ -444,8 +444,14 @@ class MarginMachine(RuleBasedStateMachine):
             max_partial,
             min_reward,
         )
-        self.funding_markets = [m for m, _, _ in funding]
-        for m, skew_scale, velocity in funding:
+        self.funding_markets = [m for m, *_ in funding]
+        for m, cap_units, multiple, velocity in funding:
+            mk = self.m.markets[m]
+            cap, skew_scale = min(cap_units * WAD, mk.max_oi), cap_units * multiple
+            self.send(
+                self.cfg.set_market_limits, m, cap, mk.min_notional, sender=self.owner, expect=None
+            )
+            mk.max_oi = cap
             self.send(
                 self.cfg.set_market_funding, m, skew_scale, velocity, sender=self.owner, expect=None
             )
@@ -1284,6 +1290,8 @@ class MarginMachine(RuleBasedStateMachine):
             expect = "configurator: bad open interest cap"
         elif min_usd == 0:
             expect = "configurator: bad minimum notional"
+        elif (f := self.m.markets[m].funding) is not None and 2 * max_oi_units > f.skew_scale:
+            expect = "configurator: skew scale below twice the cap"
         max_oi, min_notional = max_oi_units * WAD, min_usd * USDC
         sent = self.send(
             self.cfg.set_market_limits,

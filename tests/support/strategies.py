@@ -54,13 +54,15 @@ LEVERAGES_BPS = st.lists(
 KEEPER_SHARE = st.integers(0, BPS)
 MAX_PARTIAL = st.sampled_from([6_000, 8_000, 8_000, 9_500, BPS])
 MIN_REWARD_USD = st.sampled_from([0, 1, 1, 5, 50])
-# Funding on none, one or both markets: (skew scale in whole base units, velocity in bps per
-# day per day). A scale near the book's size makes the premium large (and some fills
-# impossible: "fill price out of range"); velocity 0 keeps the rate where it is.
+# Funding on none, one or both markets: (market, the open-interest cap set first in whole
+# units, the skew scale as a multiple of it (the configurator wants at least 2), velocity in
+# bps per day per day). A small cap and multiple make the premium large; velocity 0 keeps
+# the rate where it is.
 FUNDING_SETUP = st.lists(
     st.tuples(
         st.sampled_from([0, 1]),
-        st.sampled_from([20, 500, 1_000, 50_000, 2**48 - 1]),
+        st.sampled_from([200, 5_000, 1_000_000]),
+        st.sampled_from([2, 3, 50]),
         st.sampled_from([0, 300, 3_000, 10_000]),
     ),
     max_size=2,

@@ -40,6 +40,7 @@ struct AccountState:
     liq_fee: uint256  # liquidation fee on every position's full notional, rounded up
     legs: DynArray[Leg, k.MAX_POSITIONS]
     unpriced: bool  # (liquidate_many only) a market has no price, not even a stale mark
+    premium: uint256  # the skew premium closing every funded position in full would pay
 
 
 account_markets: HashMap[address, uint256]  # packed market list, see codec
@@ -125,6 +126,20 @@ def accrued_funding(account: address) -> int256:
 
 @view
 @internal
+def _premium_cost(oi: uint256, price: uint256, size: int256, close: uint256, word: uint256) -> uint256:
+    """
+    @dev The skew premium closing `close` of a position of `size` at the mark `price` pays
+         (token units, rounded up) in a market with open interest `oi` and funding word
+         `word`: `funding._close_cost`, 0 when the close shrinks the skew.
+    """
+    per: uint256 = funding._close_cost(
+        price, funding._skew(oi), size, close, funding._skew_scale(word)
+    )
+    return mm._notional_up(close, per, ledger.token_scale)
+
+
+@view
+@internal
 def _funding_due(account: address, market_id: uint256, size: int256, index: int256) -> int256:
     """
     @dev The funding of `size` in `market_id` from its last settlement to `index`, token
@@ -187,12 +202,11 @@ def _load_known(
         word: uint256 = 0
         if (cfg >> codec.CFG_FUNDING) & 1 == 1 and price != 0:
             # funding brought to now at this position's mark (a batch's unpriced entry skips)
+            oi: uint256 = markets.market_oi[market_id]
             word, index = funding._accrue(
-                markets.funding_word[market_id],
-                funding._skew(markets.market_oi[market_id]),
-                price,
-                block.timestamp,
+                markets.funding_word[market_id], funding._skew(oi), price, block.timestamp
             )
+            st.premium += self._premium_cost(oi, price, size, convert(abs(size), uint256), word)
         pnl: int256 = mm._pnl(size, entry, convert(price, int256) - index, ledger.token_scale)
         eq += pnl
         # The rates decoded inline with the codec's layout: this loop runs for every position

@@ -175,7 +175,11 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
             mm._notional_up(closes[i], leg.price, ledger.token_scale),
             leg.liq_bps,
         )
-        left -= convert(self._premium_cost(leg, closes[i]), int256)
+        if leg.funding != 0:
+            left -= convert(
+                self._premium_cost(leg.market_id, leg.price, leg.size, closes[i], leg.funding),
+                int256,
+            )
     # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
     fee_paid: uint256 = 0
     reward: uint256 = 0
@@ -243,7 +247,6 @@ def _liquidate(
     ids_word: uint256 = 0  # a full liquidation closes every position: the list ends empty
     if not full:
         ids_word = acct.account_markets[account]
-    pnls: DynArray[int256, k.MAX_POSITIONS] = []  # each leg's PnL less its close's premium
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
         close: uint256 = closes[i]
@@ -252,8 +255,12 @@ def _liquidate(
         closed_notional += cn
         fee += mm._bps_up(cn, leg.liq_bps)
 
-        pnl: int256 = leg.pnl - convert(self._premium_cost(leg, close), int256)
-        pnls.append(pnl)
+        pnl: int256 = leg.pnl
+        if leg.funding != 0:  # the skew premium the close pays, before its move (kept in pnl)
+            pnl -= convert(
+                self._premium_cost(leg.market_id, leg.price, leg.size, close, leg.funding), int256
+            )
+            st.legs[i].pnl = pnl
         if pnl < 0:
             pool += convert(-pnl, uint256)
             c += pnl
@@ -273,7 +280,7 @@ def _liquidate(
             acct.positions[account][leg.market_id] = mm._pack_position(new_size, mark)
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
-        realized: int256 = pnls[i]
+        realized: int256 = leg.pnl
         if realized > 0:
             realized = ledger._pay_profit(
                 account, leg.market_id, realized, ledger._backed(pool, st.collateral, c)
@@ -342,21 +349,14 @@ def _liquidate(
 
 @view
 @internal
-def _premium_cost(leg: acct.Leg, close: uint256) -> uint256:
+def _premium_cost(
+    market_id: uint256, price: uint256, size: int256, close: uint256, word: uint256
+) -> uint256:
     """
-    @dev The skew premium closing `close` of `leg` pays (token units, rounded up), at its
-         market's skew now; 0 with funding off or when the close shrinks the skew.
+    @dev `accounts._premium_cost` at the market's skew now (a liquidation reads it before
+         the leg's open interest moves).
     """
-    if leg.funding == 0 or close == 0:
-        return 0
-    per: uint256 = funding._close_cost(
-        leg.price,
-        funding._skew(markets.market_oi[leg.market_id]),
-        leg.size,
-        close,
-        funding._skew_scale(leg.funding),
-    )
-    return mm._notional_up(close, per, ledger.token_scale)
+    return acct._premium_cost(markets.market_oi[market_id], price, size, close, word)
 
 
 @pure
@@ -391,8 +391,7 @@ def _plan(
         realisable = min(st.equity, st.collateral + convert(backed, int256))
     # The skew premium the close may pay (`_premium_cost`) is at most a full close's, leg by
     # leg (it grows with the size closed): planned as spent, so the remainder stays covered.
-    for leg: acct.Leg in st.legs:
-        realisable -= convert(self._premium_cost(leg, convert(abs(leg.size), uint256)), int256)
+    realisable -= convert(st.premium, int256)
     slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
     fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
     bound: uint256 = (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS

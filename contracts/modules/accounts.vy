@@ -106,7 +106,9 @@ def position(account: address, market_id: uint256) -> IClearinghouse.Position:
 def accrued_funding(account: address) -> int256:
     """
     @notice Funding accrued on the account's open positions since each was last settled,
-            token units, rounded down (positive: to receive). Its equity already includes it.
+            token units, rounded down (positive: to receive), each at the index its equity
+            is marked with (the index brought to now at the position's mark, so a stale
+            feed within its window still answers). Its equity already includes it.
     """
     total: int256 = 0
     ids: uint256 = self.account_markets[account]
@@ -117,8 +119,12 @@ def accrued_funding(account: address) -> int256:
             size: int256 = 0
             entry: int256 = 0
             size, entry = mm._unpack_position(self.positions[account][market_id])
+            feed: address = convert(cfg & codec.MASK160, address)
+            price: uint256 = staticcall IPriceFeed(feed).mark(size > 0)
+            if price == 0:  # past the stale window: say why, as the account load does
+                price = staticcall IPriceFeed(feed).latest_price()
             index: int256 = markets._funding_index(
-                market_id, cfg, markets.market_oi[market_id], markets._mark(market_id)
+                market_id, cfg, markets.market_oi[market_id], price
             )
             total += self._funding_due(account, market_id, size, index)
     return total

@@ -1,7 +1,7 @@
 # pragma version 0.4.3
 # pragma nonreentrancy on
 """
-@title Trading: one market order at the oracle price
+@title Trading: one market order at the oracle price (with the skew premium, funding on)
 @license MIT
 @notice Opens, increases, reduces, closes or flips the caller's position in one market. The
         old position's PnL is settled into collateral (a loss to the pool in full, a profit
@@ -28,9 +28,11 @@ uses: acct
 def trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     """
     @notice Change the caller's position in `market_id` by `size_delta` (WAD base units,
-            positive buys) at the oracle price. Buys revert above `acceptable_price`,
-            sells below it. The position's PnL is settled into collateral and its
-            entry reset to the execution price; the trading fee goes to the pool.
+            positive buys) at the oracle price, with the skew premium when the market has
+            funding on (`fill_price`). Buys revert above `acceptable_price`, sells below it
+            (the fill's). The position's PnL and funding are settled into collateral and its
+            entry reset to the fill (stored less the funding index); the trading fee goes to
+            the pool.
     """
     self._trade(market_id, size_delta, acceptable_price)
 

@@ -450,13 +450,14 @@ class Mirror:
 
     def accrued_funding(self, a: str) -> int:
         """`accrued_funding`: every funding-on position's funding since its settlement, at
-        the market's oracle price."""
+        the index its equity is marked with (brought to now at the position's mark)."""
         total = 0
         for m in self.order[a]:
             mk = self.markets[m]
             if mk.funding is not None:
                 size, _ = self.positions[a][m]
-                total += self.funding_due(a, m, size, mk.index_at(mk.price, self.time()))
+                index = mk.index_at(mk.mark(size > 0), self.time())
+                total += self.funding_due(a, m, size, index)
         return total
 
     def fill_price(self, m: int, delta: int) -> int:

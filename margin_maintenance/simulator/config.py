@@ -100,10 +100,13 @@ class FundingModel:
       scales so that a 100,000 USD trade moves the fill by about as much as it would move a
       centralised book (its parameter updates quote 7-36 bps per 100,000 USD); at 50M USD a
       100,000 USD trade on a balanced book pays 100,000 / (2 * 50M) = 10 bps.
-    - velocity: `velocity_bps` per day per day at a skew of one scale. A book skewed by 2% of
-      the scale (the seeded book's 1-2M USD skew against 50M) drifts by 6 bps a day, so a
-      day-long window reaches 0.06% a day (0.02% per 8 hours, the usual perp funding) and the
-      week-long ones the 0.1-0.3% per 8 hours perps print in crashes.
+    - velocity: `velocity_bps` per day per day at a skew of one scale, so that a skew of a few
+      percent of the scale reaches the usual perp funding of about 0.01% per 8 hours
+      (0.03% a day) within a day (3% of the scale: 9 bps a day per day). The seeded book of
+      `ape run funding` (30 traders) is skewed by 0.1-0.2% of the scale, and a crash's
+      liquidations move it towards the shorts; its 5-day windows end at -0.04 to -0.05% a day
+      (docs/sim/funding.md), inside the ranges perps print (crash extremes reach 0.1-0.3% per
+      8 hours, which this book's skew does not).
     """
 
     scale_usd: float = 50_000_000.0

@@ -28,6 +28,20 @@ class GasRow:
     target: str = ""
 
 
+def _funded_actor(
+    accounts: Any, sysm: Any, deployer: Any, usd: float, deposit: bool = False
+) -> Any:
+    """A fresh account with gas, `usd` whole tokens approved to the engine (and deposited)."""
+    a = accounts.generate_test_account()
+    deployer.transfer(a, 10**18)
+    amount = round(usd * sysm.unit)
+    sysm.token.mint(a, amount, sender=deployer)
+    sysm.token.approve(sysm.clearinghouse, MAX_UINT, sender=a)
+    if deposit:
+        sysm.clearinghouse.deposit(amount, sender=a)
+    return a
+
+
 def _fmt(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
 
@@ -54,16 +68,8 @@ def measure(
     unit = sysm.unit
     rows: list[GasRow] = []
 
-    def new_actor() -> Any:
-        a = accounts.generate_test_account()
-        deployer.transfer(a, 10**18)
-        return a
-
     def funded(usd: float) -> Any:
-        a = new_actor()
-        token.mint(a, round(usd * unit), sender=deployer)
-        token.approve(ch, MAX_UINT, sender=a)
-        return a
+        return _funded_actor(accounts, sysm, deployer, usd)
 
     def set_price(market: int, usd: float) -> None:
         sysm.aggregators[market].set_price(round(usd * 10**8), sender=deployer)
@@ -201,12 +207,7 @@ def _funding_rows(
     rows: list[GasRow] = []
 
     def funded(usd: float) -> Any:
-        a = accounts.generate_test_account()
-        deployer.transfer(a, 10**18)
-        token.mint(a, round(usd * unit), sender=deployer)
-        token.approve(ch, MAX_UINT, sender=a)
-        ch.deposit(round(usd * unit), sender=a)
-        return a
+        return _funded_actor(accounts, sysm, deployer, usd, deposit=True)
 
     def later(usd: float = 2_000) -> None:
         """An hour on, with a fresh answer: the next touch accrues an hour of funding."""
@@ -275,16 +276,12 @@ def _signed_rows(
     progress("signed prices")
     deployer = accounts[0]
     sysm = deploy_system(project, deployer, deployer, SystemParams(signed_prices=True))
-    ch, token, unit = sysm.clearinghouse, sysm.token, sysm.unit
+    ch, unit = sysm.clearinghouse, sysm.unit
     chain_id, verifier = int(chain.chain_id), str(sysm.verifier.address)
     rows: list[GasRow] = []
 
     def funded(usd: float) -> Any:
-        a = accounts.generate_test_account()
-        deployer.transfer(a, 10**18)
-        token.mint(a, round(usd * unit), sender=deployer)
-        token.approve(ch, MAX_UINT, sender=a)
-        return a
+        return _funded_actor(accounts, sysm, deployer, usd)
 
     def update(prices: dict[int, float], signers: int | None = None) -> bytes:
         chain.pending_timestamp = chain.pending_timestamp + 2  # a newer report each time

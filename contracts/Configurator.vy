@@ -93,12 +93,20 @@ struct RiskChange:
     eta: uint256  # `apply_market_risk` from this time on; 0 when none is queued
 
 
+struct FundingChange:
+    skew_scale: uint256
+    max_funding_velocity: uint256
+    eta: uint256  # `apply_market_funding` from this time on; 0 when none is queued
+
+
 # ---- Storage ----
 
 engine: public(address)  # the Clearinghouse this configures; set once by `bind`
 settlements: public(HashMap[uint256, Settlement])  # pending settlement of a dead market
 pending_risk: public(HashMap[uint256, RiskChange])  # queued rate rise of a market with positions
 skew_scale: public(HashMap[uint256, uint256])  # a funding market's skew scale (0: funding off)
+pending_funding: public(HashMap[uint256, FundingChange])  # queued change of a market with positions
+settled: public(HashMap[uint256, bool])  # a market `settle_market` gave its final price
 
 
 # ---- Events (the same names and fields the engine emitted before) ----
@@ -140,6 +148,17 @@ event MarketFundingUpdated:
     market_id: indexed(uint256)
     skew_scale: uint256  # whole base units
     max_funding_velocity: uint256  # bps of the price per day, per day
+
+
+event MarketFundingQueued:
+    market_id: indexed(uint256)
+    skew_scale: uint256
+    max_funding_velocity: uint256
+    eta: uint256  # apply_market_funding from this time on
+
+
+event MarketFundingCancelled:
+    market_id: indexed(uint256)
 
 
 event MarketFeedUpdated:
@@ -410,9 +429,15 @@ def set_market_funding(market_id: uint256, skew_scale: uint256, max_funding_velo
             The engine records the funding so far first (the oracle price must be valid).
             The scale must be at least twice the market's open-interest cap (and its open
             interest), so no fill price can reach zero and every position can close.
-            Funding, once on, stays on: velocity 0 freezes the rate, a large scale shrinks
-            the premium. Not delayed (as limits are not): a smaller scale or a larger
-            velocity takes effect at once, on open positions too.
+            On a market with open interest the change is queued for RISK_DELAY
+            (MarketFundingQueued), as a rate rise is: a new scale moves value between the
+            open positions and the pool at once (a position that paid the premium at one
+            scale is paid it back at another), so the owner, or whoever saw the change
+            coming, could trade ahead of it. Anyone applies it after the delay and within
+            RISK_GRACE (`apply_market_funding`); the owner may cancel it. On a market
+            without positions it applies at once and drops any pending one. Funding, once
+            on, stays on: velocity 0 freezes the drift, a large scale shrinks the premium;
+            a settled market's funding is frozen for good.
     """
     ownable._check_owner()
     e: address = self._bound()
@@ -422,15 +447,50 @@ def set_market_funding(market_id: uint256, skew_scale: uint256, max_funding_velo
     assert max_funding_velocity <= funding.MAX_VELOCITY_BPS, (
         "configurator: funding velocity too high"
     )
-    # Twice the cap (and the open interest already there) within the scale: the premium then
-    # stays within +-50% and every close has a fill (none would revert "fill price out of range").
-    reach: uint256 = max(m.max_open_interest, max(m.open_interest_long, m.open_interest_short))
-    assert 2 * reach <= skew_scale * k.WAD, "configurator: skew scale below twice the cap"
-    self.skew_scale[market_id] = skew_scale
-    extcall IEngine(e).configure_funding(market_id, skew_scale, max_funding_velocity)
-    log MarketFundingUpdated(
-        market_id=market_id, skew_scale=skew_scale, max_funding_velocity=max_funding_velocity
-    )
+    self._check_funding(m, market_id, skew_scale)
+    if m.open_interest_long + m.open_interest_short > 0:
+        eta: uint256 = block.timestamp + RISK_DELAY
+        self.pending_funding[market_id] = FundingChange(
+            skew_scale=skew_scale, max_funding_velocity=max_funding_velocity, eta=eta
+        )
+        log MarketFundingQueued(
+            market_id=market_id,
+            skew_scale=skew_scale,
+            max_funding_velocity=max_funding_velocity,
+            eta=eta,
+        )
+        return
+    if self.pending_funding[market_id].eta != 0:
+        self.pending_funding[market_id] = empty(FundingChange)
+        log MarketFundingCancelled(market_id=market_id)
+    self._store_funding(e, market_id, skew_scale, max_funding_velocity)
+
+
+@external
+def apply_market_funding(market_id: uint256):
+    """
+    @notice Apply a queued funding change once its delay has passed (anyone), with the
+            scale checked again against the cap and open interest in force now.
+    """
+    c: FundingChange = self.pending_funding[market_id]
+    assert c.eta != 0, "configurator: no funding change"
+    assert block.timestamp >= c.eta, "configurator: risk delay"
+    assert block.timestamp <= c.eta + RISK_GRACE, "configurator: risk change expired"
+    e: address = self._bound()
+    self._check_funding(self._market(e, market_id), market_id, c.skew_scale)
+    self.pending_funding[market_id] = empty(FundingChange)
+    self._store_funding(e, market_id, c.skew_scale, c.max_funding_velocity)
+
+
+@external
+def cancel_market_funding(market_id: uint256):
+    """
+    @notice Drop a queued funding change (owner).
+    """
+    ownable._check_owner()
+    assert self.pending_funding[market_id].eta != 0, "configurator: no funding change"
+    self.pending_funding[market_id] = empty(FundingChange)
+    log MarketFundingCancelled(market_id=market_id)
 
 
 @external
@@ -532,6 +592,8 @@ def settle_market(market_id: uint256):
             while its old feed is still past its stale window (anyone). The market takes no
             new risk from then on (maximum open interest 0: only reductions); its positions
             keep the settlement price until their owners close them or they are liquidated.
+            A market with funding has it recorded up to now at that price and frozen: no
+            rate, no drift and no skew premium from then on.
     """
     s: Settlement = self.settlements[market_id]
     assert s.feed != empty(address), "configurator: no settlement"
@@ -549,6 +611,14 @@ def settle_market(market_id: uint256):
         m.trading_fee_bps,
         codec._pack_limits(0, m.min_position_notional),
     )
+    self.settled[market_id] = True
+    if self.skew_scale[market_id] != 0:
+        # Funding recorded up to now at the settlement price, then frozen (rate 0, no
+        # premium): positions held through the outage owe its funding, none after.
+        if self.pending_funding[market_id].eta != 0:
+            self.pending_funding[market_id] = empty(FundingChange)
+            log MarketFundingCancelled(market_id=market_id)
+        self._store_funding(e, market_id, 0, 0)
     price: uint256 = staticcall IPriceFeed(s.feed).latest_price()
     log MarketFeedUpdated(market_id=market_id, feed=s.feed)
     log MarketLimitsUpdated(
@@ -751,6 +821,25 @@ def _dead_market(e: address, market_id: uint256) -> IClearinghouse.MarketInfo:
     m: IClearinghouse.MarketInfo = self._market(e, market_id)
     assert staticcall IPriceFeed(m.feed).mark(True) == 0, "configurator: market not dead"
     return m
+
+
+@view
+@internal
+def _check_funding(m: IClearinghouse.MarketInfo, market_id: uint256, skew_scale: uint256):
+    assert not self.settled[market_id], "configurator: market settled"
+    # Twice the cap (and the open interest already there) within the scale: the premium then
+    # stays within +-50% and every close has a fill (none would revert "fill price out of range").
+    reach: uint256 = max(m.max_open_interest, max(m.open_interest_long, m.open_interest_short))
+    assert 2 * reach <= skew_scale * k.WAD, "configurator: skew scale below twice the cap"
+
+
+@internal
+def _store_funding(e: address, market_id: uint256, skew_scale: uint256, velocity: uint256):
+    self.skew_scale[market_id] = skew_scale
+    extcall IEngine(e).configure_funding(market_id, skew_scale, velocity)
+    log MarketFundingUpdated(
+        market_id=market_id, skew_scale=skew_scale, max_funding_velocity=velocity
+    )
 
 
 @view

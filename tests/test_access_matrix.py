@@ -138,8 +138,30 @@ def _check_limits(w, who, tx, before):
 
 
 def _check_funding(w, who, tx, before):
+    """The world's ETH longs are open: a funding change waits the risk delay too."""
+    pending = w.cfg.pending_funding(ETH)
+    assert (pending.skew_scale, pending.max_funding_velocity) == (2_000_000, 300)
+    assert w.ch.market_funding(ETH).skew_scale == 0
+
+
+def _funding_queued(w, who):
+    w.cfg.set_market_funding(ETH, 2_000_000, 300, sender=w.owner)
+
+
+def _funding_due(w, who):
+    _funding_queued(w, who)
+    _eth_later(w, RISK_DELAY)
+
+
+def _check_funding_applied(w, who, tx, before):
     info = w.ch.market_funding(ETH)
     assert (info.skew_scale, info.max_funding_velocity) == (2_000_000, 300)
+    assert w.cfg.pending_funding(ETH).eta == 0
+
+
+def _check_funding_cancelled(w, who, tx, before):
+    assert w.cfg.pending_funding(ETH).eta == 0
+    assert w.ch.market_funding(ETH).skew_scale == 0
 
 
 def _check_feed(w, who, tx, before):
@@ -448,6 +470,22 @@ ROWS: dict[str, Row] = {
         only("owner"),
         NOT_OWNER,
         check=_check_funding,
+    ),
+    "apply_market_funding": Row(
+        "cfg",
+        lambda w, who: (ETH,),
+        everyone(),
+        "",
+        arrange=_funding_due,
+        check=_check_funding_applied,
+    ),
+    "cancel_market_funding": Row(
+        "cfg",
+        lambda w, who: (ETH,),
+        only("owner"),
+        NOT_OWNER,
+        arrange=_funding_queued,
+        check=_check_funding_cancelled,
     ),
     "propose_settlement": Row(
         "cfg",

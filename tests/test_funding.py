@@ -250,16 +250,27 @@ def test_set_market_funding__bounds__accepted_and_logged(ch, configurator, deplo
     assert (info.skew_scale, info.max_funding_velocity) == (fm.MAX_SKEW_SCALE, fm.MAX_VELOCITY_BPS)
 
 
-def test_set_market_funding__retuned__records_the_funding_so_far_first(
-    book, system, ch, configurator, deployer, trader
+def test_set_market_funding__retuned_with_positions__queued_then_records_the_funding_so_far(
+    book, system, ch, configurator, deployer, trader, stranger
 ):
+    """A new scale moves value between open positions and the pool at once (a premium paid
+    at one scale is paid back at another), so with positions open it waits RISK_DELAY, in
+    public, as a rate rise does; applied, the funding so far is recorded first."""
     f = fm.Funding(ch.market_funding(ETH).updated_at, 0, 0, SKEW_SCALE, VELOCITY_BPS)
     t0 = book.pending_timestamp + 10
     f = fm.accrue(f, 0, ETH_WAD, at(book, t0))
     ch.trade(ETH, size(50), MAX_UINT, sender=trader)
-    refresh(system, deployer, book, t0 + DAY)
-    f = fm.accrue(f, size(50), ETH_WAD, at(book, t0 + DAY + 2))
-    configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)  # 2x the cap
+    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)  # 2x the cap
+    [queued] = tx.decode_logs(configurator.MarketFundingQueued)
+    assert (queued.skew_scale, queued.max_funding_velocity) == (SKEW_SCALE * 2, 0)
+    assert queued.eta == tx.timestamp + DAY
+    assert ch.market_funding(ETH).skew_scale == SKEW_SCALE  # nothing moved yet
+    with ape.reverts("configurator: risk delay"):
+        configurator.apply_market_funding(ETH, sender=stranger)
+    refresh(system, deployer, book, queued.eta)
+    f = fm.accrue(f, size(50), ETH_WAD, at(book, queued.eta + 2))
+    tx = configurator.apply_market_funding(ETH, sender=stranger)  # anyone, after the delay
+    assert len(tx.decode_logs(configurator.MarketFundingUpdated)) == 1
     info = ch.market_funding(ETH)
     assert (info.funding_rate, info.funding_index) == (f.rate_wad, f.index)
     assert (info.skew_scale, info.max_funding_velocity, info.funding_velocity) == (
@@ -267,6 +278,40 @@ def test_set_market_funding__retuned__records_the_funding_so_far_first(
         0,
         0,
     )
+    assert configurator.pending_funding(ETH).eta == 0
+    with ape.reverts("configurator: no funding change"):
+        configurator.apply_market_funding(ETH, sender=stranger)
+
+
+def test_set_market_funding__queued_then_cancelled_or_expired__never_applies(
+    book, system, ch, configurator, deployer, trader, stranger
+):
+    ch.trade(ETH, size(50), MAX_UINT, sender=trader)
+    configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    with ape.reverts(NOT_OWNER):
+        configurator.cancel_market_funding(ETH, sender=stranger)
+    tx = configurator.cancel_market_funding(ETH, sender=deployer)
+    assert len(tx.decode_logs(configurator.MarketFundingCancelled)) == 1
+    with ape.reverts("configurator: no funding change"):
+        configurator.cancel_market_funding(ETH, sender=deployer)
+    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    eta = tx.decode_logs(configurator.MarketFundingQueued)[0].eta
+    refresh(system, deployer, book, eta + 7 * DAY + 1)  # past RISK_GRACE
+    with ape.reverts("configurator: risk change expired"):
+        configurator.apply_market_funding(ETH, sender=stranger)
+    assert ch.market_funding(ETH).skew_scale == SKEW_SCALE
+
+
+def test_set_market_funding__no_positions__applies_at_once_and_drops_a_queued_one(
+    book, ch, configurator, deployer, trader
+):
+    ch.trade(ETH, size(50), MAX_UINT, sender=trader)
+    configurator.set_market_funding(ETH, SKEW_SCALE * 3, 100, sender=deployer)  # queued
+    ch.trade(ETH, -size(50), 0, sender=trader)  # the market is flat again
+    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    assert len(tx.decode_logs(configurator.MarketFundingCancelled)) == 1
+    assert ch.market_funding(ETH).skew_scale == SKEW_SCALE * 2
+    assert configurator.pending_funding(ETH).eta == 0
 
 
 # ---- Held for years: bounded, never overflowing ----
@@ -371,6 +416,34 @@ def test_premium__wash_round_trip_with_two_accounts__loses_the_fees(
     assert end - start <= -fees
     assert end - start >= -fees - 4  # the rest is rounding, against the traders
     assert_conserved(ch, token, accounts)
+
+
+def test_trade__skew_shrinking_rebate__is_no_margin_until_realised(
+    book, ch, trader, fund, accounts
+):
+    """Found in review: equity marks at the oracle, so the rebate a skew-shrinking fill earns
+    (a 100-ETH short against a 100-ETH long skew sells 5% above it: +10,000 USD) counted
+    towards the same trade's initial margin, though closing would pay it straight back. The
+    initial check now takes equity at the exit (less every position's closing premium)."""
+    ch.trade(ETH, size(100), MAX_UINT, sender=trader)  # the skew: +100 ETH
+    a = accounts[7]
+    ch.deposit(fund(a, 15_000), sender=a)  # enough with the rebate (10,105), not without it
+    with ape.reverts("clearinghouse: insufficient margin"):
+        ch.trade(ETH, -size(100), 0, sender=a)
+    ch.deposit(fund(a, 5_200), sender=a)  # 20,200 >= 20,000 initial + 105 fee
+    ch.trade(ETH, -size(100), 0, sender=a)
+    assert ch.equity(a) == ch.collateral(a) + 10_000 * USDC  # the rebate, unrealised
+
+
+def test_withdraw__skew_shrinking_rebate__cannot_be_withdrawn(book, ch, trader, fund, accounts):
+    ch.trade(ETH, size(100), MAX_UINT, sender=trader)
+    a = accounts[7]
+    ch.deposit(fund(a, 25_000), sender=a)
+    ch.trade(ETH, -size(100), 0, sender=a)
+    # equity 34,895 (10,000 of it the rebate); at the exit 24,895 against 20,000 initial
+    with ape.reverts("clearinghouse: insufficient margin"):
+        ch.withdraw(6_000 * USDC, sender=a)
+    ch.withdraw(4_800 * USDC, sender=a)
 
 
 def test_liquidation__hedged_pair__the_premium_is_paid_back_not_taken_twice(

@@ -133,3 +133,42 @@ def test_settled_feed__zero_inputs__refused(project, deployer, system):
         project.SettledPriceFeed.deploy(0, system.feeds[BTC], sender=deployer)
     with ape.reverts("settlement: zero feed"):
         project.SettledPriceFeed.deploy(WAD, "0x" + "00" * 20, sender=deployer)
+
+
+def test_settle__funding_market__recorded_at_the_settlement_then_frozen(
+    ch, configurator, vault, fund, deposit, chain, warp, set_price, settled_feed, deployer, lp,
+    trader, stranger,
+):  # fmt: skip
+    """Settled, a market's funding is recorded up to then at the settlement price (held
+    through the outage, the position owes that funding) and frozen: no rate, no drift and no
+    skew premium, so closing a year later pays the same funding and fills at the price."""
+    from margin_maintenance.model import funding as fm
+
+    vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
+    deposit(trader, 5_000)
+    configurator.set_market_limits(BTC, 5 * WAD, 10 * 10**6, sender=deployer)
+    configurator.set_market_funding(BTC, 10, 3_000, sender=deployer)  # flat: applies at once
+    opened = ch.trade(BTC, WAD // 10, MAX_UINT, sender=trader)  # skew +0.1 BTC
+    f = fm.Funding(opened.timestamp, 0, 0, 10, 3_000)
+    warp(chain.blocks.head.timestamp + HEARTBEAT + STALE_WINDOW + 10)
+    set_price(ETH, 2_000)
+    configurator.propose_settlement(BTC, settled_feed(), sender=deployer)
+    refresh_eth(chain, warp, set_price, SETTLE_DELAY)
+    tx = configurator.settle_market(BTC, sender=stranger)
+    [frozen] = tx.decode_logs(configurator.MarketFundingUpdated)
+    assert (frozen.skew_scale, frozen.max_funding_velocity) == (0, 0)
+    f = fm.accrue(f, WAD // 10, 59_000 * WAD, tx.timestamp)
+    info = ch.market_funding(BTC)
+    assert (info.funding_index, info.funding_rate, info.funding_velocity) == (f.index, 0, 0)
+    assert f.index > 0  # the long paid for the outage
+    owed = ch.accrued_funding(trader)
+    assert owed == pnl(WAD // 10, f.index, 0, 10**12) < 0
+    refresh_eth(chain, warp, set_price, 365 * 86_400)
+    assert ch.accrued_funding(trader) == owed  # a year later: nothing more
+    assert ch.fill_price(BTC, -(WAD // 10)) == 59_000 * WAD  # no premium
+    tx = ch.trade(BTC, -(WAD // 10), 0, sender=trader)
+    [settled] = tx.decode_logs(ch.FundingSettled)
+    assert settled.funding == owed
+    assert tx.decode_logs(ch.PositionChanged)[0].price == 59_000 * WAD
+    with ape.reverts("configurator: market settled"):
+        configurator.set_market_funding(BTC, 10, 300, sender=deployer)

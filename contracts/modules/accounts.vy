@@ -66,8 +66,9 @@ def deposit(amount: uint256):
 @external
 def withdraw(amount: uint256):
     """
-    @notice Withdraw collateral; only realised collateral, and equity must stay
-            >= the initial requirement of the open positions.
+    @notice Withdraw collateral; only realised collateral, and equity less the skew
+            premium closing the open positions would pay must stay >= their initial
+            requirement.
     """
     assert amount > 0, "clearinghouse: zero amount"
     c: int256 = ledger.collateral[msg.sender]
@@ -76,7 +77,8 @@ def withdraw(amount: uint256):
     c_after: int256 = c - convert(amount, int256)
     if codec._list_count(self.account_markets[msg.sender]) != 0:
         st: AccountState = self._load_known(msg.sender, k.MAX_MARKETS, 0)
-        assert st.equity - convert(amount, int256) >= convert(st.initial, int256), (
+        # equity at the exit, as a trade's check: less every position's closing premium
+        assert st.equity - convert(amount + st.premium, int256) >= convert(st.initial, int256), (
             "clearinghouse: insufficient margin"
         )
     ledger._set_collateral(msg.sender, c, c_after)

@@ -55,7 +55,9 @@ def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps:
             configurator checked them (skew scale in whole base units, 0 < S < 2**48;
             velocity in bps per day per day, <= funding.MAX_VELOCITY_BPS). The funding so
             far is recorded first, at the oracle price (which must be valid now) and with
-            the old parameters; rate and index carry on.
+            the old parameters; rate and index carry on. A skew scale of 0 freezes the
+            market's funding where it stands (a settlement: rate 0, no drift, no premium;
+            the index keeps its value, so every position's funding so far stays owed).
     """
     self._only_configurator()
     cfg: uint256 = markets._listed(market_id)
@@ -69,9 +71,12 @@ def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps:
             price,
             block.timestamp,
         )
+    rate: int256 = 0
+    if skew_scale != 0:
+        rate = funding._rate(word)
     markets.funding_word[market_id] = funding._pack(
         block.timestamp,
-        funding._rate(word),
+        rate,
         index,
         funding._params(skew_scale, max_velocity_bps),
     )

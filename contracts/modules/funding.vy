@@ -11,6 +11,8 @@
           it are paid. Liquidations close at the mark, with no premium.
         - Funding velocity: `clamp(skew / S, -1, 1) * max_velocity` per day; the rate drifts
           by it, within +-MAX_RATE (100% of the price per day).
+        - Frozen: a skew scale of 0 (only a settlement writes it, with the rate 0) stops
+          both: the index keeps its last value and fills are at the oracle.
         - Funding index: accrued funding per base unit, in WAD price units. Between two
           records it grows by the mean of the rates at both ends times the elapsed days
           times the price it is recorded at. A long of size s owes s * (index now - index at
@@ -112,8 +114,10 @@ def _velocity(word: uint256, skew: int256) -> int256:
     @dev clamp(skew / S, -1, 1) * max velocity, in RATE_ONE units per day, truncated.
     """
     # S < 2**48 and WAD < 2**60: scale < 2**108; |p| <= scale; the velocity's bps < 2**16 and
-    # VELOCITY_UNIT < 2**27: the product is below 2**151. scale > 0 (funding on: S >= 1).
+    # VELOCITY_UNIT < 2**27: the product is below 2**151.
     scale: int256 = convert(unsafe_mul(self._skew_scale(word), k.WAD), int256)
+    if scale == 0:  # frozen: no drift
+        return 0
     p: int256 = max(min(skew, scale), -scale)
     v: int256 = unsafe_mul(unsafe_mul(p, convert(word >> F_VELOCITY, int256)), VELOCITY_UNIT)
     return unsafe_div(v, scale)
@@ -129,7 +133,7 @@ def _accrue(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint2
     """
     index: int256 = self._index(word)
     updated: uint256 = word & MASK40
-    if now <= updated:
+    if now <= updated or word >> F_SCALE == 0:  # up to date, or frozen (skew scale 0)
         return word, index
     # now < 2**40 (block times): elapsed < 2**40. |velocity| <= 10**12 (RATE_ONE at the
     # largest velocity bps): the drift is below 2**80. |rates| <= MAX_RATE < 2**40.
@@ -157,6 +161,8 @@ def _fill_price(
          `skew_after`, rounded against the trader (up for a buy, down for a sell). Reverts
          when the premium would take the price to zero or below, or above MAX_PRICE.
     """
+    if skew_scale == 0:  # frozen (a settled market): no premium
+        return price
     # |skew_before + skew_after| < 2**129 and price < 2**126: the product fits int256.
     num: int256 = convert(price, int256) * (skew_before + skew_after)
     den: int256 = 2 * convert(skew_scale * k.WAD, int256)
@@ -189,7 +195,7 @@ def _close_cost(price: uint256, skew: int256, size: int256, close: uint256, skew
         mean2 = convert(close, int256) - 2 * skew  # a sell: fills below the mark when > 0
     else:
         mean2 = 2 * skew + convert(close, int256)  # a buy: fills above the mark when > 0
-    if mean2 <= 0:
+    if mean2 <= 0 or skew_scale == 0:  # the close is paid, or the market is frozen
         return 0
     # |mean2| < 2**129 and price < 2**126: the product fits; S * WAD * 2 > 0.
     den: uint256 = 2 * skew_scale * k.WAD

@@ -174,7 +174,11 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
     # Margin check on the whole account after the trade (this market's price is known).
     st: acct.AccountState = acct._load_known(msg.sender, market_id, price)
     if adds_risk:
-        assert st.equity >= convert(st.initial, int256), "clearinghouse: insufficient margin"
+        # Equity at the exit: less the skew premium closing every position would pay (its
+        # cost, never a rebate), so a fill's rebate is no margin until it is realised.
+        assert st.equity - convert(st.premium, int256) >= convert(st.initial, int256), (
+            "clearinghouse: insufficient margin"
+        )
     elif len(st.legs) > 0:
         # A reduction must leave the account healthy, or at least not deepen its shortfall
         # (maintenance - equity): the maintenance it frees must cover what it costs the

@@ -130,10 +130,16 @@ class AccountView:
     maintenance: int
     liq_fee: int
     legs: list[Leg]
+    premium: int = 0  # the skew premium closing every position in full would pay (a cost)
 
     @property
     def liquidatable(self) -> bool:
         return bool(self.legs) and self.equity < self.maintenance
+
+    @property
+    def exit_equity(self) -> int:
+        """Equity less the closing premium: what the initial requirement is checked on."""
+        return self.equity - self.premium
 
 
 @dataclass
@@ -181,7 +187,21 @@ class Mirror:
             maint += bps_up(n, mk.mm)
             fee += bps_up(n, mk.liq)
             legs.append(Leg(m, size, entry, price, n, index))
-        return AccountView(c, eq, initial, maint, fee, legs)
+        view = AccountView(c, eq, initial, maint, fee, legs)
+        cost = self.premium_cost(view)
+        view.premium = sum(cost(i, abs(leg.size)) for i, leg in enumerate(legs))
+        return view
+
+    def withdraw_error(self, a: str, amount: int) -> str | None:
+        """`withdraw`'s checks: the revert reason for `amount`, or None."""
+        if amount == 0:
+            return "clearinghouse: zero amount"
+        if max(self.collateral[a], 0) < amount:
+            return "clearinghouse: insufficient collateral"
+        view = self.load(a)
+        if view.legs and view.exit_equity - amount < view.initial:
+            return "clearinghouse: insufficient margin"
+        return None
 
     def total_claims(self) -> int:
         return sum(self.claims.values())
@@ -414,7 +434,7 @@ class Mirror:
         )
         view = self.load(a)
         if adds_risk:
-            if view.equity < view.initial:
+            if view.exit_equity < view.initial:
                 return "clearinghouse: insufficient margin", []
         elif view.legs:
             # A reduction may leave the account liquidatable only if the maintenance it
@@ -473,7 +493,8 @@ class Mirror:
         mk = self.markets[m]
         mk.record(mk.price, self.time())
         f = mk.funding or fm.Funding()
-        mk.funding = fm.Funding(self.time(), f.rate, f.index, skew_scale, max_velocity_bps)
+        rate = f.rate if skew_scale else 0  # a scale of 0: frozen (a settlement)
+        mk.funding = fm.Funding(self.time(), rate, f.index, skew_scale, max_velocity_bps)
 
     def params(self) -> LiquidationParams:
         return LiquidationParams(self.keeper_share, self.max_partial, self.min_reward)
@@ -497,9 +518,7 @@ class Mirror:
             view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
         )
         realisable = view.collateral + backed(self.pool, self.other_debt(a), view.collateral)
-        cost = self.premium_cost(view)
-        realisable = min(view.equity, realisable)
-        realisable -= sum(cost(i, abs(leg.size)) for i, leg in enumerate(view.legs))
+        realisable = min(view.equity, realisable) - view.premium
         return plan(legs, m, self.params(), self.token_scale, realisable)
 
     def premium_cost(self, view: AccountView) -> Callable[[int, int], int]:

@@ -576,14 +576,7 @@ class MarginMachine(RuleBasedStateMachine):
             "zero": 0,
             "raw": raw,
         }[kind]
-        expect = None
-        view = self.m.load(a)
-        if amount == 0:
-            expect = E_ZERO_AMOUNT
-        elif c < amount:
-            expect = "clearinghouse: insufficient collateral"
-        elif view.legs and view.equity - amount < view.initial:
-            expect = "clearinghouse: insufficient margin"
+        expect = self.m.withdraw_error(a, amount)
         before = self.unchanged(a)
         if self.send(self.ch.withdraw, amount, sender=a, expect=expect):
             self.m.collateral[a] -= amount
@@ -1018,12 +1011,10 @@ class MarginMachine(RuleBasedStateMachine):
                 self.batch_liquidate(self.keepers[0], flagged)
             exposed = [a for a in self.holders if set(stale) & set(self.m.positions[a])]
             for a in exposed:
-                view = self.m.load(a)
                 amount = max(self.m.collateral[a], 0) // 10
                 if amount == 0:
                     continue
-                ok = view.equity - amount >= view.initial
-                expect = None if ok else "clearinghouse: insufficient margin"
+                expect = self.m.withdraw_error(a, amount)
                 if self.send(self.ch.withdraw, amount, sender=a, expect=expect):
                     self.m.collateral[a] -= amount
                     STATS["stale_withdraw_ok"] += 1

@@ -30,6 +30,7 @@ struct Leg:
     liq_bps: uint256  # the market's liquidation fee rate
     index: int256  # the market's funding index now, at `price` (0: funding off)
     funding: uint256  # the market's funding word brought to now (0: funding off)
+    premium: uint256  # the skew premium closing it in full would pay now, token units
 
 
 struct AccountState:
@@ -208,13 +209,15 @@ def _load_known(
         notional: uint256 = mm._notional_up(convert(abs(size), uint256), price, ledger.token_scale)
         index: int256 = 0
         word: uint256 = 0
+        premium: uint256 = 0
         if (cfg >> codec.CFG_FUNDING) & 1 == 1 and price != 0:
             # funding brought to now at this position's mark (a batch's unpriced entry skips)
             oi: uint256 = markets.market_oi[market_id]
             word, index = funding._accrue(
                 markets.funding_word[market_id], funding._skew(oi), price, block.timestamp
             )
-            st.premium += self._premium_cost(oi, price, size, convert(abs(size), uint256), word)
+            premium = self._premium_cost(oi, price, size, convert(abs(size), uint256), word)
+            st.premium += premium
         pnl: int256 = mm._pnl(size, entry, convert(price, int256) - index, ledger.token_scale)
         eq += pnl
         # The rates decoded inline with the codec's layout: this loop runs for every position
@@ -233,6 +236,7 @@ def _load_known(
                 liq_bps=liq_bps,
                 index=index,
                 funding=word,
+                premium=premium,
             )
         )
     st.equity = eq

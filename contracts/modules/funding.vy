@@ -129,17 +129,28 @@ def _accrue(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint2
     """
     @dev The funding word brought to `now` and its index: the rate drifts at the velocity of
          `skew` (clamped to +-MAX_RATE) and the index grows by the mean rate over the
-         elapsed time, at `price` (WAD, <= MAX_PRICE); both truncated towards zero.
+         elapsed time, at `price` (WAD, <= MAX_PRICE); both truncated towards zero. The
+         fields are decoded inline (`_index`, `_rate`, `_velocity`, `_pack` spelled out):
+         this runs for every funded position an account load marks.
     """
-    index: int256 = self._index(word)
+    # the index: bits 88-191, sign-extended (shifted to the top, arithmetically back down)
+    index: int256 = convert(convert(word << 64, bytes32), int256) >> 152
     updated: uint256 = word & MASK40
-    if now <= updated or word >> F_SCALE == 0:  # up to date, or frozen (skew scale 0)
+    params: uint256 = word >> F_SCALE  # skew scale | velocity << 48
+    if now <= updated or params == 0:  # up to date, or frozen (a settled market)
         return word, index
-    # now < 2**40 (block times): elapsed < 2**40. |velocity| <= 10**12 (RATE_ONE at the
-    # largest velocity bps): the drift is below 2**80. |rates| <= MAX_RATE < 2**40.
+    # now < 2**40 (block times): elapsed < 2**40.
     elapsed: int256 = convert(unsafe_sub(now, updated), int256)
-    rate0: int256 = self._rate(word)
-    drift: int256 = unsafe_div(unsafe_mul(self._velocity(word, skew), elapsed), 86_400)
+    rate0: int256 = convert(convert(word << 168, bytes32), int256) >> 208  # bits 40-87
+    # the velocity, `_velocity`: S < 2**48 and WAD < 2**60, so scale < 2**108 and |p| <=
+    # scale; the velocity's bps < 2**16 and VELOCITY_UNIT < 2**27: the product is below
+    # 2**151; |velocity| <= 10**12 (RATE_ONE at the largest bps), so the drift is below 2**80.
+    scale: int256 = convert(unsafe_mul(params & MASK48, k.WAD), int256)
+    p: int256 = max(min(skew, scale), -scale)
+    velocity: int256 = unsafe_div(
+        unsafe_mul(unsafe_mul(p, convert(params >> 48, int256)), VELOCITY_UNIT), scale
+    )
+    drift: int256 = unsafe_div(unsafe_mul(velocity, elapsed), 86_400)
     rate: int256 = max(min(unsafe_add(rate0, drift), MAX_RATE), -MAX_RATE)
     # |rate0 + rate| < 2**41, elapsed < 2**40, price < 2**126: the product is below 2**207.
     step: int256 = unsafe_div(
@@ -148,7 +159,9 @@ def _accrue(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint2
     )
     # |index| <= MAX_INDEX < 2**103 and |step| < 2**207: no wrap; clamped back to the field.
     index = max(min(unsafe_add(index, step), MAX_INDEX), -MAX_INDEX)
-    return self._pack(now, rate, index, word), index
+    r: uint256 = convert(convert(rate, bytes32), uint256) & MASK48
+    i: uint256 = convert(convert(index, bytes32), uint256) & MASK104
+    return now | (r << F_RATE) | (i << F_INDEX) | (params << F_SCALE), index
 
 
 @pure
@@ -189,15 +202,20 @@ def _close_cost(price: uint256, skew: int256, size: int256, close: uint256, skew
          `price * |skew_before + skew_after| / (2S)`, rounded up and capped at `price` (the
          configurator keeps it within 50%); returns that per-unit premium.
     """
-    # the close's trade moves the skew by -sign(size) * close: before + after = 2 skew -+ close
-    mean2: int256 = 0
-    if size > 0:
-        mean2 = convert(close, int256) - 2 * skew  # a sell: fills below the mark when > 0
-    else:
-        mean2 = 2 * skew + convert(close, int256)  # a buy: fills above the mark when > 0
-    if mean2 <= 0 or skew_scale == 0:  # the close is paid, or the market is frozen
+    if skew_scale == 0:  # frozen (a settled market): no premium
         return 0
-    # |mean2| < 2**129 and price < 2**126: the product fits; S * WAD * 2 > 0.
-    den: uint256 = 2 * skew_scale * k.WAD
-    per: uint256 = (price * convert(mean2, uint256) + den - 1) // den
+    # The close's trade moves the skew by -sign(size) * close: before + after = 2 skew -+ close.
+    # |skew| < 2**127 (each side's OI is) and close <= |size| < 2**127: no wrap.
+    mean2: int256 = unsafe_add(skew, skew)
+    if size > 0:
+        mean2 = unsafe_sub(convert(close, int256), mean2)  # a sell: fills below the mark
+    else:
+        mean2 = unsafe_add(mean2, convert(close, int256))  # a buy: fills above the mark
+    if mean2 <= 0:  # the close is paid
+        return 0
+    # 0 < mean2 < 2**129 and price < 2**126: the product is below 2**255; 2 S WAD < 2**110.
+    den: uint256 = unsafe_mul(unsafe_add(skew_scale, skew_scale), k.WAD)
+    per: uint256 = unsafe_div(
+        unsafe_add(unsafe_mul(price, convert(mean2, uint256)), unsafe_sub(den, 1)), den
+    )
     return min(per, price)

@@ -176,10 +176,12 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
             leg.liq_bps,
         )
         if leg.funding != 0:
-            left -= convert(
-                self._premium_cost(leg.market_id, leg.price, leg.size, closes[i], leg.funding),
-                int256,
-            )
+            premium: uint256 = leg.premium
+            if closes[i] != convert(abs(leg.size), uint256):
+                premium = self._premium_cost(
+                    leg.market_id, leg.price, leg.size, closes[i], leg.funding
+                )
+            left -= convert(premium, int256)
     # PnL is realised in full; the fee (at least the minimum reward) comes out of what is left.
     fee_paid: uint256 = 0
     reward: uint256 = 0
@@ -257,9 +259,10 @@ def _liquidate(
 
         pnl: int256 = leg.pnl
         if leg.funding != 0:  # the skew premium the close pays, before its move (kept in pnl)
-            pnl -= convert(
-                self._premium_cost(leg.market_id, leg.price, leg.size, close, leg.funding), int256
-            )
+            premium: uint256 = leg.premium  # a full close's: the account load's
+            if close != convert(abs(leg.size), uint256):
+                premium = self._premium_cost(leg.market_id, leg.price, leg.size, close, leg.funding)
+            pnl -= convert(premium, int256)
             st.legs[i].pnl = pnl
         if pnl < 0:
             pool += convert(-pnl, uint256)
@@ -354,7 +357,8 @@ def _premium_cost(
 ) -> uint256:
     """
     @dev `accounts._premium_cost` at the market's skew now (a liquidation reads it before
-         the leg's open interest moves).
+         the leg's open interest moves); a full close's is the leg's own (`Leg.premium`, the
+         account load's).
     """
     return acct._premium_cost(markets.market_oi[market_id], price, size, close, word)
 

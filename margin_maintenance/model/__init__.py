@@ -6,7 +6,7 @@ random inputs. Constants come from the Vyper sources (`constants.py`), never ret
 the simulator and the audit import this package; none keeps a copy of the maths.
 """
 
-from .admin import RISK_DELAY, RISK_GRACE, risk_change_waits
+from .admin import RISK_DELAY, RISK_GRACE, funding_change_waits, risk_change_waits
 from .constants import BPS, MAX_POSITIONS, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD, constant
 from .liquidation import (
     LiquidationParams,
@@ -55,6 +55,7 @@ __all__ = [
     "RISK_DELAY",
     "RISK_GRACE",
     "risk_change_waits",
+    "funding_change_waits",
     "account_mark",
     "mark_down",
     "mark_up",

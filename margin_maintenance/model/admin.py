@@ -16,3 +16,11 @@ def risk_change_waits(current: Sequence[int], proposed: Sequence[int], open_inte
     (either side); otherwise it applies at once."""
     raises = any(new > old for old, new in zip(current, proposed, strict=True))
     return raises and open_interest > 0
+
+
+def funding_change_waits(open_interest: int) -> bool:
+    """`Configurator.set_market_funding`: a change of the skew scale or velocity (or turning
+    funding on) is queued for RISK_DELAY while the market has open interest (either side),
+    since a new scale moves value between the open positions and the pool at once; on a
+    market without positions it applies at once."""
+    return open_interest > 0

@@ -36,6 +36,7 @@ from margin_maintenance.model import (
     RISK_DELAY,
     RISK_GRACE,
     PoolState,
+    funding_change_waits,
     bps_up,
     notional_down,
     notional_up,
@@ -276,6 +277,7 @@ class MarginMachine(RuleBasedStateMachine):
         self.requests: dict[int, Request] = {}  # open LP requests by id
         self.fee = int(w.vault.execution_fee())  # paid to a request's executor
         self.pending_risk: dict[int, tuple[tuple[int, int, int, int], int]] = {}  # rates, eta
+        self.pending_funding: dict[int, tuple[int, int, int]] = {}  # scale, velocity, eta
         self.first_live_request = 0  # withdrawal requests below this id escrow cancelled shares
         # The mirror's funding clock: the next transaction's block time, or the head block's
         # while the chain's views are compared (eth_call runs on the head; py-evm stamps the
@@ -1147,6 +1149,8 @@ class MarginMachine(RuleBasedStateMachine):
                 "risk",
                 "apply_risk",
                 "cancel_risk",
+                "funding",
+                "apply_funding",
                 "limits",
                 "liquidation",
                 "reserve",
@@ -1165,6 +1169,8 @@ class MarginMachine(RuleBasedStateMachine):
             "risk": self.set_market_risk,
             "apply_risk": self.apply_market_risk,
             "cancel_risk": self.cancel_market_risk,
+            "funding": self.set_market_funding,
+            "apply_funding": self.apply_market_funding,
             "limits": self.set_market_limits,
             "liquidation": self.set_liquidation_params,
             "reserve": self.set_pool_reserve,
@@ -1269,6 +1275,89 @@ class MarginMachine(RuleBasedStateMachine):
             expect = E_NO_RISK_CHANGE
         if self.send(self.cfg.cancel_market_risk, m, sender=self.admin_sender, expect=expect):
             del self.pending_risk[m]
+
+    def funding_reach(self, m: int) -> int:
+        """What the skew scale must cover twice: the cap, or the open interest if larger."""
+        mk = self.m.markets[m]
+        return max(mk.max_oi, mk.long_oi, mk.short_oi)
+
+    def set_market_funding(self, data: st.DataObject) -> None:
+        """The owner turns a market's funding on or retunes it (the attack: a new scale moves
+        value between open positions and the pool at once). With open interest it waits
+        RISK_DELAY; on a flat market it applies at once, recorded at the oracle first."""
+        m = data.draw(MARKET, label="market")
+        reach_units = -(-self.funding_reach(m) // WAD)
+        scale = reach_units * data.draw(st.sampled_from([0, 1, 2, 3, 50]), label="multiple")
+        velocity = data.draw(st.sampled_from([0, 300, 10_000, 10_001]), label="velocity")
+        expect = None
+        if self.stranger:
+            expect = NOT_OWNER
+        elif scale == 0:
+            expect = "configurator: zero skew scale"
+        elif velocity > 10_000:
+            expect = "configurator: funding velocity too high"
+        elif 2 * self.funding_reach(m) > scale * WAD:
+            expect = "configurator: skew scale below twice the cap"
+        mk = self.m.markets[m]
+        sent = self.send(
+            self.cfg.set_market_funding, m, scale, velocity, sender=self.admin_sender, expect=expect
+        )
+        if not sent:
+            return
+        queued = sent[0].decode_logs(self.cfg.MarketFundingQueued)
+        if funding_change_waits(mk.long_oi + mk.short_oi):
+            assert queued, "a funding change on a market with positions applied at once"
+            self.pending_funding[m] = (scale, velocity, sent[0].timestamp + RISK_DELAY)
+            STATS["funding_queued"] += 1
+        else:
+            assert not queued, "a funding change on a flat market waited"
+            dropped = sent[0].decode_logs(self.cfg.MarketFundingCancelled)
+            assert bool(dropped) == (self.pending_funding.pop(m, None) is not None)
+            self.apply_funding(m, scale, velocity, sent[0].timestamp)
+            STATS["funding_changes"] += 1
+
+    def apply_funding(self, m: int, scale: int, velocity: int, at: int) -> None:
+        """The mirror's `configure_funding` at block time `at` (the funding so far recorded)."""
+        self.m.clock, self.m.now = None, at
+        try:
+            self.m.set_funding(m, scale, velocity)
+        finally:
+            self.m.clock = self.clock
+        if m not in self.funding_markets:
+            self.funding_markets.append(m)
+
+    def apply_market_funding(self, data: st.DataObject) -> None:
+        """Anyone applies a queued funding change: refused before its eta, then applied with
+        the scale checked again against the cap and the open interest of the day."""
+        m = data.draw(MARKET, label="market")
+        caller = self.admin_sender
+        if m not in self.pending_funding:
+            expect = "configurator: no funding change"
+            if data.draw(UP, label="cancel"):
+                expect = NOT_OWNER if self.stranger else expect
+                self.send(self.cfg.cancel_market_funding, m, sender=caller, expect=expect)
+            else:
+                self.send(self.cfg.apply_market_funding, m, sender=caller, expect=expect)
+            return
+        scale, velocity, eta = self.pending_funding[m]
+        if data.draw(UP, label="cancel"):
+            expect = NOT_OWNER if self.stranger else None
+            if self.send(self.cfg.cancel_market_funding, m, sender=caller, expect=expect):
+                del self.pending_funding[m]
+            return
+        if chain.pending_timestamp < eta:
+            self.send(self.cfg.apply_market_funding, m, sender=caller, expect=E_RISK_DELAY)
+            self.refresh_all(eta - chain.pending_timestamp)
+        expect = None
+        if chain.pending_timestamp > eta + RISK_GRACE:
+            expect = "configurator: risk change expired"
+        elif 2 * self.funding_reach(m) > scale * WAD:
+            expect = "configurator: skew scale below twice the cap"
+        sent = self.send(self.cfg.apply_market_funding, m, sender=caller, expect=expect)
+        if sent:
+            del self.pending_funding[m]
+            self.apply_funding(m, scale, velocity, sent[0].timestamp)
+            STATS["funding_applied"] += 1
 
     def set_market_limits(self, data: st.DataObject) -> None:
         m = data.draw(MARKET, label="market")

@@ -1331,6 +1331,24 @@ class MarginMachine(RuleBasedStateMachine):
         the scale checked again against the cap and the open interest of the day."""
         m = data.draw(MARKET, label="market")
         caller = self.admin_sender
+        mk = self.m.markets[m]
+        if m not in self.pending_funding and data.draw(UP, label="queue"):
+            # The owner proposes a valid change (a new scale, three times what it must
+            # cover): on a market with positions it waits, and the rest of this action
+            # applies or cancels it; on a flat one it applies now.
+            scale = 3 * -(-self.funding_reach(m) // WAD)
+            velocity = data.draw(st.sampled_from([0, 300, 10_000]), label="velocity")
+            sent = self.send(
+                self.cfg.set_market_funding, m, scale, velocity, sender=self.owner, expect=None
+            )
+            if funding_change_waits(mk.long_oi + mk.short_oi):
+                assert sent[0].decode_logs(self.cfg.MarketFundingQueued)
+                self.pending_funding[m] = (scale, velocity, sent[0].timestamp + RISK_DELAY)
+                STATS["funding_queued"] += 1
+            else:
+                self.pending_funding.pop(m, None)
+                self.apply_funding(m, scale, velocity, sent[0].timestamp)
+                STATS["funding_changes"] += 1
         if m not in self.pending_funding:
             expect = "configurator: no funding change"
             if data.draw(UP, label="cancel"):

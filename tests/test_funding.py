@@ -493,3 +493,37 @@ def test_liquidation_preview__premium_on_the_close__counted(
     e = events(tx, "Liquidated")[0]
     assert (fraction, reward) == (e.fraction, e.keeper_reward)
     assert bad == sum(x.bad_debt for x in events(tx, "BadDebtSettled"))
+
+
+# ---- Bank run with funding on ----
+
+
+def test_funding__bank_run_after_a_week__every_account_closes_and_withdraws_in_full(
+    book, system, ch, vault, deployer, lp, trader, trader2, fund, token, accounts
+):
+    """A skewed book held a week at a high velocity (the longs pay a growing rate), then
+    everyone leaves at once: each trader closes, settles its funding (FundingSettled) and
+    withdraws all it has; then the LP redeems every share. Nothing is left owed or stranded:
+    the engine ends holding only the insurance fund, and no collateral or claim remains."""
+    traders = [trader, trader2, accounts[7], accounts[8]]
+    for who in traders[2:]:
+        ch.deposit(fund(who, 20_000), sender=who)
+    for who, units in zip(traders, (60, -20, 30, -10), strict=True):
+        ch.trade(ETH, size(units), MAX_UINT if units > 0 else 0, sender=who)
+    t = book.pending_timestamp
+    for day in range(1, 8):
+        refresh(system, deployer, book, t + day * DAY)
+    settled = 0
+    for who in traders:
+        s = ch.position(who, ETH).size
+        tx = ch.trade(ETH, -s, 0 if s > 0 else MAX_UINT, sender=who)
+        (fs,) = events(tx, "FundingSettled")
+        settled += fs.funding
+        assert ch.accrued_funding(who) == 0
+        ch.withdraw(ch.collateral(who), sender=who)
+        assert ch.collateral(who) == ch.claims(who) == 0
+    assert settled < 0  # the long skew paid, to the pool and the shorts
+    vault.remove_liquidity(vault.balanceOf(lp), 0, sender=lp)
+    assert ch.pool_assets() <= 10  # rounding dust at most
+    assert token.balanceOf(ch) == ch.insurance_fund() + ch.pool_assets()
+    assert_conserved(ch, token, accounts)

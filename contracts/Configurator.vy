@@ -429,12 +429,13 @@ def set_market_funding(market_id: uint256, skew_scale: uint256, max_funding_velo
             The engine records the funding so far first (the oracle price must be valid).
             The scale must be at least twice the market's open-interest cap (and its open
             interest), so no fill price can reach zero and every position can close.
-            On a market with open interest the change is queued for RISK_DELAY
-            (MarketFundingQueued), as a rate rise is: a new scale moves value between the
-            open positions and the pool at once (a position that paid the premium at one
-            scale is paid it back at another), so the owner, or whoever saw the change
-            coming, could trade ahead of it. Anyone applies it after the delay and within
-            RISK_GRACE (`apply_market_funding`); the owner may cancel it. On a market
+            A new scale moves value between the open positions and the pool at once (a
+            position that paid the premium at one scale is paid it back at another: about
+            price * skew^2 / 2 * |1/S_new - 1/S_old|), so on a market with open interest
+            funding can only be retuned, not turned on, the scale moves by at most 25% a
+            step (4/5 to 5/4 of the old one), and the change is queued for RISK_DELAY
+            (MarketFundingQueued), as a rate rise is. Anyone applies it after the delay and
+            within RISK_GRACE (`apply_market_funding`); the owner may cancel it. On a market
             without positions it applies at once and drops any pending one. Funding, once
             on, stays on: velocity 0 freezes the drift, a large scale shrinks the premium;
             a settled market's funding is frozen for good.
@@ -531,6 +532,7 @@ def set_market_feed(market_id: uint256, feed: address):
     @notice Replace a market's feed adapter (owner); the new one must price now.
     """
     ownable._check_owner()
+    assert not self.settled[market_id], "configurator: market settled"
     e: address = self._bound()
     m: IClearinghouse.MarketInfo = self._market(e, market_id)
     self._check_feed(feed)
@@ -593,7 +595,8 @@ def settle_market(market_id: uint256):
             new risk from then on (maximum open interest 0: only reductions); its positions
             keep the settlement price until their owners close them or they are liquidated.
             A market with funding has it recorded up to now at that price and frozen: no
-            rate, no drift and no skew premium from then on.
+            rate and no drift from then on (the skew premium stays). A settled market
+            takes no other feed.
     """
     s: Settlement = self.settlements[market_id]
     assert s.feed != empty(address), "configurator: no settlement"
@@ -613,12 +616,16 @@ def settle_market(market_id: uint256):
     )
     self.settled[market_id] = True
     if self.skew_scale[market_id] != 0:
-        # Funding recorded up to now at the settlement price, then frozen (rate 0, no
-        # premium): positions held through the outage owe its funding, none after.
+        # Funding recorded up to now at the settlement price, then frozen (rate and
+        # velocity 0; the scale, so the premium, kept): positions held through the outage
+        # owe its funding, none after; a close is paid or pays the premium as it would live.
         if self.pending_funding[market_id].eta != 0:
             self.pending_funding[market_id] = empty(FundingChange)
             log MarketFundingCancelled(market_id=market_id)
-        self._store_funding(e, market_id, 0, 0)
+        extcall IEngine(e).configure_funding(market_id, 0, 0)  # 0: freeze, the scale kept
+        log MarketFundingUpdated(
+            market_id=market_id, skew_scale=self.skew_scale[market_id], max_funding_velocity=0
+        )
     price: uint256 = staticcall IPriceFeed(s.feed).latest_price()
     log MarketFeedUpdated(market_id=market_id, feed=s.feed)
     log MarketLimitsUpdated(
@@ -827,6 +834,13 @@ def _dead_market(e: address, market_id: uint256) -> IClearinghouse.MarketInfo:
 @internal
 def _check_funding(m: IClearinghouse.MarketInfo, market_id: uint256, skew_scale: uint256):
     assert not self.settled[market_id], "configurator: market settled"
+    if m.open_interest_long + m.open_interest_short > 0:
+        # Open positions: the value a new scale moves is bounded by the step (see above).
+        old: uint256 = self.skew_scale[market_id]
+        assert old != 0, "configurator: market has positions"
+        assert 5 * skew_scale >= 4 * old and 4 * skew_scale <= 5 * old, (
+            "configurator: skew scale step too large"
+        )
     # Twice the cap (and the open interest already there) within the scale: the premium then
     # stays within +-50% and every close has a fill (none would revert "fill price out of range").
     reach: uint256 = max(m.max_open_interest, max(m.open_interest_long, m.open_interest_short))

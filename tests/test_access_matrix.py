@@ -137,31 +137,39 @@ def _check_limits(w, who, tx, before):
     assert w.ch.market(ETH).max_open_interest == 2_000_000 * WAD
 
 
+def _btc_scale(w) -> int:
+    """A skew scale for the world's BTC market: twice its cap, in whole units."""
+    return 2 * w.ch.market(BTC).max_open_interest // WAD
+
+
 def _check_funding(w, who, tx, before):
-    """The world's ETH longs are open: a funding change waits the risk delay too."""
-    pending = w.cfg.pending_funding(ETH)
-    assert (pending.skew_scale, pending.max_funding_velocity) == (2_000_000, 300)
-    assert w.ch.market_funding(ETH).skew_scale == 0
+    """BTC is flat in the world: funding turns on at once."""
+    info = w.ch.market_funding(BTC)
+    assert (info.skew_scale, info.max_funding_velocity) == (_btc_scale(w), 300)
 
 
 def _funding_queued(w, who):
-    w.cfg.set_market_funding(ETH, 2_000_000, 300, sender=w.owner)
+    """Funding on for BTC (flat: at once), a BTC position, then a retune: queued."""
+    w.cfg.set_market_funding(BTC, _btc_scale(w), 300, sender=w.owner)
+    w.ch.trade(BTC, WAD // 100, MAX_UINT, sender=w.trader)
+    w.cfg.set_market_funding(BTC, _btc_scale(w) * 5 // 4, 300, sender=w.owner)
 
 
 def _funding_due(w, who):
     _funding_queued(w, who)
-    _eth_later(w, RISK_DELAY)
+    ape.chain.pending_timestamp = ape.chain.pending_timestamp + RISK_DELAY
+    for agg in w.system.aggregators:  # both feeds answer again (the apply records at BTC's)
+        agg.set_price(agg.latestRoundData()[1], sender=w.owner)
 
 
 def _check_funding_applied(w, who, tx, before):
-    info = w.ch.market_funding(ETH)
-    assert (info.skew_scale, info.max_funding_velocity) == (2_000_000, 300)
-    assert w.cfg.pending_funding(ETH).eta == 0
+    assert w.ch.market_funding(BTC).skew_scale == _btc_scale(w) * 5 // 4
+    assert w.cfg.pending_funding(BTC).eta == 0
 
 
 def _check_funding_cancelled(w, who, tx, before):
-    assert w.cfg.pending_funding(ETH).eta == 0
-    assert w.ch.market_funding(ETH).skew_scale == 0
+    assert w.cfg.pending_funding(BTC).eta == 0
+    assert w.ch.market_funding(BTC).skew_scale == _btc_scale(w)
 
 
 def _check_feed(w, who, tx, before):
@@ -466,14 +474,14 @@ ROWS: dict[str, Row] = {
     ),
     "set_market_funding": Row(
         "cfg",
-        lambda w, who: (ETH, 2_000_000, 300),  # twice the ETH cap
+        lambda w, who: (BTC, _btc_scale(w), 300),  # twice the BTC cap
         only("owner"),
         NOT_OWNER,
         check=_check_funding,
     ),
     "apply_market_funding": Row(
         "cfg",
-        lambda w, who: (ETH,),
+        lambda w, who: (BTC,),
         everyone(),
         "",
         arrange=_funding_due,
@@ -481,7 +489,7 @@ ROWS: dict[str, Row] = {
     ),
     "cancel_market_funding": Row(
         "cfg",
-        lambda w, who: (ETH,),
+        lambda w, who: (BTC,),
         only("owner"),
         NOT_OWNER,
         arrange=_funding_queued,

@@ -141,11 +141,37 @@ def test_set_market_funding__scale_below_twice_the_cap__reverts(book, ch, config
 def test_set_market_funding__scale_below_twice_the_open_interest__reverts(
     book, ch, configurator, deployer, trader
 ):
-    ch.trade(ETH, size(30), MAX_UINT, sender=trader)
+    cap_to(configurator, deployer, ETH, 15)
+    configurator.set_market_funding(ETH, 30, VELOCITY_BPS, sender=deployer)  # flat: at once
+    ch.trade(ETH, size(15), MAX_UINT, sender=trader)
     cap_to(configurator, deployer, ETH, 10)  # below the open interest already there
     with ape.reverts("configurator: skew scale below twice the cap"):
-        configurator.set_market_funding(ETH, 59, VELOCITY_BPS, sender=deployer)
-    configurator.set_market_funding(ETH, 60, VELOCITY_BPS, sender=deployer)
+        configurator.set_market_funding(ETH, 29, VELOCITY_BPS, sender=deployer)
+    configurator.set_market_funding(ETH, 30, 0, sender=deployer)  # queued: positions open
+
+
+def test_set_market_funding__with_positions__not_turned_on_and_steps_bounded(
+    system, ch, configurator, deployer, deposit, seeded_pool, trader
+):
+    """Review: on a live market a new scale moves about price * skew^2 / 2 * |1/S1 - 1/S0|
+    between the open positions and the pool (buy before a cut, sell after it for the larger
+    rebate: +59,500 USD on a 250-ETH skew when S halves), and turning funding on gives the
+    heavy side a rebate it never paid for. So funding is turned on only on a flat market, and
+    a live scale moves by at most a quarter a step (each queued a day)."""
+    deposit(trader, 10_000)
+    ch.trade(ETH, size(1), MAX_UINT, sender=trader)
+    cap_to(configurator, deployer, ETH, 50)
+    with ape.reverts("configurator: market has positions"):
+        configurator.set_market_funding(ETH, 1_000, VELOCITY_BPS, sender=deployer)
+    ch.trade(ETH, -size(1), 0, sender=trader)
+    configurator.set_market_funding(ETH, 1_000, VELOCITY_BPS, sender=deployer)  # flat: on
+    ch.trade(ETH, size(1), MAX_UINT, sender=trader)
+    for bad in (799, 1_251):
+        with ape.reverts("configurator: skew scale step too large"):
+            configurator.set_market_funding(ETH, bad, VELOCITY_BPS, sender=deployer)
+    for good in (800, 1_250):
+        tx = configurator.set_market_funding(ETH, good, VELOCITY_BPS, sender=deployer)
+        assert tx.decode_logs(configurator.MarketFundingQueued)[0].skew_scale == good
 
 
 # ---- Funding ----
@@ -260,9 +286,9 @@ def test_set_market_funding__retuned_with_positions__queued_then_records_the_fun
     t0 = book.pending_timestamp + 10
     f = fm.accrue(f, 0, ETH_WAD, at(book, t0))
     ch.trade(ETH, size(50), MAX_UINT, sender=trader)
-    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)  # 2x the cap
+    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 5 // 4, 0, sender=deployer)  # +25%
     [queued] = tx.decode_logs(configurator.MarketFundingQueued)
-    assert (queued.skew_scale, queued.max_funding_velocity) == (SKEW_SCALE * 2, 0)
+    assert (queued.skew_scale, queued.max_funding_velocity) == (SKEW_SCALE * 5 // 4, 0)
     assert queued.eta == tx.timestamp + DAY
     assert ch.market_funding(ETH).skew_scale == SKEW_SCALE  # nothing moved yet
     with ape.reverts("configurator: risk delay"):
@@ -274,7 +300,7 @@ def test_set_market_funding__retuned_with_positions__queued_then_records_the_fun
     info = ch.market_funding(ETH)
     assert (info.funding_rate, info.funding_index) == (f.rate_wad, f.index)
     assert (info.skew_scale, info.max_funding_velocity, info.funding_velocity) == (
-        SKEW_SCALE * 2,
+        SKEW_SCALE * 5 // 4,
         0,
         0,
     )
@@ -287,14 +313,14 @@ def test_set_market_funding__queued_then_cancelled_or_expired__never_applies(
     book, system, ch, configurator, deployer, trader, stranger
 ):
     ch.trade(ETH, size(50), MAX_UINT, sender=trader)
-    configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    configurator.set_market_funding(ETH, SKEW_SCALE * 5 // 4, 0, sender=deployer)
     with ape.reverts(NOT_OWNER):
         configurator.cancel_market_funding(ETH, sender=stranger)
     tx = configurator.cancel_market_funding(ETH, sender=deployer)
     assert len(tx.decode_logs(configurator.MarketFundingCancelled)) == 1
     with ape.reverts("configurator: no funding change"):
         configurator.cancel_market_funding(ETH, sender=deployer)
-    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
+    tx = configurator.set_market_funding(ETH, SKEW_SCALE * 5 // 4, 0, sender=deployer)
     eta = tx.decode_logs(configurator.MarketFundingQueued)[0].eta
     refresh(system, deployer, book, eta + 7 * DAY + 1)  # past RISK_GRACE
     with ape.reverts("configurator: risk change expired"):
@@ -306,7 +332,7 @@ def test_set_market_funding__no_positions__applies_at_once_and_drops_a_queued_on
     book, ch, configurator, deployer, trader
 ):
     ch.trade(ETH, size(50), MAX_UINT, sender=trader)
-    configurator.set_market_funding(ETH, SKEW_SCALE * 3, 100, sender=deployer)  # queued
+    configurator.set_market_funding(ETH, SKEW_SCALE * 5 // 4, 100, sender=deployer)  # queued
     ch.trade(ETH, -size(50), 0, sender=trader)  # the market is flat again
     tx = configurator.set_market_funding(ETH, SKEW_SCALE * 2, 0, sender=deployer)
     assert len(tx.decode_logs(configurator.MarketFundingCancelled)) == 1

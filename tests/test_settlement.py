@@ -140,8 +140,9 @@ def test_settle__funding_market__recorded_at_the_settlement_then_frozen(
     trader, stranger,
 ):  # fmt: skip
     """Settled, a market's funding is recorded up to then at the settlement price (held
-    through the outage, the position owes that funding) and frozen: no rate, no drift and no
-    skew premium, so closing a year later pays the same funding and fills at the price."""
+    through the outage, the position owes that funding) and frozen: no rate and no drift, so
+    closing a year later pays the same funding; the premium stays the live market's (the
+    long that paid it to open is paid it back on its close). No other feed is taken."""
     from margin_maintenance.model import funding as fm
 
     vault.add_liquidity(fund(lp, 100_000), 0, sender=lp)
@@ -156,19 +157,23 @@ def test_settle__funding_market__recorded_at_the_settlement_then_frozen(
     refresh_eth(chain, warp, set_price, SETTLE_DELAY)
     tx = configurator.settle_market(BTC, sender=stranger)
     [frozen] = tx.decode_logs(configurator.MarketFundingUpdated)
-    assert (frozen.skew_scale, frozen.max_funding_velocity) == (0, 0)
+    assert (frozen.skew_scale, frozen.max_funding_velocity) == (10, 0)
     f = fm.accrue(f, WAD // 10, 59_000 * WAD, tx.timestamp)
     info = ch.market_funding(BTC)
     assert (info.funding_index, info.funding_rate, info.funding_velocity) == (f.index, 0, 0)
+    assert (info.skew_scale, info.max_funding_velocity) == (10, 0)
     assert f.index > 0  # the long paid for the outage
     owed = ch.accrued_funding(trader)
     assert owed == pnl(WAD // 10, f.index, 0, 10**12) < 0
     refresh_eth(chain, warp, set_price, 365 * 86_400)
     assert ch.accrued_funding(trader) == owed  # a year later: nothing more
-    assert ch.fill_price(BTC, -(WAD // 10)) == 59_000 * WAD  # no premium
+    fill = fm.fill_price(59_000 * WAD, WAD // 10, 0, 10)  # the close shrinks the skew: paid
+    assert ch.fill_price(BTC, -(WAD // 10)) == fill > 59_000 * WAD
     tx = ch.trade(BTC, -(WAD // 10), 0, sender=trader)
     [settled] = tx.decode_logs(ch.FundingSettled)
     assert settled.funding == owed
-    assert tx.decode_logs(ch.PositionChanged)[0].price == 59_000 * WAD
+    assert tx.decode_logs(ch.PositionChanged)[0].price == fill
     with ape.reverts("configurator: market settled"):
         configurator.set_market_funding(BTC, 10, 300, sender=deployer)
+    with ape.reverts("configurator: market settled"):
+        configurator.set_market_feed(BTC, ch.market(ETH).feed, sender=deployer)

@@ -56,8 +56,9 @@ def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps:
             velocity in bps per day per day, <= funding.MAX_VELOCITY_BPS). The funding so
             far is recorded first, at the oracle price (which must be valid now) and with
             the old parameters; rate and index carry on. A skew scale of 0 freezes the
-            market's funding where it stands (a settlement: rate 0, no drift, no premium;
-            the index keeps its value, so every position's funding so far stays owed).
+            market's funding where it stands (a settlement): rate and velocity 0, so the
+            index keeps its value (every position's funding so far stays owed), while the
+            scale, and so the premium a close pays or is paid, stays the live market's.
     """
     self._only_configurator()
     cfg: uint256 = markets._listed(market_id)
@@ -65,21 +66,19 @@ def configure_funding(market_id: uint256, skew_scale: uint256, max_velocity_bps:
     index: int256 = 0
     if (cfg >> codec.CFG_FUNDING) & 1 == 1:
         price: uint256 = staticcall IPriceFeed(codec._market_feed(cfg)).latest_price()
+        assert price <= k.MAX_PRICE, "clearinghouse: price overflow"  # the accrual's bound
         word, index = funding._accrue(
             markets.funding_word[market_id],
             funding._skew(markets.market_oi[market_id]),
             price,
             block.timestamp,
         )
-    rate: int256 = 0
-    if skew_scale != 0:
-        rate = funding._rate(word)
-    markets.funding_word[market_id] = funding._pack(
-        block.timestamp,
-        rate,
-        index,
-        funding._params(skew_scale, max_velocity_bps),
-    )
+    rate: int256 = funding._rate(word)
+    params: uint256 = funding._params(skew_scale, max_velocity_bps)
+    if skew_scale == 0:  # freeze: the scale kept, no rate, no drift
+        rate = 0
+        params = funding._params(funding._skew_scale(word), 0)
+    markets.funding_word[market_id] = funding._pack(block.timestamp, rate, index, params)
     markets.market_config[market_id] = cfg | (1 << codec.CFG_FUNDING)
 
 

@@ -11,8 +11,8 @@
           it are paid. Liquidations close at the mark, with no premium.
         - Funding velocity: `clamp(skew / S, -1, 1) * max_velocity` per day; the rate drifts
           by it, within +-MAX_RATE (100% of the price per day).
-        - Frozen: a skew scale of 0 (only a settlement writes it, with the rate 0) stops
-          both: the index keeps its last value and fills are at the oracle.
+        - Frozen: rate 0 and velocity 0 (a settlement writes them): the index keeps its
+          last value; the premium stays the live market's.
         - Funding index: accrued funding per base unit, in WAD price units. Between two
           records it grows by the mean of the rates at both ends times the elapsed days
           times the price it is recorded at. A long of size s owes s * (index now - index at
@@ -114,10 +114,8 @@ def _velocity(word: uint256, skew: int256) -> int256:
     @dev clamp(skew / S, -1, 1) * max velocity, in RATE_ONE units per day, truncated.
     """
     # S < 2**48 and WAD < 2**60: scale < 2**108; |p| <= scale; the velocity's bps < 2**16 and
-    # VELOCITY_UNIT < 2**27: the product is below 2**151.
+    # VELOCITY_UNIT < 2**27: the product is below 2**151. scale > 0 (funding on: S >= 1).
     scale: int256 = convert(unsafe_mul(self._skew_scale(word), k.WAD), int256)
-    if scale == 0:  # frozen: no drift
-        return 0
     p: int256 = max(min(skew, scale), -scale)
     v: int256 = unsafe_mul(unsafe_mul(p, convert(word >> F_VELOCITY, int256)), VELOCITY_UNIT)
     return unsafe_div(v, scale)
@@ -137,7 +135,7 @@ def _accrue(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint2
     index: int256 = convert(convert(word << 64, bytes32), int256) >> 152
     updated: uint256 = word & MASK40
     params: uint256 = word >> F_SCALE  # skew scale | velocity << 48
-    if now <= updated or params == 0:  # up to date, or frozen (a settled market)
+    if now <= updated:
         return word, index
     # now < 2**40 (block times): elapsed < 2**40.
     elapsed: int256 = convert(unsafe_sub(now, updated), int256)
@@ -174,8 +172,6 @@ def _fill_price(
          `skew_after`, rounded against the trader (up for a buy, down for a sell). Reverts
          when the premium would take the price to zero or below, or above MAX_PRICE.
     """
-    if skew_scale == 0:  # frozen (a settled market): no premium
-        return price
     # |skew_before + skew_after| < 2**129 and price < 2**126: the product fits int256.
     num: int256 = convert(price, int256) * (skew_before + skew_after)
     den: int256 = 2 * convert(skew_scale * k.WAD, int256)
@@ -202,8 +198,6 @@ def _close_cost(price: uint256, skew: int256, size: int256, close: uint256, skew
          `price * |skew_before + skew_after| / (2S)`, rounded up and capped at `price` (the
          configurator keeps it within 50%); returns that per-unit premium.
     """
-    if skew_scale == 0:  # frozen (a settled market): no premium
-        return 0
     # The close's trade moves the skew by -sign(size) * close: before + after = 2 skew -+ close.
     # |skew| < 2**127 (each side's OI is) and close <= |size| < 2**127: no wrap.
     mean2: int256 = unsafe_add(skew, skew)

@@ -493,8 +493,10 @@ class Mirror:
         mk = self.markets[m]
         mk.record(mk.price, self.time())
         f = mk.funding or fm.Funding()
-        rate = f.rate if skew_scale else 0  # a scale of 0: frozen (a settlement)
-        mk.funding = fm.Funding(self.time(), rate, f.index, skew_scale, max_velocity_bps)
+        if skew_scale == 0:  # a settlement's freeze: the scale kept, no rate, no drift
+            mk.funding = fm.Funding(self.time(), 0, f.index, f.skew_scale, 0)
+            return
+        mk.funding = fm.Funding(self.time(), f.rate, f.index, skew_scale, max_velocity_bps)
 
     def params(self) -> LiquidationParams:
         return LiquidationParams(self.keeper_share, self.max_partial, self.min_reward)

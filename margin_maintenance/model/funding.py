@@ -3,8 +3,8 @@
 One number per market, the skew scale S (whole base units), prices the fill and drives the
 funding rate; the index is accrued funding per base unit in WAD price units, so a position's
 PnL with its funding is `size * ((price - index) - adjusted entry)`. Vyper's signed `//`
-truncates towards zero (`vdiv`); every other rounding is as the contract's. A skew scale of 0
-(a settled market) freezes it all: no accrual, no drift, fills at the oracle.
+truncates towards zero (`vdiv`); every other rounding is as the contract's. A settled market's
+funding is frozen with rate and velocity 0 (the index keeps its value, the premium stays).
 """
 
 from __future__ import annotations
@@ -86,14 +86,12 @@ def skew(long_oi: int, short_oi: int) -> int:
 def velocity(f: Funding, skew_: int) -> int:
     """clamp(skew / S, -1, 1) * max velocity, RATE_ONE units per day, truncated."""
     scale = f.skew_scale * WAD
-    if scale == 0:  # frozen: no drift
-        return 0
     return vdiv(clamp(skew_, scale) * f.max_velocity * VELOCITY_UNIT, scale)
 
 
 def accrue(f: Funding, skew_: int, price: int, now: int) -> Funding:
     """`funding._accrue`: the record brought to `now` at `price` on the skew left since."""
-    if now <= f.updated_at or f.skew_scale == f.max_velocity == 0:  # up to date, or frozen
+    if now <= f.updated_at:
         return f
     elapsed = now - f.updated_at
     rate = clamp(f.rate + vdiv(velocity(f, skew_) * elapsed, DAY), MAX_RATE)
@@ -111,10 +109,7 @@ class FillOutOfRange(ValueError):
 
 
 def fill_price(price: int, skew_before: int, skew_after: int, skew_scale: int) -> int:
-    """`funding._fill_price`: oracle * (1 + (before + after) / (2S)), against the trader;
-    the oracle price in a frozen market (S = 0)."""
-    if skew_scale == 0:
-        return price
+    """`funding._fill_price`: oracle * (1 + (before + after) / (2S)), against the trader."""
     num = price * (skew_before + skew_after)
     den = 2 * skew_scale * WAD
     premium = vdiv(num, den)
@@ -135,7 +130,7 @@ def close_cost(price: int, skew_: int, size: int, close: int, skew_scale: int) -
     """`funding._close_cost`: the per-unit skew premium a liquidation's close of `close` pays
     when it grows the skew against the position (0 when the premium would pay it)."""
     mean2 = close - 2 * skew_ if size > 0 else 2 * skew_ + close
-    if mean2 <= 0 or skew_scale == 0:  # paid, or a frozen market
+    if mean2 <= 0:
         return 0
     den = 2 * skew_scale * WAD
     return min(-(-price * mean2 // den), price)

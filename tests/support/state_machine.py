@@ -1286,19 +1286,16 @@ class MarginMachine(RuleBasedStateMachine):
         value between open positions and the pool at once). With open interest it waits
         RISK_DELAY; on a flat market it applies at once, recorded at the oracle first."""
         m = data.draw(MARKET, label="market")
-        reach_units = -(-self.funding_reach(m) // WAD)
-        scale = reach_units * data.draw(st.sampled_from([0, 1, 2, 3, 50]), label="multiple")
-        velocity = data.draw(st.sampled_from([0, 300, 10_000, 10_001]), label="velocity")
-        expect = None
-        if self.stranger:
-            expect = NOT_OWNER
-        elif scale == 0:
-            expect = "configurator: zero skew scale"
-        elif velocity > 10_000:
-            expect = "configurator: funding velocity too high"
-        elif 2 * self.funding_reach(m) > scale * WAD:
-            expect = "configurator: skew scale below twice the cap"
         mk = self.m.markets[m]
+        reach_units = -(-self.funding_reach(m) // WAD)
+        if mk.funding is not None and data.draw(UP, label="step"):
+            # a retune near the live scale: within the 25% step, or just beyond it
+            num, den = data.draw(st.sampled_from([(4, 5), (5, 4), (1, 1), (3, 4), (13, 10)]))
+            scale = -(-mk.funding.skew_scale * num // den)
+        else:
+            scale = reach_units * data.draw(st.sampled_from([0, 1, 2, 3, 50]), label="multiple")
+        velocity = data.draw(st.sampled_from([0, 300, 10_000, 10_001]), label="velocity")
+        expect = self.funding_error(m, scale, velocity)
         sent = self.send(
             self.cfg.set_market_funding, m, scale, velocity, sender=self.admin_sender, expect=expect
         )
@@ -1315,6 +1312,25 @@ class MarginMachine(RuleBasedStateMachine):
             assert bool(dropped) == (self.pending_funding.pop(m, None) is not None)
             self.apply_funding(m, scale, velocity, sent[0].timestamp)
             STATS["funding_changes"] += 1
+
+    def funding_error(self, m: int, scale: int, velocity: int) -> str | None:
+        """`set_market_funding`'s checks, in their order: the revert reason, or None."""
+        mk = self.m.markets[m]
+        live = mk.long_oi + mk.short_oi > 0
+        old = mk.funding.skew_scale if mk.funding is not None else 0
+        if self.stranger:
+            return NOT_OWNER
+        if scale == 0:
+            return "configurator: zero skew scale"
+        if velocity > 10_000:
+            return "configurator: funding velocity too high"
+        if live and old == 0:
+            return "configurator: market has positions"
+        if live and not (5 * scale >= 4 * old and 4 * scale <= 5 * old):
+            return "configurator: skew scale step too large"
+        if 2 * self.funding_reach(m) > scale * WAD:
+            return "configurator: skew scale below twice the cap"
+        return None
 
     def apply_funding(self, m: int, scale: int, velocity: int, at: int) -> None:
         """The mirror's `configure_funding` at block time `at` (the funding so far recorded)."""
@@ -1333,11 +1349,19 @@ class MarginMachine(RuleBasedStateMachine):
         caller = self.admin_sender
         mk = self.m.markets[m]
         if m not in self.pending_funding and data.draw(UP, label="queue"):
-            # The owner proposes a valid change (a new scale, three times what it must
-            # cover): on a market with positions it waits, and the rest of this action
-            # applies or cancels it; on a flat one it applies now.
-            scale = 3 * -(-self.funding_reach(m) // WAD)
+            # The owner proposes a valid change (a live scale a fifth larger; a flat market
+            # three times what the scale must cover): on a market with positions it waits,
+            # and the rest of this action applies or cancels it; on a flat one it applies
+            # now. A market with positions and no funding cannot have it turned on.
             velocity = data.draw(st.sampled_from([0, 300, 10_000]), label="velocity")
+            if mk.long_oi + mk.short_oi > 0:
+                if mk.funding is None:
+                    return
+                scale = mk.funding.skew_scale * 6 // 5
+            else:
+                scale = 3 * -(-self.funding_reach(m) // WAD)
+            if 2 * self.funding_reach(m) > scale * WAD:
+                return
             sent = self.send(
                 self.cfg.set_market_funding, m, scale, velocity, sender=self.owner, expect=None
             )

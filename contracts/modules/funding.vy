@@ -66,12 +66,6 @@ def _field(word: uint256, offset: uint256, bits: uint256) -> int256:
 
 @pure
 @internal
-def _index(word: uint256) -> int256:
-    return self._field(word, F_INDEX, 104)
-
-
-@pure
-@internal
 def _rate(word: uint256) -> int256:
     return self._field(word, F_RATE, 48)
 
@@ -128,7 +122,7 @@ def _accrue(word: uint256, skew: int256, price: uint256, now: uint256) -> (uint2
     @dev The funding word brought to `now` and its index: the rate drifts at the velocity of
          `skew` (clamped to +-MAX_RATE) and the index grows by the mean rate over the
          elapsed time, at `price` (WAD, <= MAX_PRICE); both truncated towards zero. The
-         fields are decoded inline (`_index`, `_rate`, `_velocity`, `_pack` spelled out):
+         fields are decoded inline (`_rate`, `_velocity` and `_pack` spelled out):
          this runs for every funded position an account load marks.
     """
     # the index: bits 88-191, sign-extended (shifted to the top, arithmetically back down)

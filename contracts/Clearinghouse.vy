@@ -46,7 +46,7 @@ initializes: accounts[ledger := ledger, markets := markets]
 initializes: trading[ledger := ledger, markets := markets, acct := accounts]
 initializes: liquidation[ledger := ledger, markets := markets, acct := accounts]
 initializes: pool[ledger := ledger, markets := markets]
-initializes: configuration[markets := markets, liquidation := liquidation, pool := pool]
+initializes: configuration[markets := markets, accounts := accounts, pool := pool]
 
 exports: (
     ledger.collateral_token,

@@ -33,7 +33,7 @@ initializes: accounts[ledger := ledger, markets := markets]
 initializes: trading[ledger := ledger, markets := markets, acct := accounts]
 initializes: liquidation[ledger := ledger, markets := markets, acct := accounts]
 initializes: pool[ledger := ledger, markets := markets]
-initializes: configuration[markets := markets, liquidation := liquidation, pool := pool]
+initializes: configuration[markets := markets, accounts := accounts, pool := pool]
 
 exports: (
     liquidation.liquidation_preview,
@@ -53,6 +53,8 @@ exports: (
     liquidation.maintenance_requirement,
     liquidation.initial_requirement,
     liquidation.liquidation_params,
+    liquidation.keeper_reward_params,
+    configuration.configure_keeper_gas,
     pool.pool_assets,
     pool.insurance_fund,
     configuration.configure_market,

@@ -40,6 +40,10 @@ interface IEngine:
     def token_scale() -> uint256: view
     def market_count() -> uint256: view
     def liquidation_params() -> (uint256, uint256, uint256): view
+    def keeper_reward_params() -> (
+        uint256, uint256, uint256, uint256, uint256, uint256, uint256
+    ): view
+    def configure_keeper_gas(gas_word: uint256): nonpayable
     def pool_reserve_bps() -> uint256: view
     def guardian() -> address: view
     def paused() -> bool: view
@@ -93,6 +97,15 @@ struct RiskChange:
     eta: uint256  # `apply_market_risk` from this time on; 0 when none is queued
 
 
+struct RewardChange:
+    max_keeper_reward: uint256
+    gas_margin: uint256
+    gas_premium_bps: uint256
+    eth_market_id: uint256
+    min_gas_price: uint256
+    eta: uint256  # `apply_keeper_reward` from this time on; 0 when none is queued
+
+
 struct FundingChange:
     skew_scale: uint256
     max_funding_velocity: uint256
@@ -107,6 +120,7 @@ pending_risk: public(HashMap[uint256, RiskChange])  # queued rate rise of a mark
 skew_scale: public(HashMap[uint256, uint256])  # a funding market's skew scale (0: funding off)
 pending_funding: public(HashMap[uint256, FundingChange])  # queued change of a market with positions
 settled: public(HashMap[uint256, bool])  # a market `settle_market` gave its final price
+pending_reward: public(RewardChange)  # queued keeper-reward change that raises the reserve
 
 
 # ---- Events (the same names and fields the engine emitted before) ----
@@ -170,6 +184,27 @@ event LiquidationParamsUpdated:
     keeper_share_bps: uint256
     max_partial_bps: uint256
     min_keeper_reward: uint256
+
+
+event KeeperRewardUpdated:
+    max_keeper_reward: uint256  # token units: the cap on any one reward
+    gas_margin: uint256  # token units: the least the reward pays over the gas cost
+    gas_premium_bps: uint256  # the share the reward pays over the gas cost
+    eth_market_id: uint256  # the market whose price is ETH/USD (MAX_MARKETS: gas pricing off)
+    min_gas_price: uint256  # wei: the floor of the smoothed gas price
+
+
+event KeeperRewardQueued:
+    max_keeper_reward: uint256
+    gas_margin: uint256
+    gas_premium_bps: uint256
+    eth_market_id: uint256
+    min_gas_price: uint256
+    eta: uint256
+
+
+event KeeperRewardCancelled:
+    eta: uint256
 
 
 event PoolReserveUpdated:
@@ -658,6 +693,200 @@ def set_liquidation_params(
 
 
 @external
+def set_keeper_reward(
+    max_keeper_reward: uint256,
+    gas_margin: uint256,
+    gas_premium_bps: uint256,
+    eth_market_id: uint256,
+    min_gas_price: uint256,
+):
+    """
+    @notice The keeper reward's gas pricing (owner): a liquidation of n positions pays
+            clamp(max(g x (1 + premium), g + margin) + keeper share of the fee, minimum,
+            maximum), g = gas price x (LIQ_GAS_BASE + LIQ_GAS_PER_POSITION x n) x ETH/USD,
+            and that reward is reserved in both requirements. The gas price is the engine's
+            smoothed one (stepping toward the base fee by trades and liquidations, never
+            below `min_gas_price`); ETH/USD is the last price the engine saw of market
+            `eth_market_id` (read from its feed when the change applies, which must answer).
+            `eth_market_id` = MAX_MARKETS turns gas pricing off (the reward is then the
+            share, clamped). A change that can raise the reserve (gas pricing turned on, a
+            higher cap, margin, premium or floor, another ETH market) while any market has
+            open interest is queued for RISK_DELAY (KeeperRewardQueued), as a rate rise is:
+            no account becomes liquidatable by surprise. Anyone applies it after the delay
+            (`apply_keeper_reward`); the owner may cancel it; any other change applies at
+            once and drops a pending one.
+    """
+    ownable._check_owner()
+    e: address = self._bound()
+    self._check_reward(e, max_keeper_reward, gas_margin, gas_premium_bps, eth_market_id, min_gas_price)
+    if self._reward_raises(
+        e, max_keeper_reward, gas_margin, gas_premium_bps, eth_market_id, min_gas_price
+    ) and self._any_open_interest(e):
+        eta: uint256 = block.timestamp + RISK_DELAY
+        self.pending_reward = RewardChange(
+            max_keeper_reward=max_keeper_reward,
+            gas_margin=gas_margin,
+            gas_premium_bps=gas_premium_bps,
+            eth_market_id=eth_market_id,
+            min_gas_price=min_gas_price,
+            eta=eta,
+        )
+        log KeeperRewardQueued(
+            max_keeper_reward=max_keeper_reward,
+            gas_margin=gas_margin,
+            gas_premium_bps=gas_premium_bps,
+            eth_market_id=eth_market_id,
+            min_gas_price=min_gas_price,
+            eta=eta,
+        )
+        return
+    if self.pending_reward.eta != 0:
+        log KeeperRewardCancelled(eta=self.pending_reward.eta)
+        self.pending_reward = empty(RewardChange)
+    self._store_reward(e, max_keeper_reward, gas_margin, gas_premium_bps, eth_market_id, min_gas_price)
+
+
+@external
+def apply_keeper_reward():
+    """
+    @notice Apply a queued keeper-reward change once its delay has passed (anyone), its bound
+            checks run again against the parameters in force now.
+    """
+    c: RewardChange = self.pending_reward
+    assert c.eta != 0, "configurator: no reward change"
+    assert block.timestamp >= c.eta, "configurator: risk delay"
+    assert block.timestamp <= c.eta + RISK_GRACE, "configurator: reward change expired"
+    e: address = self._bound()
+    self._check_reward(
+        e, c.max_keeper_reward, c.gas_margin, c.gas_premium_bps, c.eth_market_id, c.min_gas_price
+    )
+    self.pending_reward = empty(RewardChange)
+    self._store_reward(
+        e, c.max_keeper_reward, c.gas_margin, c.gas_premium_bps, c.eth_market_id, c.min_gas_price
+    )
+
+
+@external
+def cancel_keeper_reward():
+    """
+    @notice Drop a queued keeper-reward change (owner).
+    """
+    ownable._check_owner()
+    eta: uint256 = self.pending_reward.eta
+    assert eta != 0, "configurator: no reward change"
+    self.pending_reward = empty(RewardChange)
+    log KeeperRewardCancelled(eta=eta)
+
+
+@view
+@internal
+def _check_reward(
+    e: address,
+    max_keeper_reward: uint256,
+    gas_margin: uint256,
+    gas_premium_bps: uint256,
+    eth_market_id: uint256,
+    min_gas_price: uint256,
+):
+    cap: uint256 = self._reward_bound(e)
+    min_reward: uint256 = (staticcall IEngine(e).liquidation_params())[2]
+    assert max_keeper_reward <= cap, "configurator: maximum reward too high"
+    assert max_keeper_reward >= min_reward, "configurator: reward cap below floor"
+    assert gas_margin <= cap, "configurator: gas margin too high"
+    assert gas_premium_bps <= k.BPS, "configurator: bad gas premium"
+    assert min_gas_price > 0, "configurator: zero gas price"
+    assert min_gas_price % codec.GAS_FLOOR_UNIT == 0 and (
+        min_gas_price // codec.GAS_FLOOR_UNIT < 2**32
+    ), "configurator: bad gas price floor"
+    if eth_market_id != k.MAX_MARKETS:
+        assert eth_market_id < staticcall IEngine(e).market_count(), "configurator: unknown market"
+
+
+@view
+@internal
+def _reward_raises(
+    e: address,
+    max_keeper_reward: uint256,
+    gas_margin: uint256,
+    gas_premium_bps: uint256,
+    eth_market_id: uint256,
+    min_gas_price: uint256,
+) -> bool:
+    """
+    @dev Whether the change can raise some account's reserve: pricing turned on, or, with it
+         on, a higher cap, margin, premium or floor, or another ETH market (another price).
+    """
+    if eth_market_id == k.MAX_MARKETS:
+        return False  # off: the reserve is the minimum reward, never more than with it on
+    cur: (uint256, uint256, uint256, uint256, uint256, uint256, uint256) = (
+        staticcall IEngine(e).keeper_reward_params()
+    )
+    return (
+        cur[3] != eth_market_id + 1
+        or gas_premium_bps > cur[2]
+        or min_gas_price > cur[4]
+        or max_keeper_reward > cur[5]
+        or gas_margin > cur[6]
+    )
+
+
+@view
+@internal
+def _any_open_interest(e: address) -> bool:
+    for market_id: uint256 in range(staticcall IEngine(e).market_count(), bound=k.MAX_MARKETS):
+        m: IClearinghouse.MarketInfo = staticcall IClearinghouse(e).market(market_id)
+        if m.open_interest_long + m.open_interest_short > 0:
+            return True
+    return False
+
+
+@internal
+def _store_reward(
+    e: address,
+    max_keeper_reward: uint256,
+    gas_margin: uint256,
+    gas_premium_bps: uint256,
+    eth_market_id: uint256,
+    min_gas_price: uint256,
+):
+    share: uint256 = 0
+    max_partial: uint256 = 0
+    min_reward: uint256 = 0
+    share, max_partial, min_reward = staticcall IEngine(e).liquidation_params()
+    word: uint256 = 0
+    if eth_market_id != k.MAX_MARKETS:
+        feed: address = (staticcall IClearinghouse(e).market(eth_market_id)).feed
+        eth: uint256 = staticcall IPriceFeed(feed).latest_price()
+        assert eth <= codec.MASK96, "configurator: ETH price too high"
+        gp: uint256 = max(
+            (staticcall IEngine(e).keeper_reward_params())[0], min_gas_price
+        )  # the smoothed price carries on
+        word = codec._pack_gas(
+            gp,
+            eth,
+            block.number,
+            (gas_premium_bps << 200)
+            | ((eth_market_id + 1) << 216)
+            | ((min_gas_price // codec.GAS_FLOOR_UNIT) << 224),
+        )
+    extcall IEngine(e).configure_params(
+        codec._pack_liquidation(
+            share, max_partial, min_reward, max_keeper_reward, gas_margin, (word >> 216) & 255
+        ),
+        staticcall IEngine(e).pool_reserve_bps(),
+        staticcall IEngine(e).guardian(),
+    )
+    extcall IEngine(e).configure_keeper_gas(word)
+    log KeeperRewardUpdated(
+        max_keeper_reward=max_keeper_reward,
+        gas_margin=gas_margin,
+        gas_premium_bps=gas_premium_bps,
+        eth_market_id=eth_market_id,
+        min_gas_price=min_gas_price,
+    )
+
+
+@external
 def set_pool_reserve(pool_reserve_bps: uint256):
     """
     @notice Share of open notional the pool keeps from LP withdrawals (owner), at most 100%.
@@ -907,6 +1136,10 @@ def _limits_word(max_oi: uint256, min_notional: uint256) -> uint256:
 def _liquidation_word(
     e: address, keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256
 ) -> uint256:
+    """
+    @dev The liquidation word with new share, partial bound and minimum reward, keeping the
+         engine's maximum reward, gas margin and gas pricing (a fresh engine: the largest cap, no margin).
+    """
     assert keeper_share_bps <= k.BPS, "configurator: bad keeper share"
     assert max_partial_bps > 0 and max_partial_bps <= k.BPS, "configurator: bad partial bound"
     for market_id: uint256 in range(staticcall IEngine(e).market_count(), bound=k.MAX_MARKETS):
@@ -914,10 +1147,37 @@ def _liquidation_word(
         self._check_partial_reachable(
             m.initial_margin_bps, m.maintenance_margin_bps, m.liquidation_fee_bps, max_partial_bps
         )
-    assert min_reward <= MAX_MIN_KEEPER_REWARD * (k.WAD // staticcall IEngine(e).token_scale()), (
-        "configurator: minimum reward too high"
+    cap: uint256 = self._reward_bound(e)
+    assert min_reward <= cap, "configurator: minimum reward too high"
+    max_reward: uint256 = 0
+    margin: uint256 = 0
+    gas_market: uint256 = 0
+    max_reward, margin, gas_market = self._reward_fields(e)
+    if max_reward == 0:  # not set yet
+        max_reward = cap
+    assert min_reward <= max_reward, "configurator: reward cap below floor"
+    return codec._pack_liquidation(
+        keeper_share_bps, max_partial_bps, min_reward, max_reward, margin, gas_market
     )
-    return codec._pack_liquidation(keeper_share_bps, max_partial_bps, min_reward)
+
+
+@view
+@internal
+def _reward_bound(e: address) -> uint256:
+    return MAX_MIN_KEEPER_REWARD * (k.WAD // staticcall IEngine(e).token_scale())
+
+
+@view
+@internal
+def _reward_fields(e: address) -> (uint256, uint256, uint256):
+    """
+    @dev The engine's (maximum reward, gas margin, ETH market id + 1 or 0), kept by a change
+         of the other liquidation parameters.
+    """
+    p: (uint256, uint256, uint256, uint256, uint256, uint256, uint256) = (
+        staticcall IEngine(e).keeper_reward_params()
+    )
+    return p[5], p[6], p[3]
 
 
 @view
@@ -927,7 +1187,11 @@ def _current_liquidation_word(e: address) -> uint256:
     max_partial: uint256 = 0
     min_reward: uint256 = 0
     share, max_partial, min_reward = staticcall IEngine(e).liquidation_params()
-    return codec._pack_liquidation(share, max_partial, min_reward)
+    max_reward: uint256 = 0
+    margin: uint256 = 0
+    gas_market: uint256 = 0
+    max_reward, margin, gas_market = self._reward_fields(e)
+    return codec._pack_liquidation(share, max_partial, min_reward, max_reward, margin, gas_market)
 
 
 @view

@@ -181,8 +181,76 @@ def measure(
             )
         )
     reset_prices()
+    rows += _gas_priced_rows(project, accounts, chain, progress)
     rows += _funding_rows(project, accounts, chain, progress)
     rows += _signed_rows(project, accounts, chain, progress)
+    return rows
+
+
+def _gas_priced_rows(
+    project: Any, accounts: Any, chain: Any, progress: Callable[[str], None], on: bool = True
+) -> list[GasRow]:
+    """The trading and liquidation paths with the keeper reward's gas pricing on (ETH/USD from
+    the ETH market, a 1 gwei floor): each case in a new block, so the gas word steps (read
+    with the account load's liquidation parameters, written once at the end)."""
+    progress("keeper reward gas pricing on")
+    deployer = accounts[0]
+    sysm = deploy_system(project, deployer, deployer, SystemParams())
+    ch, unit = sysm.clearinghouse, sysm.unit
+    if on:
+        sysm.configurator.set_keeper_reward(
+            50 * unit, unit // 2, 2_000, ETH, 10**9, sender=deployer
+        )
+    rows: list[GasRow] = []
+
+    def funded(usd: float) -> Any:
+        return _funded_actor(accounts, sysm, deployer, usd, deposit=True)
+
+    def set_price(usd: float) -> None:
+        sysm.aggregators[ETH].set_price(round(usd * 10**8), sender=deployer)
+
+    def trade(who: Any, market: int, units: float) -> Any:
+        size = round(units * WAD)
+        return ch.trade(market, size, MAX_UINT if size > 0 else 0, sender=who)
+
+    sysm.token.mint(deployer, 5_100_000 * unit, sender=deployer)
+    sysm.token.approve(ch, MAX_UINT, sender=deployer)
+    sysm.vault.add_liquidity(5_000_000 * unit, 0, sender=deployer)
+    ch.fund_insurance(100_000 * unit, sender=deployer)
+    trade(funded(100_000), ETH, -5)  # the market has open interest
+    keeper = funded(10)
+    t = funded(10_000)
+    rows.append(GasRow("trade", "open (market has OI), gas pricing on", trade(t, ETH, 10).gas_used))
+    rows.append(GasRow("trade", "open, BTC (ETH price not read), gas pricing on",
+                       trade(t, BTC, 0.1).gas_used))  # fmt: skip
+
+    def victim() -> Any:
+        v = funded(1_000)
+        trade(v, ETH, 4.5)
+        return v
+
+    for label, drop in (("partial, 1 position", 0.93), ("full, 1 position", 0.91)):
+        set_price(2_000)
+        v = victim()
+        set_price(2_000 * drop)
+        frac, _, _ = ch.liquidation_preview(v)
+        tx = ch.liquidate(v, sender=keeper)
+        kind = "full" if frac == WAD else "partial"
+        rows.append(GasRow("liquidate", f"{label} ({kind}), gas pricing on", tx.gas_used))
+    for n in (10, 50):
+        progress(f"liquidate_many x{n}, gas pricing on")
+        set_price(2_000)
+        victims = [victim() for _ in range(n)]
+        set_price(2_000 * 0.91)
+        tx = ch.liquidate_many([v.address for v in victims], sender=keeper)
+        rows.append(
+            GasRow(
+                "liquidate_many",
+                f"{n} accounts, 1 position each, full, gas pricing on",
+                tx.gas_used,
+                tx.gas_used // n,
+            )
+        )
     return rows
 
 

@@ -176,6 +176,36 @@ def _check_feed(w, who, tx, before):
     assert w.ch.market(ETH).feed == w.system.feeds[1].address
 
 
+KEEPER_REWARD = (50 * USDC, USDC, 2_000, ETH, 10**9)
+
+
+def _reward_queued(w, who):
+    w.cfg.set_keeper_reward(*KEEPER_REWARD, sender=w.owner)
+
+
+def _reward_due(w, who):
+    _reward_queued(w, who)
+    _eth_later(w, RISK_DELAY)
+
+
+def _check_reward_queued(w, who, tx, before) -> None:
+    """Turning gas pricing on raises the reserve of the world's open accounts: queued."""
+    assert w.cfg.pending_reward().eta == tx.timestamp + RISK_DELAY
+    assert w.ch.keeper_reward_params()[3] == 0
+
+
+def _check_keeper_reward(w, who, tx, before) -> None:
+    gas_price, eth, premium, market, floor, max_reward, margin = w.ch.keeper_reward_params()
+    assert (premium, market, floor, max_reward, margin) == (2_000, ETH + 1, 10**9, 50 * USDC, USDC)
+    assert gas_price == 10**9 and eth > 0
+    assert w.cfg.pending_reward().eta == 0
+
+
+def _check_reward_cancelled(w, who, tx, before) -> None:
+    assert w.cfg.pending_reward().eta == 0
+    assert w.ch.keeper_reward_params()[3] == 0
+
+
 def _check_liq_params(w, who, tx, before):
     assert tuple(w.ch.liquidation_params()) == (4_000, 8_000, 2 * USDC)
 
@@ -533,6 +563,29 @@ ROWS: dict[str, Row] = {
         NOT_OWNER,
         check=_check_liq_params,
     ),
+    "set_keeper_reward": Row(
+        "cfg",
+        lambda w, who: KEEPER_REWARD,
+        only("owner"),
+        NOT_OWNER,
+        check=_check_reward_queued,
+    ),
+    "apply_keeper_reward": Row(
+        "cfg",
+        lambda w, who: (),
+        everyone(),
+        "",
+        arrange=_reward_due,
+        check=_check_keeper_reward,
+    ),
+    "cancel_keeper_reward": Row(
+        "cfg",
+        lambda w, who: (),
+        only("owner"),
+        NOT_OWNER,
+        arrange=_reward_queued,
+        check=_check_reward_cancelled,
+    ),
     "set_pool_reserve": Row(
         "cfg", lambda w, who: (2_500,), only("owner"), NOT_OWNER, check=_check_reserve
     ),
@@ -569,6 +622,7 @@ ROWS: dict[str, Row] = {
     "configure_params": Row("ch", lambda w, who: (0, 0, who), only(), NOT_CONFIGURATOR),
     "configure_pause": Row("ch", lambda w, who: (True,), only(), NOT_CONFIGURATOR),
     "configure_funding": Row("ch", lambda w, who: (ETH, 1_000, 300), only(), NOT_CONFIGURATOR),
+    "configure_keeper_gas": Row("ch", lambda w, who: (0,), only(), NOT_CONFIGURATOR),
     # -- Clearinghouse: permissionless, on the caller's own account --
     "deposit": Row("ch", lambda w, who: (100 * USDC,), everyone(), "", check=_check_deposit),
     "withdraw": Row(

@@ -85,20 +85,21 @@ def test_partial_liquidation__minimum_reward_binds__remainder_meets_initial(
     back to at least the initial requirement of what remains, after the liquidation fee
     (and so never lowers the margin ratio). The account pays at least the minimum keeper
     reward, so the fraction also covers that flat amount (found as defect D1 by this machine:
-    the fraction used to come from the proportional fee only)."""
+    the fraction used to come from the proportional fee only). Both requirements now hold
+    the minimum reward R as a reserve: the plan spends it twice (paid now, held again)."""
     configurator.set_liquidation_params(5_000, 8_000, min_reward_usd * USDC, sender=deployer)
-    deposit(trader, 10.5)
-    ch.trade(0, WAD // 20, MAX_UINT, sender=trader)  # 0.05 ETH at $2,000: 100 tokens, 9.6x
-    set_price(0, 1_883)  # equity 4.60 < maintenance 4.71; proportional fee 0.54
+    deposit(trader, 10.5 + min_reward_usd)  # the reserve on top of the initial 10
+    ch.trade(0, WAD // 20, MAX_UINT, sender=trader)  # 0.05 ETH at $2,000: 100 tokens
+    set_price(0, 1_883)  # equity 4.55 + R < maintenance 4.71 + R; proportional fee 0.94
     ratio_before = Fraction(ch.equity(trader), ch.maintenance_requirement(trader))
     assert ch.is_liquidatable(trader)
 
     tx = ch.liquidate(trader, sender=liquidator)
 
-    # Before the fix: with a 1-token minimum, equity 3.60 < initial 4.06 of the remaining
-    # 0.0216 ETH; with a 5-token minimum the fee took all 4.60 of equity and left the account
-    # open and liquidatable. Now a 1-token minimum stays partial and restores the initial
-    # requirement; a 5-token minimum cannot be paid from 4.60 and the account is closed.
+    # Before the D1 fix: with a 1-token minimum, equity fell below the initial requirement of
+    # the remainder; with a 5-token minimum the fee took all the equity and left the account
+    # open and liquidatable. Now R = 1 plans f = (9.415 - 4.55 + R) / 8.4735 = 0.69: partial,
+    # restoring the initial requirement; R = 5 plans f > 1: the account is closed.
     full = tx.decode_logs(ch.Liquidated)[0].full
     assert full == (min_reward_usd == 5)
     if full:

@@ -27,10 +27,12 @@ from support.constants import (
     MAX_POSITIONS,
     MAX_SIZE,
     MAX_UINT,
+    MIN_KEEPER_REWARD_USD,
     MIN_NOTIONAL_USD,
     MM_BPS,
     STALE_WINDOW,
     TRADE_FEE_BPS,
+    USDC,
     WAD,
 )
 from support.deployers import assert_conserved
@@ -46,8 +48,11 @@ def trading_fee(size_delta: int, price_wad: int) -> int:
 
 
 def requirement(legs: list[tuple[int, int]], rate_bps: int) -> int:
-    """Sum over (size, price) legs of the rate on the rounded-up notional, each rounded up."""
-    return sum(bps_up(notional_up(size, price), rate_bps) for size, price in legs)
+    """Sum over (size, price) legs of the rate on the rounded-up notional, each rounded up,
+    and the keeper reward both requirements reserve (gas pricing off: the minimum reward)."""
+    open_legs = [(size, price) for size, price in legs if size]
+    reserve = MIN_KEEPER_REWARD_USD * USDC if open_legs else 0
+    return sum(bps_up(notional_up(size, price), rate_bps) for size, price in open_legs) + reserve
 
 
 # ---- Helpers ----

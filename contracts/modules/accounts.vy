@@ -42,9 +42,20 @@ struct AccountState:
     legs: DynArray[Leg, k.MAX_POSITIONS]
     unpriced: bool  # (liquidate_many only) a market has no price, not even a stale mark
     premium: uint256  # the skew premium closing every funded position in full would pay
+    gas_reward: uint256  # the gas-priced part of the keeper reward, unclamped (token units)
+    reserve: uint256  # the keeper reward reserved in both requirements (token units)
 
 
 account_markets: HashMap[address, uint256]  # packed market list, see codec
+# Packed liquidation parameters (codec): keeper share, partial bound, minimum and maximum
+# reward, flat gas margin. Here, not in the liquidation module: every account load reads it.
+liquidation_config: uint256
+# The keeper reward's gas price (codec): the smoothed gas price, the last ETH/USD price seen,
+# the block of the last step, the gas premium, the ETH market and the gas price floor.
+keeper_gas: uint256
+# The ETH/USD mark a liquidation read in this transaction (the ETH market's leg), for the
+# gas word's update at its end.
+eth_seen: transient(uint256)
 # packed (size int128 | entry int128), the entry less the funding index at the last settlement
 positions: HashMap[address, HashMap[uint256, uint256]]
 # The funding index at the position's last settlement, in a market with funding on (written
@@ -240,7 +251,59 @@ def _load_known(
             )
         )
     st.equity = eq
+    n: uint256 = len(st.legs)
+    if n != 0:
+        # The keeper reward a liquidation of these n positions would pay, reserved in both
+        # requirements: every account that becomes liquidatable can pay its own liquidation.
+        lcfg: uint256 = self.liquidation_config
+        if codec._liq_gas_market(lcfg) != 0:  # pricing off: the gas word is not read
+            st.gas_reward = self._gas_reward(self.keeper_gas, lcfg, n)
+        st.reserve = min(
+            max(st.gas_reward, codec._liq_min_reward(lcfg)), codec._liq_max_reward(lcfg)
+        )
+        st.initial += st.reserve
+        st.maintenance += st.reserve
     return st
+
+
+@view
+@internal
+def _gas_reward(gw: uint256, lcfg: uint256, n: uint256) -> uint256:
+    """
+    @dev The gas-priced part of the keeper reward for liquidating `n` positions, token units,
+         rounded up: g = gas price x (LIQ_GAS_BASE + LIQ_GAS_PER_POSITION x n) x ETH/USD, then
+         max(g x (1 + premium), g + margin). Called only with gas pricing on.
+    """
+    units: uint256 = k.LIQ_GAS_BASE + k.LIQ_GAS_PER_POSITION * n
+    # gas price < 2**64, units < 2**20, ETH/USD < 2**96: the product fits 180 bits.
+    wad_cost: uint256 = unsafe_mul(unsafe_mul(codec._gas_price(gw), units), codec._gas_eth(gw))
+    unit: uint256 = k.WAD * ledger.token_scale  # wei x WAD USD -> token units
+    g: uint256 = unsafe_div(unsafe_add(wad_cost, unit - 1), unit)
+    return max(
+        g + g * codec._gas_premium(gw) // k.BPS, g + codec._liq_gas_margin(lcfg)
+    )
+
+
+@internal
+def _note_gas(eth_price: uint256):
+    """
+    @dev Step the keeper reward's gas price toward this block's base fee, at most an eighth
+         (EIP-1559's own step) once per block and never below the floor, and record the
+         ETH/USD price `eth_price` when the caller read one (0: keep the last). Called at
+         the end of a trade or liquidation, so every requirement the transaction checked
+         used the stored value, as a view (whose base fee is 0) does.
+    """
+    if codec._liq_gas_market(self.liquidation_config) == 0:
+        return
+    gw: uint256 = self.keeper_gas
+    gp: uint256 = codec._gas_price(gw)
+    if block.number != codec._gas_block(gw):
+        step: uint256 = gp >> 3
+        gp = max(min(max(block.basefee, gp - step), gp + step), codec._gas_floor(gw))
+    eth: uint256 = codec._gas_eth(gw)
+    if eth_price != 0:
+        eth = eth_price
+    self.keeper_gas = codec._pack_gas(gp, eth, block.number, gw)
 
 
 @view

@@ -40,7 +40,15 @@ CFG_PAUSED: constant(uint256) = 225  # bit: new risk is paused
 CFG_FUNDING: constant(uint256) = 226  # bit: the market charges funding and the skew premium
 LIQ_PARTIAL: constant(uint256) = 16  # bit offset of the max partial bound (bps)
 LIQ_REWARD: constant(uint256) = 32  # bit offset of the minimum keeper reward (token units)
+LIQ_MAX_REWARD: constant(uint256) = 104  # bit offset of the maximum keeper reward
+LIQ_GAS_MARGIN: constant(uint256) = 176  # bit offset of the flat margin over the gas cost
+LIQ_GAS_MARKET: constant(uint256) = 248  # bit offset of the ETH market id + 1 (0: pricing off)
+GAS_FLOOR_UNIT: constant(uint256) = 10**6  # wei per unit of the gas word's floor field
 MASK16: constant(uint256) = 2**16 - 1  # one bps field
+MASK40: constant(uint256) = 2**40 - 1  # a block number
+MASK64: constant(uint256) = 2**64 - 1  # a gas price (wei)
+MASK72: constant(uint256) = 2**72 - 1  # a reward amount (token units)
+MASK96: constant(uint256) = 2**96 - 1  # the ETH/USD price the reward is priced at (WAD)
 MASK128: constant(uint256) = 2**128 - 1  # one half word
 MASK160: constant(uint256) = 2**160 - 1  # an address
 
@@ -222,12 +230,28 @@ def _funds_insurance(funds: uint256) -> uint256:
 @pure
 @internal
 def _pack_liquidation(
-    keeper_share_bps: uint256, max_partial_bps: uint256, min_reward: uint256
+    keeper_share_bps: uint256,
+    max_partial_bps: uint256,
+    min_reward: uint256,
+    max_reward: uint256,
+    gas_margin: uint256,
+    gas_market: uint256,
 ) -> uint256:
     """
-    @dev Bps fields must fit 16 bits and the reward 224 (the configurator bounds them).
+    @dev bits 0-15 keeper share bps | 16-31 max partial bps | 32-103 minimum reward |
+         104-175 maximum reward | 176-247 flat gas margin (token units each, < 2**72: the
+         configurator bounds them at 1,000 whole tokens) | 248-255 the gas word's ETH
+         market id + 1 (0: gas pricing off), repeated here so that with pricing off no
+         account load reads the gas word.
     """
-    return keeper_share_bps | (max_partial_bps << LIQ_PARTIAL) | (min_reward << LIQ_REWARD)
+    return (
+        keeper_share_bps
+        | (max_partial_bps << LIQ_PARTIAL)
+        | (min_reward << LIQ_REWARD)
+        | (max_reward << LIQ_MAX_REWARD)
+        | (gas_margin << LIQ_GAS_MARGIN)
+        | (gas_market << LIQ_GAS_MARKET)
+    )
 
 
 @pure
@@ -245,7 +269,83 @@ def _liq_max_partial(lcfg: uint256) -> uint256:
 @pure
 @internal
 def _liq_min_reward(lcfg: uint256) -> uint256:
-    return lcfg >> LIQ_REWARD
+    return (lcfg >> LIQ_REWARD) & MASK72
+
+
+@pure
+@internal
+def _liq_max_reward(lcfg: uint256) -> uint256:
+    return (lcfg >> LIQ_MAX_REWARD) & MASK72
+
+
+@pure
+@internal
+def _liq_gas_margin(lcfg: uint256) -> uint256:
+    return (lcfg >> LIQ_GAS_MARGIN) & MASK72
+
+
+@pure
+@internal
+def _liq_gas_market(lcfg: uint256) -> uint256:
+    return lcfg >> LIQ_GAS_MARKET
+
+
+# ---- The keeper reward's gas price: one word, read by every account load ----
+# bits 0-63 smoothed gas price (wei) | 64-159 ETH/USD (WAD) | 160-199 block of the last
+# step | 200-215 gas premium bps | 216-223 ETH market id + 1 (0: gas pricing off) |
+# 224-255 gas price floor (units of GAS_FLOOR_UNIT wei)
+
+
+@pure
+@internal
+def _pack_gas(gas_price: uint256, eth: uint256, block_number: uint256, params: uint256) -> uint256:
+    """
+    @dev The state fields of a gas word, with the parameters (bits 200-255) of `params`.
+         Callers keep the gas price under the 64-bit field (the configurator bounds the
+         floor; a step is at most an eighth over a bounded value), ETH/USD under 96 bits.
+    """
+    return (
+        min(gas_price, MASK64)
+        | (min(eth, MASK96) << 64)
+        | ((block_number & MASK40) << 160)
+        | (params & ~(2**200 - 1))
+    )
+
+
+@pure
+@internal
+def _gas_price(gw: uint256) -> uint256:
+    return gw & MASK64
+
+
+@pure
+@internal
+def _gas_eth(gw: uint256) -> uint256:
+    return (gw >> 64) & MASK96
+
+
+@pure
+@internal
+def _gas_block(gw: uint256) -> uint256:
+    return (gw >> 160) & MASK40
+
+
+@pure
+@internal
+def _gas_premium(gw: uint256) -> uint256:
+    return (gw >> 200) & MASK16
+
+
+@pure
+@internal
+def _gas_market(gw: uint256) -> uint256:
+    return (gw >> 216) & 255
+
+
+@pure
+@internal
+def _gas_floor(gw: uint256) -> uint256:
+    return (gw >> 224) * GAS_FLOOR_UNIT
 
 
 # ---- An account's market list ----

@@ -10,14 +10,14 @@
 
 from ..interfaces import IPriceFeed
 from . import codec
+from . import accounts
 from . import constants as k
 from . import funding
-from . import liquidation
 from . import markets
 from . import pool
 
 uses: markets
-uses: liquidation
+uses: accounts
 uses: pool
 
 configurator: public(immutable(address))  # the Configurator: the only caller of the hooks
@@ -88,9 +88,19 @@ def configure_params(liquidation_config: uint256, pool_reserve_bps: uint256, gua
     @notice Store the packed liquidation parameters, the pool reserve and the guardian.
     """
     self._only_configurator()
-    liquidation.liquidation_config = liquidation_config
+    accounts.liquidation_config = liquidation_config
     pool.pool_reserve_bps = pool_reserve_bps
     self.guardian = guardian
+
+
+@external
+def configure_keeper_gas(gas_word: uint256):
+    """
+    @notice Store the keeper reward's gas word (codec layout) as the configurator built it:
+            gas price, ETH/USD, premium, ETH market and floor (0: gas pricing off).
+    """
+    self._only_configurator()
+    accounts.keeper_gas = gas_word
 
 
 @external

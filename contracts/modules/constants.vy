@@ -21,3 +21,8 @@ MAX_PRICE: constant(uint256) = 2**126 - 1  # largest price the engine accounts w
 # PriceVerifier blob of 8 reports of 3 signatures, or a Pyth update of a few feeds). Every
 # copy of it costs memory expansion for its whole size, so it is no larger than that.
 MAX_UPDATE: constant(uint256) = 4_096
+# Gas units the keeper reward is priced for: a liquidation of n positions pays for
+# LIQ_GAS_BASE + LIQ_GAS_PER_POSITION * n gas (from the gas table: one position, funding on,
+# 93.9k; each further position adds about 25k), at the smoothed gas price.
+LIQ_GAS_BASE: constant(uint256) = 70_000
+LIQ_GAS_PER_POSITION: constant(uint256) = 25_000

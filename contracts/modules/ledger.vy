@@ -108,6 +108,26 @@ def _backed(pool: uint256, collateral_: int256, running: int256) -> uint256:
 
 @view
 @internal
+def _spendable(pool: uint256, collateral_: int256, running: int256) -> uint256:
+    """
+    @dev What pool assets `pool` hold in tokens for a third party (a keeper's reward), while
+         the account whose stored collateral is `collateral_` stands at `running`: the pool
+         less every other account's debt and the claims owed, and less this account's debt
+         now (its losses beyond its collateral were credited but never arrived).
+    """
+    own: uint256 = 0
+    if collateral_ < 0:
+        own = convert(-collateral_, uint256)
+    owed: uint256 = self.total_debt - own + self.total_claims
+    if running < 0:
+        owed += convert(-running, uint256)
+    if pool > owed:
+        return pool - owed
+    return 0
+
+
+@view
+@internal
 def _pool() -> uint256:
     return codec._funds_pool(self.funds)
 

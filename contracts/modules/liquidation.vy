@@ -24,8 +24,6 @@ uses: ledger
 uses: markets
 uses: acct
 
-liquidation_config: uint256  # packed liquidation parameters, see codec
-
 
 @external
 def liquidate(account: address) -> uint256:
@@ -42,6 +40,7 @@ def liquidate(account: address) -> uint256:
     assert done, "clearinghouse: account healthy"
     ledger.funds = codec._pack_funds(pool, insurance)
     self._credit(msg.sender, reward)
+    acct._note_gas(acct.eth_seen)
     return reward
 
 
@@ -101,6 +100,7 @@ def _liquidate_many(accounts: DynArray[address, k.MAX_BATCH]) -> uint256:
             pending += reward
     ledger.funds = codec._pack_funds(pool, insurance)
     self._credit(msg.sender, pending)
+    acct._note_gas(acct.eth_seen)
     return total
 
 
@@ -161,7 +161,7 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     st: acct.AccountState = acct._load(account)
     if not acct._liquidatable(st):
         return empty(IClearinghouse.LiquidationPreview)
-    lcfg: uint256 = self.liquidation_config
+    lcfg: uint256 = acct.liquidation_config
     fraction: uint256 = 0
     closes: DynArray[uint256, k.MAX_POSITIONS] = []
     full: bool = False
@@ -186,7 +186,12 @@ def liquidation_preview(account: address) -> IClearinghouse.LiquidationPreview:
     fee_paid: uint256 = 0
     reward: uint256 = 0
     ins: uint256 = 0
-    fee_paid, reward, ins = self._fee_split(fee, left, lcfg, codec._funds_insurance(funds), True)
+    from_pool: uint256 = 0
+    fee_paid, reward, ins, from_pool = self._fee_split(
+        fee, left, lcfg, codec._funds_insurance(funds), True, st.gas_reward,
+        codec._funds_pool(funds) + convert(max(st.collateral - left, 0), uint256),
+        st.collateral,
+    )
     bad: uint256 = 0
     if full and left < 0:
         bad = convert(-left, uint256)
@@ -199,9 +204,29 @@ def liquidation_params() -> (uint256, uint256, uint256):
     """
     @return (keeper share bps, max partial bps, minimum keeper reward in token units).
     """
-    lcfg: uint256 = self.liquidation_config
+    lcfg: uint256 = acct.liquidation_config
     return (
         codec._liq_keeper_share(lcfg), codec._liq_max_partial(lcfg), codec._liq_min_reward(lcfg)
+    )
+
+
+@view
+@external
+def keeper_reward_params() -> (uint256, uint256, uint256, uint256, uint256, uint256, uint256):
+    """
+    @return (smoothed gas price wei, ETH/USD WAD, gas premium bps, ETH market id + 1 (0: gas
+            pricing off), gas price floor wei, maximum reward, flat gas margin; token units).
+    """
+    gw: uint256 = acct.keeper_gas
+    lcfg: uint256 = acct.liquidation_config
+    return (
+        codec._gas_price(gw),
+        codec._gas_eth(gw),
+        codec._gas_premium(gw),
+        codec._gas_market(gw),
+        codec._gas_floor(gw),
+        codec._liq_max_reward(lcfg),
+        codec._liq_gas_margin(lcfg),
     )
 
 
@@ -233,7 +258,7 @@ def _liquidate(
     if n == 0 or st.equity >= convert(st.maintenance, int256):
         return 0, False, pool_, insurance_
 
-    lcfg: uint256 = self.liquidation_config
+    lcfg: uint256 = acct.liquidation_config
     pool: uint256 = pool_
     fraction: uint256 = 0
     closes: DynArray[uint256, k.MAX_POSITIONS] = []
@@ -249,9 +274,12 @@ def _liquidate(
     ids_word: uint256 = 0  # a full liquidation closes every position: the list ends empty
     if not full:
         ids_word = acct.account_markets[account]
+    gas_market: uint256 = codec._liq_gas_market(lcfg)  # ETH market id + 1, 0: pricing off
     for i: uint256 in range(n, bound=k.MAX_POSITIONS):
         leg: acct.Leg = st.legs[i]
         close: uint256 = closes[i]
+        if leg.market_id + 1 == gas_market:  # ETH/USD, for the gas word's update
+            acct.eth_seen = leg.price
         new_size: int256 = self._after_close(leg.size, close)
         cn: uint256 = mm._notional_up(close, leg.price, ledger.token_scale)
         closed_notional += cn
@@ -311,13 +339,16 @@ def _liquidate(
         )
     acct.account_markets[account] = ids_word
 
-    # Fee from what the account has left: at least the minimum keeper reward when a third
-    # party liquidates, so the insurance fund tops the reward up only when the account
-    # cannot pay it (a hedged owner cannot farm the top-up from a second address).
+    # Fee from what the account has left, the keeper reward in it (the account's requirements
+    # reserved it); only a bankrupt account's reward comes from the fund, then the backed pool.
     fee_paid: uint256 = 0
     reward: uint256 = 0
     insurance: uint256 = 0
-    fee_paid, reward, insurance = self._fee_split(fee, c, lcfg, insurance_, keeper != account)
+    from_pool: uint256 = 0
+    fee_paid, reward, insurance, from_pool = self._fee_split(
+        fee, c, lcfg, insurance_, keeper != account, st.gas_reward, pool, st.collateral
+    )
+    pool -= from_pool
     c -= convert(fee_paid, int256)
 
     # Bad debt: insurance first, then the pool; whatever is left stays as account debt.
@@ -325,18 +356,27 @@ def _liquidate(
         bad: uint256 = convert(-c, uint256)
         from_insurance: uint256 = min(bad, insurance)
         insurance -= from_insurance
-        from_pool: uint256 = min(bad - from_insurance, pool)
-        pool -= from_pool
-        c += convert(from_insurance + from_pool, int256)
+        socialised: uint256 = min(bad - from_insurance, pool)
+        pool -= socialised
+        c += convert(from_insurance + socialised, int256)
         log IClearinghouse.BadDebtSettled(
             account=account,
             bad_debt=bad,
             insurance_covered=from_insurance,
-            socialised=from_pool,
-            uncovered=bad - from_insurance - from_pool,
+            socialised=socialised,
+            uncovered=bad - from_insurance - socialised,
         )
     ledger._set_collateral(account, st.collateral, c)
 
+    if gas_market != 0 or from_pool != 0:
+        gw: uint256 = acct.keeper_gas  # warm when pricing is on: the account load read it
+        log IClearinghouse.KeeperRewardPriced(
+            account=account,
+            gas_price=codec._gas_price(gw),
+            gas_units=k.LIQ_GAS_BASE + k.LIQ_GAS_PER_POSITION * n,
+            eth_price=codec._gas_eth(gw),
+            from_pool=from_pool,
+        )
     log IClearinghouse.Liquidated(
         account=account,
         liquidator=keeper,
@@ -344,7 +384,7 @@ def _liquidate(
         closed_notional=closed_notional,
         fee=fee_paid,
         keeper_reward=reward,
-        insurance_delta=convert(fee_paid, int256) - convert(reward, int256),
+        insurance_delta=convert(fee_paid + from_pool, int256) - convert(reward, int256),
         full=full,
     )
     return reward, True, pool, insurance
@@ -396,19 +436,14 @@ def _plan(
     # The skew premium the close may pay (`_premium_cost`) is at most a full close's, leg by
     # leg (it grows with the size closed): planned as spent, so the remainder stays covered.
     realisable -= convert(st.premium, int256)
-    slack_equity: int256 = realisable - convert(2 * len(st.legs), int256)
-    fraction: uint256 = mm._liquidation_fraction(slack_equity, st.initial, st.liq_fee)
+    # The keeper reward is reserved in the requirement (`st.reserve`): the fee pays at most
+    # that over the proportional fee, and the remainder's requirement holds it again, so
+    # twice the reserve is planned as spent and the fraction is on the notional part.
+    slack_equity: int256 = realisable - convert(2 * (len(st.legs) + st.reserve), int256)
+    fraction: uint256 = mm._liquidation_fraction(
+        slack_equity, st.initial - st.reserve, st.liq_fee
+    )
     bound: uint256 = (codec._liq_max_partial(lcfg) * k.WAD) // k.BPS
-    if fraction <= bound:
-        # The fee is at least the minimum keeper reward: close enough that paying it as a
-        # flat amount still leaves the initial requirement of the remainder covered. (Above
-        # the bound the close is full whatever this adds.)
-        fraction = max(
-            fraction,
-            mm._liquidation_fraction(
-                slack_equity - convert(codec._liq_min_reward(lcfg), int256), st.initial, 0
-            ),
-        )
     full: bool = fraction > bound
     closes: DynArray[uint256, k.MAX_POSITIONS] = []
     if full:
@@ -431,28 +466,51 @@ def _plan(
     return fraction, closes, full
 
 
-@pure
+@view
 @internal
 def _fee_split(
-    fee: uint256, available: int256, lcfg: uint256, insurance: uint256, third_party: bool
-) -> (uint256, uint256, uint256):
+    fee: uint256,
+    available: int256,
+    lcfg: uint256,
+    insurance: uint256,
+    third_party: bool,
+    gas_reward: uint256,
+    pool: uint256,
+    collateral_: int256,
+) -> (uint256, uint256, uint256, uint256):
     """
-    @dev The liquidation fee out of what the account has left (`available`), at least the
-         minimum keeper reward when a third party liquidates; the keeper's share of it,
-         topped up to the minimum reward from the insurance fund (which receives the fee
-         first, so the share is always covered). Returns (fee paid, reward, insurance after).
+    @dev The keeper reward clamp(gas_reward + keeper share of `fee`, min, max) and the fee
+         the account owes: `fee` plus whatever the reward takes over the keeper's share (at
+         most the reserve its requirements held). The account pays what it has left
+         (`available`) into the insurance fund, which pays the reward; a self-liquidation
+         owes the same and is paid nothing. When the account cannot pay the reward, the fund
+         and then `pool` (the pool's spendable assets) top it up to the reserve, so that a
+         bankrupt account is still worth liquidating: up to what `pool` holds for a third
+         party while the account, whose stored collateral is `collateral_`, stands at
+         `available` (`ledger._spendable`, read only then: two cold slots). Returns (fee
+         paid, reward, insurance after, paid from the pool).
     """
+    cut: uint256 = fee * codec._liq_keeper_share(lcfg) // k.BPS
     min_reward: uint256 = codec._liq_min_reward(lcfg)
-    if third_party:
-        fee = max(fee, min_reward)
+    max_reward: uint256 = codec._liq_max_reward(lcfg)
+    reward: uint256 = min(max(gas_reward + cut, min_reward), max_reward)
+    owed: uint256 = fee
+    if reward > cut:
+        owed += reward - cut
     fee_paid: uint256 = 0
     if available > 0:
-        fee_paid = min(fee, convert(available, uint256))
+        fee_paid = min(owed, convert(available, uint256))
     ins: uint256 = insurance + fee_paid
     if not third_party:
-        return fee_paid, 0, ins
-    reward: uint256 = fee_paid * codec._liq_keeper_share(lcfg) // k.BPS
-    if reward < min_reward:
-        # Paid from the fee first (insurance already holds it), the fund only beyond it.
-        reward = min(min_reward, ins)
-    return fee_paid, reward, ins - reward
+        return fee_paid, 0, ins, 0
+    if fee_paid >= reward:  # the account paid it (the fund holds the payment)
+        return fee_paid, reward, ins - reward, 0
+    # The account fell short: the fund, then the pool's spendable assets, top the reward up
+    # only to the reserve (the liveness part, clamp(gas_reward, min, max)); the keeper's
+    # share of the fee is a fee the account owed, not the fund's or the LPs'.
+    target: uint256 = max(min(max(gas_reward, min_reward), max_reward), fee_paid)
+    from_ins: uint256 = min(target, ins)
+    from_pool: uint256 = 0
+    if target > from_ins:
+        from_pool = min(target - from_ins, ledger._spendable(pool, collateral_, available))
+    return fee_paid, from_ins + from_pool, ins - from_ins, from_pool

@@ -201,3 +201,8 @@ def _trade(market_id: uint256, size_delta: int256, acceptable_price: uint256):
             )
     else:
         assert st.collateral >= 0, "clearinghouse: close leaves bad debt"
+    # The keeper reward's gas price steps toward this block's base fee, after every check.
+    eth: uint256 = 0
+    if market_id + 1 == codec._liq_gas_market(acct.liquidation_config):
+        eth = price
+    acct._note_gas(eth)

@@ -6,19 +6,25 @@ random inputs. Constants come from the Vyper sources (`constants.py`), never ret
 the simulator and the audit import this package; none keeps a copy of the maths.
 """
 
-from .admin import RISK_DELAY, RISK_GRACE, funding_change_waits, risk_change_waits
+from .admin import (
+    RISK_DELAY,
+    RISK_GRACE,
+    funding_change_waits,
+    reward_change_waits,
+    risk_change_waits,
+)
 from .constants import BPS, MAX_POSITIONS, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD, constant
 from .liquidation import (
     LiquidationParams,
     Outcome,
     backed,
     closes_at,
-    keeper_reward,
     liquidate,
     partial_reachable,
     plan,
     planned_fraction,
     remaining_legs,
+    spendable,
 )
 from .margin import (
     Leg,
@@ -47,13 +53,21 @@ from .pool import (
     to_shares,
     worthless,
 )
+from .reward import KeeperGas, Split, fee_split, gas_reward, gas_units
 
 __all__ = [
+    "KeeperGas",
+    "Split",
+    "fee_split",
+    "gas_reward",
+    "gas_units",
+    "spendable",
     "DUST_RATIO",
     "entry_supply",
     "worthless",
     "RISK_DELAY",
     "RISK_GRACE",
+    "reward_change_waits",
     "risk_change_waits",
     "funding_change_waits",
     "account_mark",
@@ -78,7 +92,6 @@ __all__ = [
     "constant",
     "deposit_nav",
     "free_liquidity",
-    "keeper_reward",
     "liquidate",
     "liquidation_fraction",
     "margin",

@@ -24,3 +24,26 @@ def funding_change_waits(open_interest: int) -> bool:
     since a new scale moves value between the open positions and the pool at once; on a
     market without positions it applies at once."""
     return open_interest > 0
+
+
+def reward_change_waits(
+    current: Sequence[int], proposed: Sequence[int], open_interest: int, max_markets: int
+) -> bool:
+    """`Configurator.set_keeper_reward`: a change of (maximum reward, gas margin, premium bps,
+    ETH market id, gas price floor) is queued for RISK_DELAY when it can raise an account's
+    reserve while any market has open interest: gas pricing turned on or moved to another
+    ETH market, or, with it on, a higher cap, margin, premium or floor. `current` holds the
+    ETH market as the engine reports it (id + 1, 0 when off); turning pricing off
+    (`max_markets` as the id) never waits."""
+    max_reward, margin, premium, market, floor = proposed
+    if market == max_markets:
+        return False
+    cur_max, cur_margin, cur_premium, cur_market, cur_floor = current
+    raises = (
+        cur_market != market + 1
+        or premium > cur_premium
+        or floor > cur_floor
+        or max_reward > cur_max
+        or margin > cur_margin
+    )
+    return raises and open_interest > 0

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from . import funding as fm
 from .constants import WAD
-from .liquidation import LiquidationParams, backed, keeper_reward, liquidate, plan
+from .liquidation import MAX_REWARD, LiquidationParams, backed, liquidate, plan, spendable
 from .margin import Leg as ModelLeg
 from .margin import Margin, MarketRates, bps_up, notional_down, notional_up, pnl
 from .oracle import account_mark, pool_marks
@@ -28,6 +28,7 @@ from .pool import (
     to_assets,
     to_shares,
 )
+from .reward import KeeperGas, fee_split, gas_units, step
 
 vdiv = fm.vdiv
 
@@ -131,6 +132,8 @@ class AccountView:
     liq_fee: int
     legs: list[Leg]
     premium: int = 0  # the skew premium closing every position in full would pay (a cost)
+    reserve: int = 0  # the keeper reward both requirements hold (`AccountState.reserve`)
+    gas_reward: int = 0  # its gas-priced part, unclamped
 
     @property
     def liquidatable(self) -> bool:
@@ -155,6 +158,9 @@ class Mirror:
     keeper_share: int = 5_000
     max_partial: int = 8_000
     min_reward: int = 10**6  # token units (one 6-decimal token)
+    max_reward: int = MAX_REWARD  # token units
+    gas_margin: int = 0  # token units
+    gas: KeeperGas = field(default_factory=KeeperGas)  # the keeper reward's gas word
     reserve_bps: int = 1_000
     paused: bool = False
     claims: dict[str, int] = field(default_factory=dict)  # profit owed, not paid yet
@@ -164,6 +170,14 @@ class Mirror:
     clock: Callable[[], int] | None = None  # ... or a function that tells it (a test's chain)
     # account -> market -> funding index at the position's last settlement (funding on)
     basis: dict[str, dict[int, int]] = field(default_factory=dict)
+    eth_seen: int = 0  # `accounts.eth_seen`: the ETH/USD price this transaction read (0: none)
+
+    def end_tx(self, basefee: int, block: int) -> None:
+        """`accounts._note_gas` at the end of a trade, liquidate or liquidate_many: one step of
+        the gas price toward `basefee` per block, the ETH/USD price any leg read; then the
+        transaction's transient storage is gone."""
+        self.gas = step(self.gas, basefee, block, self.eth_seen)
+        self.eth_seen = 0
 
     def total_debt(self) -> int:
         return sum(-c for c in self.collateral.values() if c < 0)
@@ -187,7 +201,10 @@ class Mirror:
             maint += bps_up(n, mk.mm)
             fee += bps_up(n, mk.liq)
             legs.append(Leg(m, size, entry, price, n, index))
-        view = AccountView(c, eq, initial, maint, fee, legs)
+        gas = held = 0
+        if legs:
+            gas, held = self.params().reserve_for(self.token_scale)(len(legs))
+        view = AccountView(c, eq, initial + held, maint + held, fee, legs, 0, held, gas)
         cost = self.premium_cost(view)
         view.premium = sum(cost(i, abs(leg.size)) for i, leg in enumerate(legs))
         return view
@@ -451,6 +468,8 @@ class Mirror:
                     return "clearinghouse: would be liquidatable", []
         elif view.collateral < 0:
             return "clearinghouse: close leaves bad debt", []
+        if m == self.gas.eth_market:
+            self.eth_seen = price
         return None, events
 
     def funding_due(self, a: str, m: int, size: int, index: int) -> int:
@@ -499,7 +518,14 @@ class Mirror:
         mk.funding = fm.Funding(self.time(), f.rate, f.index, skew_scale, max_velocity_bps)
 
     def params(self) -> LiquidationParams:
-        return LiquidationParams(self.keeper_share, self.max_partial, self.min_reward)
+        return LiquidationParams(
+            self.keeper_share,
+            self.max_partial,
+            self.min_reward,
+            self.max_reward,
+            self.gas_margin,
+            self.gas,
+        )
 
     def rates(self, m: int) -> MarketRates:
         mk = self.markets[m]
@@ -517,7 +543,14 @@ class Mirror:
         equity (collateral + the backed pool) less every leg's full-close skew premium."""
         legs = self.model_legs(view)
         m = Margin(
-            view.collateral, view.equity, view.initial, view.maintenance, view.liq_fee, len(legs)
+            view.collateral,
+            view.equity,
+            view.initial,
+            view.maintenance,
+            view.liq_fee,
+            len(legs),
+            view.reserve,
+            view.gas_reward,
         )
         realisable = view.collateral + backed(self.pool, self.other_debt(a), view.collateral)
         realisable = min(view.equity, realisable) - view.premium
@@ -536,10 +569,6 @@ class Mirror:
             return notional_up(close, per, self.token_scale)
 
         return cost
-
-    def keeper_reward(self, fee_paid: int, insurance: int) -> int:
-        """`_fee_split`: the reward (`insurance` already holds `fee_paid`)."""
-        return keeper_reward(fee_paid, self.params(), insurance)[0]
 
     def liquidate(self, a: str, keeper: str) -> tuple[bool, list, dict]:
         """`_liquidate`: (liquidated, events, facts for the spec checks). The settlement is
@@ -561,6 +590,8 @@ class Mirror:
         events: list = []
         for leg, close, owed, realized in zip(view.legs, o.closes, o.pnls, o.realized, strict=True):
             new = leg.size - close if leg.size > 0 else leg.size + close
+            if leg.market == self.gas.eth_market:
+                self.eth_seen = leg.price
             mk = self.markets[leg.market]
             mk.record(leg.price, self.time())  # funding on: recorded now, at this mark
             mark = leg.price - leg.index  # closed at the mark, no premium
@@ -607,6 +638,19 @@ class Mirror:
         self.insurance = o.insurance
         self.collateral[a] = o.collateral
         self.collateral[keeper] += o.reward
+        if self.gas.on or o.from_pool:
+            events.append(
+                (
+                    "KeeperRewardPriced",
+                    {
+                        "account": a,
+                        "gas_price": self.gas.gas_price,
+                        "gas_units": gas_units(len(view.legs)),
+                        "eth_price": self.gas.eth_price,
+                        "from_pool": o.from_pool,
+                    },
+                )
+            )
         events.append(
             (
                 "Liquidated",
@@ -617,13 +661,14 @@ class Mirror:
                     "closed_notional": o.closed_notional,
                     "fee": o.fee_paid,
                     "keeper_reward": o.reward,
-                    "insurance_delta": o.fee_paid - o.reward,
+                    "insurance_delta": o.fee_paid + o.from_pool - o.reward,
                     "full": o.full,
                 },
             )
         )
         facts = {"before": view, "after": self.load(a), "full": o.full, "fraction": o.fraction}
         facts.update(reward=o.reward, shortfall=o.bad_debt, fee_paid=o.fee_paid)
+        facts.update(from_pool=o.from_pool, fee_owed=o.fee)
         facts.update(proportional_fee=o.proportional_fee)
         facts["haircut"] = any(n == "ProfitHaircut" for n, _ in events)
         return True, events, facts
@@ -640,8 +685,17 @@ class Mirror:
         )
         cost = self.premium_cost(view)
         left = view.equity - sum(cost(i, close) for i, close in enumerate(closes))
-        fee = max(fee, self.min_reward)
-        fee_paid = min(fee, max(left, 0))
-        reward = self.keeper_reward(fee_paid, self.insurance + fee_paid)
+        pool = self.pool + max(view.collateral - left, 0)  # as `liquidation_preview` has it
+        split = fee_split(
+            fee,
+            left,
+            keeper_share_bps=self.keeper_share,
+            min_reward=self.min_reward,
+            max_reward=self.max_reward,
+            insurance=self.insurance,
+            third_party=True,
+            gas=view.gas_reward,
+            spendable_pool=spendable(pool, self.other_debt(a), left),
+        )
         bad = -left if full and left < 0 else 0
-        return fraction, reward, bad
+        return fraction, split.reward, bad

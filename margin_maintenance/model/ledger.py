@@ -9,7 +9,9 @@ The ledger moves, event by event (all amounts in collateral-token units):
     PositionChanged   collateral[account] += realized_pnl - fee
                       pool_assets         += fee - realized_pnl   (the pool is the counterparty)
     Liquidated        collateral[account] -= fee;  collateral[liquidator] += keeper_reward
-                      insurance_fund      += insurance_delta      (= fee - keeper_reward)
+                      insurance_fund      += insurance_delta
+                                          (= fee - keeper_reward + from_pool)
+    KeeperRewardPriced pool_assets -= from_pool  (a bankrupt account's reward, fund empty)
     BadDebtSettled    collateral[account] += insurance_covered + socialised
                       insurance_fund -= insurance_covered;  pool_assets -= socialised
     InsuranceFunded   insurance_fund += amount
@@ -49,6 +51,7 @@ class Ledger:
     claims: dict[str, int] = field(default_factory=dict)  # unpaid profit still owed
     bad_debt_total: int = 0
     socialised_total: int = 0
+    pool_rewards_total: int = 0  # keeper rewards the pool paid (KeeperRewardPriced)
     keeper_rewards_total: int = 0
     funding: dict[str, int] = field(default_factory=dict)  # funding settled per account (+ in)
     funding_paid: dict[int, int] = field(default_factory=dict)  # per market, what payers settled
@@ -106,6 +109,9 @@ def apply_event(ledger: Ledger, e: Mapping[str, Any]) -> None:
         _credit(ledger, e["liquidator"], e["keeper_reward"])
         ledger.insurance_fund += e["insurance_delta"]
         ledger.keeper_rewards_total += e["keeper_reward"]
+    elif name == "KeeperRewardPriced":
+        ledger.pool_assets -= e["from_pool"]
+        ledger.pool_rewards_total += e["from_pool"]
     elif name == "BadDebtSettled":
         _credit(ledger, e["account"], e["insurance_covered"] + e["socialised"])
         ledger.insurance_fund -= e["insurance_covered"]

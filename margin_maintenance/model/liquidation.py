@@ -18,30 +18,42 @@ from .margin import (
     notional_up,
     pnl,
 )
+from .reward import KeeperGas, clamp, fee_split, gas_reward
+
+MAX_REWARD = 2**72 - 1  # the liquidation word's field: no cap below it
 
 
 @dataclass(frozen=True)
 class LiquidationParams:
-    """`Clearinghouse.liquidation_params`: keeper share, partial bound, minimum reward."""
+    """`Clearinghouse.liquidation_params` and `keeper_reward_params`: keeper share, partial
+    bound, minimum and maximum reward, flat gas margin, and the gas word."""
 
     keeper_share_bps: int
     max_partial_bps: int
     min_keeper_reward: int  # token units
+    max_keeper_reward: int = MAX_REWARD  # token units
+    gas_margin: int = 0  # token units
+    gas: KeeperGas = KeeperGas()
+
+    def reserve_for(self, token_scale: int) -> Callable[[int], tuple[int, int]]:
+        """(gas reward, reserve) for n positions: `_load_known`'s tail, for `margin`."""
+
+        def reserve(n: int) -> tuple[int, int]:
+            g = gas_reward(self.gas, self.gas_margin, n, token_scale)
+            return g, clamp(g, self.min_keeper_reward, self.max_keeper_reward)
+
+        return reserve
 
 
-def planned_fraction(m: Margin, min_reward: int, realisable: int | None = None) -> int:
+def planned_fraction(m: Margin, realisable: int | None = None) -> int:
     """The fraction `_plan` starts from: planned on the equity the close can realise
     (min(equity, collateral + backed pool): the pool pays net profit only up to its assets
-    less other accounts' debt),
-    with two units of slack per leg for the per-leg rounding, and at least enough that paying
-    the minimum keeper reward as a flat fee still leaves the remainder's initial requirement
-    covered."""
+    less other accounts' debt), with two units of slack per leg for the per-leg rounding, and
+    twice the reserve spent: the fee pays at most the reserve over the proportional fee and
+    the remainder's requirement holds it again; the fraction is on the notional part."""
     equity = m.equity if realisable is None else min(m.equity, realisable)
-    slack_equity = equity - 2 * m.positions
-    return max(
-        liquidation_fraction(slack_equity, m.initial, m.liq_fee),
-        liquidation_fraction(slack_equity - min_reward, m.initial, 0),
-    )
+    slack_equity = equity - 2 * (m.positions + m.reserve)
+    return liquidation_fraction(slack_equity, m.initial - m.reserve, m.liq_fee)
 
 
 def partial_reachable(max_partial_bps: int, im_bps: int, mm_bps: int, fee_bps: int) -> bool:
@@ -63,7 +75,7 @@ def plan(
     realisable: int | None = None,
 ) -> tuple[int, list[int], bool]:
     """`Clearinghouse._plan`: (fraction, size closed per leg, full)."""
-    fraction = planned_fraction(m, params.min_keeper_reward, realisable)
+    fraction = planned_fraction(m, realisable)
     if fraction > params.max_partial_bps * WAD // BPS:
         return WAD, [abs(leg.size) for leg in legs], True
     closes = []
@@ -75,16 +87,6 @@ def plan(
     if all(c == abs(leg.size) for c, leg in zip(closes, legs, strict=True)):
         return WAD, closes, True
     return fraction, closes, False
-
-
-def keeper_reward(fee_paid: int, params: LiquidationParams, insurance: int) -> tuple[int, int]:
-    """`Clearinghouse._fee_split`, its reward part: (reward, insurance after it). `insurance`
-    already holds `fee_paid`, so the fund only tops up what the account could not pay of the
-    minimum."""
-    reward = fee_paid * params.keeper_share_bps // BPS
-    if reward < params.min_keeper_reward:
-        reward = min(params.min_keeper_reward, insurance)
-    return reward, insurance - reward
 
 
 def remaining_legs(legs: Sequence[Leg], closes: Sequence[int]) -> list[Leg]:
@@ -107,9 +109,10 @@ class Outcome:
     full: bool
     closes: tuple[int, ...]
     closed_notional: int
-    fee: int  # fee due: on the closed notional, at least the minimum reward (third party)
+    fee: int  # fee due: on the closed notional, with what the reward takes over its share
     fee_paid: int  # what the account could pay of it
     reward: int
+    from_pool: int  # the part of the reward the pool paid (account and fund fell short)
     collateral: int  # the account's, afterwards
     insurance: int
     pool: int
@@ -118,9 +121,16 @@ class Outcome:
     socialised: int
     uncovered: int
     remaining: tuple[Leg, ...]
-    proportional_fee: int  # the fee on the closed notional alone, before the minimum
+    proportional_fee: int  # the fee on the closed notional alone, before the reward's part
     pnls: tuple[int, ...]  # each leg's PnL at the price: what it owes (< 0) or is owed
     realized: tuple[int, ...]  # what each leg settled: a loss in full, a profit up to the pool
+
+
+def spendable(pool: int, other_debt: int, running: int) -> int:
+    """`ledger._spendable`: what the pool holds in tokens for a third party while the account
+    stands at `running`: its assets less every other account's debt and the claims owed, and
+    less this account's debt now."""
+    return max(pool - other_debt - max(-running, 0), 0)
 
 
 def backed(pool: int, other_debt: int, collateral: int = 0, running: int | None = None) -> int:
@@ -167,12 +177,12 @@ def liquidate(
     premium: Callable[[int, int], int] | None = None,
 ) -> Outcome:
     """`Clearinghouse._liquidate`. Losing legs settle into the pool before profitable legs are
-    paid from it (so the pool pays profits from the same liquidation's losses); a third party
-    charges at least the minimum keeper reward as the fee; bad debt after a full close goes
+    paid from it (so the pool pays profits from the same liquidation's losses); the fee holds
+    the keeper reward (`reward.fee_split`); bad debt after a full close goes
     to insurance, then the pool, and the rest stays on the account. `premium(i, close)` is
     the skew premium closing `close` of leg i pays (`_premium_cost`; none by default): the
     plan spends a full close's, the settlement the actual close's."""
-    m = margin(collateral, legs, token_scale)
+    m = margin(collateral, legs, token_scale, params.reserve_for(token_scale))
     if not (legs and m.equity < m.maintenance):
         raise ValueError("model: account healthy")
     cost = premium or (lambda i, close: 0)
@@ -184,21 +194,27 @@ def liquidate(
     proportional_fee = sum(
         bps_up(n, leg.rates.liquidation_fee_bps) for n, leg in zip(notionals, legs, strict=True)
     )
-    fee = proportional_fee
-    if not self_liquidation:
-        fee = max(fee, params.min_keeper_reward)
 
     pnls = [
         pnl(leg.size, leg.entry, leg.mark, token_scale) - cost(i, close)
         for i, (leg, close) in enumerate(zip(legs, closes, strict=True))
     ]
     realized, c, pool = settle_pnls(pnls, collateral, pool, other_debt)
-    fee_paid = min(fee, max(c, 0))
+    split = fee_split(
+        proportional_fee,
+        c,
+        keeper_share_bps=params.keeper_share_bps,
+        min_reward=params.min_keeper_reward,
+        max_reward=params.max_keeper_reward,
+        insurance=insurance,
+        third_party=not self_liquidation,
+        gas=m.gas_reward,
+        spendable_pool=spendable(pool, other_debt, c),
+    )
+    fee = split.owed
+    fee_paid, reward, insurance = split.fee_paid, split.reward, split.insurance
+    pool -= split.from_pool
     c -= fee_paid
-    insurance += fee_paid
-    reward = 0
-    if not self_liquidation:
-        reward, insurance = keeper_reward(fee_paid, params, insurance)
 
     bad = covered = socialised = uncovered = 0
     if full and c < 0:
@@ -217,6 +233,7 @@ def liquidate(
         fee=fee,
         fee_paid=fee_paid,
         reward=reward,
+        from_pool=split.from_pool,
         collateral=c,
         insurance=insurance,
         pool=pool,

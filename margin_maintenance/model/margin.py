@@ -6,7 +6,7 @@ protocol: requirements and fees up, trader PnL towards minus infinity, payouts d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .constants import BPS, HALF, WAD
@@ -102,10 +102,12 @@ class Margin:
 
     collateral: int
     equity: int  # collateral + unrealised PnL
-    initial: int  # initial requirement, rounded up leg by leg
-    maintenance: int  # maintenance requirement, rounded up leg by leg
+    initial: int  # initial requirement, rounded up leg by leg, with the reserve
+    maintenance: int  # maintenance requirement, rounded up leg by leg, with the reserve
     liq_fee: int  # liquidation fee on every position's full notional, rounded up leg by leg
     positions: int
+    reserve: int = 0  # the keeper reward both requirements reserve (`AccountState.reserve`)
+    gas_reward: int = 0  # its gas-priced part, unclamped (`AccountState.gas_reward`)
 
     @property
     def liquidatable(self) -> bool:
@@ -113,8 +115,14 @@ class Margin:
         return self.positions > 0 and self.equity < self.maintenance
 
 
-def margin(collateral: int, legs: Sequence[Leg], token_scale: int) -> Margin:
-    """`Clearinghouse._load_known`: equity and requirements of an account."""
+def margin(
+    collateral: int,
+    legs: Sequence[Leg],
+    token_scale: int,
+    reserve: Callable[[int], tuple[int, int]] | None = None,
+) -> Margin:
+    """`Clearinghouse._load_known`: equity and requirements of an account. `reserve(n)` is
+    (gas reward, reserve) for n positions (`keeper.reserve_for`; none by default)."""
     equity, initial, maintenance, liq_fee = collateral, 0, 0, 0
     for leg in legs:
         n = notional_up(abs(leg.size), leg.price, token_scale)
@@ -122,4 +130,9 @@ def margin(collateral: int, legs: Sequence[Leg], token_scale: int) -> Margin:
         initial += bps_up(n, leg.rates.initial_margin_bps)
         maintenance += bps_up(n, leg.rates.maintenance_margin_bps)
         liq_fee += bps_up(n, leg.rates.liquidation_fee_bps)
-    return Margin(collateral, equity, initial, maintenance, liq_fee, len(legs))
+    gas = held = 0
+    if legs and reserve is not None:
+        gas, held = reserve(len(legs))
+    return Margin(
+        collateral, equity, initial + held, maintenance + held, liq_fee, len(legs), held, gas
+    )

@@ -439,9 +439,10 @@ def findings(res: SimulationResults, summaries: Sequence[CrashSummary]) -> list[
         out.append(
             f"{len(left)} scenario(s) ended with liquidatable accounts nobody liquidated, worst "
             f"{worst_left.label} ({worst_left.point.label}): {worst_left.left_liquidatable} "
-            f"account(s) {_money(worst_left.underwater_left)} USD under water. Once the "
-            "insurance fund is empty a bankrupt account pays no reward (the minimum reward is "
-            "topped up only from the fund), so a keeper that checks gas leaves it open."
+            f"account(s) {_money(worst_left.underwater_left)} USD under water: a "
+            "keeper that checks gas leaves open an account whose reward neither the account, "
+            "the insurance fund nor the pool's spendable assets can pay (they top it up only "
+            "to the reserve the requirements hold)."
         )
     by_latency = _swept(res.swept, "latency")
     if by_latency:

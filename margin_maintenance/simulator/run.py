@@ -401,7 +401,7 @@ class ChainSimulator:
                     a
                     for a in driven
                     if a.address.lower() not in inflight
-                    and near_maintenance(a, price_wad, mm_bps, scale, cfg.screen_buffer)
+                    and near_maintenance(a, price_wad, mm_bps, scale, cfg.screen_buffer, min_reward)
                 ]
                 # An account skipped as unprofitable wakes the keeper again only once it could
                 # pay a reward: equity left, or a fund that can top the reward up.
@@ -446,7 +446,7 @@ class ChainSimulator:
                             acct,
                             cfg.impact.on
                             and not is_liquidatable(
-                                by_address[acct.lower()], raw_wad, mm_bps, scale
+                                by_address[acct.lower()], raw_wad, mm_bps, scale, min_reward
                             ),
                         )
                         for acct in b
@@ -468,7 +468,7 @@ class ChainSimulator:
         else:
             for a in accounts:
                 px = final_wad if a.market == market_id else self._start_wad(a.market)
-                if is_liquidatable(a, px, mm_bps, scale):
+                if is_liquidatable(a, px, mm_bps, scale, min_reward):
                     result.left_liquidatable += 1
                     result.underwater_left += max(0, -equity(a, px, scale))
         if cfg.funding:

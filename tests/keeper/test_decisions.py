@@ -4,9 +4,14 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.constants import USDC
 
+from margin_maintenance import model
 from margin_maintenance.keeper.decisions import (
+    BATCH_BASE_GAS,
+    GAS_PER_ACCOUNT,
     MAX_BATCH,
     MAX_STATUS,
     AccountStatus,
@@ -286,3 +291,43 @@ def test_request_pays__tenth_of_a_token_fee__against_gas(gas_price_wei: int, pay
         base_gas=60_000,
     )
     assert request_pays(USDC // 10, 200_000, cost) is pays
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's gas-priced reward pays the reference keeper's own gas check
+# --------------------------------------------------------------------------------------------
+
+
+def test_keeper_gas_estimate__one_account_batch__within_the_gas_the_engine_prices():
+    """The engine prices a liquidation of n >= 1 positions at LIQ_GAS_BASE +
+    LIQ_GAS_PER_POSITION * n gas; the keeper budgets a one-account batch at no more."""
+    assert model.reward.gas_units(1) >= BATCH_BASE_GAS + GAS_PER_ACCOUNT
+
+
+@given(
+    gwei=st.integers(1, 1_000),
+    eth_usd=st.integers(100, 20_000),
+    positions=st.integers(1, 8),
+    premium_bps=st.integers(0, 10_000),
+)
+@settings(max_examples=200, deadline=None)
+def test_plan_batches__reward_at_the_engine_reserve__keeper_sends_it(
+    gwei, eth_usd, positions, premium_bps
+):
+    """An account liquidated with its reserve (no fee share at all, the worst case: the fund
+    and pool empty, the account paying exactly what both requirements held) is still worth a
+    one-account batch to a keeper paying the engine's smoothed gas price: the gap the
+    simulator showed (a bankrupt account left open by a gas-checking keeper) is closed."""
+    gas = model.KeeperGas(gwei * 10**9, eth_usd * 10**18, 0, premium_bps, 0, 10**6)
+    reward = model.gas_reward(gas, 0, positions, 10**12)
+    cost = CostModel(
+        gas_price_wei=gas.gas_price,
+        eth_usd=eth_usd,
+        token_usd=1,
+        token_decimals=6,
+        per_account_gas=GAS_PER_ACCOUNT,
+        base_gas=BATCH_BASE_GAS,
+    )
+    target = Target("0x" + "11" * 20, reward, 0, 0, 0)
+    batches, dropped = plan_batches([target], 1, 1, cost)
+    assert batches == [[target]] and dropped == []

@@ -46,6 +46,7 @@ from margin_maintenance.model import (
 )
 from margin_maintenance.model.engine import MarketInfo, MarketModel, Mirror
 from margin_maintenance.model.ledger import Ledger, apply_event
+from margin_maintenance.model.reward import KeeperGas
 from margin_maintenance.system import SystemParams, deploy_system
 from support.constants import (
     BPS,
@@ -76,6 +77,7 @@ from support.strategies import (
     EXTRA_VICTIMS,
     FRACTION_BPS,
     FUNDING_SETUP,
+    GAS_SETUP,
     HOLDER,
     INSURANCE_FUNDING_USD,
     INSURANCE_USD,
@@ -359,6 +361,34 @@ class MarginMachine(RuleBasedStateMachine):
         mk.answer = answer
         mk.updated_at = tx.timestamp
 
+    def price_gas(self, premium_bps: int, floor_units: int, margin: int, max_usd: int) -> None:
+        """Gas pricing on, from the flat book (so at once): ETH/USD from market 0."""
+        max_reward = max(max_usd * USDC, self.m.min_reward)
+        floor = floor_units * 10**6
+        sent = self.send(
+            self.cfg.set_keeper_reward,
+            max_reward,
+            margin * USDC,
+            premium_bps,
+            0,
+            floor,
+            sender=self.owner,
+            expect=None,
+        )
+        mk = self.m.markets[0]
+        self.m.max_reward, self.m.gas_margin = max_reward, margin * USDC
+        self.m.gas = KeeperGas(floor, mk.price, sent[0].block_number, premium_bps, 0, floor)
+        STATS["gas_pricing_on"] += 1
+
+    def note_gas(self, sent: Any) -> None:
+        """After a trade or liquidation: the engine's gas word steps (`Mirror.end_tx`) with
+        that transaction's block."""
+        if not self.m.gas.on:
+            self.m.eth_seen = 0
+            return
+        block = chain.blocks[sent[0].block_number]
+        self.m.end_tx(int(block.base_fee or 0), int(block.number))
+
     def unchanged(self, a: str):
         """Snapshot of what a reverted call must not move."""
         return (
@@ -379,6 +409,7 @@ class MarginMachine(RuleBasedStateMachine):
         max_partial=MAX_PARTIAL,
         min_reward_usd=MIN_REWARD_USD,
         funding=FUNDING_SETUP,
+        gas=GAS_SETUP,
     )
     def setup(
         self,
@@ -390,6 +421,7 @@ class MarginMachine(RuleBasedStateMachine):
         max_partial: int,
         min_reward_usd: int,
         funding: list[tuple[int, int, int, int]],
+        gas: tuple[int, int, int, int] | None,
     ) -> None:
         """A fresh system: liquidation parameters, a pool, an insurance fund, and each trader
         in both markets."""
@@ -446,6 +478,10 @@ class MarginMachine(RuleBasedStateMachine):
             max_partial,
             min_reward,
         )
+        # A first set_liquidation_params sets the maximum reward to the bound (1,000 tokens).
+        self.m.max_reward = MAX_MIN_KEEPER_REWARD * USDC
+        if gas is not None:
+            self.price_gas(*gas)
         self.funding_markets = [m for m, *_ in funding]
         for m, cap_units, multiple, velocity in funding:
             mk = self.m.markets[m]
@@ -614,6 +650,7 @@ class MarginMachine(RuleBasedStateMachine):
         if sent:
             self.check_events(sent[1], events)
             self.m = trial
+            self.note_gas(sent)
 
     def leveraged_size(self, a: str, m: int, lev_bps: int) -> int:
         """A size worth `lev_bps` of the account's equity (at least 100 tokens of it)."""
@@ -1035,6 +1072,7 @@ class MarginMachine(RuleBasedStateMachine):
                 self.send(self.ch.withdraw, 1, sender=a, expect=E_STALE)
         if exposed:
             sent = self.send(self.ch.liquidate_many, exposed, sender=self.keepers[1], expect=None)
+            self.note_gas(sent)
             skipped = [e["account"] for n, e in sent[1] if n == "LiquidationSkipped"]
             assert skipped == exposed and all(n != "Liquidated" for n, _ in sent[1])
             STATS["dead_entries_skipped"] += len(skipped)
@@ -1094,7 +1132,14 @@ class MarginMachine(RuleBasedStateMachine):
         preview = self.ch.liquidation_preview(a)
         with self.views():
             assert tuple(preview) == self.m.preview(a), (preview, self.m.preview(a))
-            assert self.ch.is_liquidatable(a) == self.m.load(a).liquidatable
+            view = self.m.load(a)
+            assert self.ch.is_liquidatable(a) == view.liquidatable
+        if view.liquidatable:
+            # Every liquidatable account can pay its own liquidation: the keeper is paid at
+            # least the reserve both requirements held whenever the account's payment or the
+            # fund covers it (the gap is only ever topped up to the reserve, never beyond).
+            assert preview.reward >= min(view.reserve, self.m.insurance), (preview, view.reserve)
+            STATS["reward_covers_reserve"] += preview.reward >= view.reserve
         trial = copy.deepcopy(self.m)
         done, events, facts = trial.liquidate(a, keeper)
         # A liquidation of a healthy account reverts.
@@ -1104,6 +1149,7 @@ class MarginMachine(RuleBasedStateMachine):
             return
         self.check_events(sent[1], events)
         self.m = trial
+        self.note_gas(sent)
         self.check_liquidation_facts(a, facts, sent[1])
         if keeper != a and not any(n == "ProfitHaircut" for n, _ in events) and not self.accruing():
             # The bot-facing preview was exact (a second of funding later, it may not be).
@@ -1128,6 +1174,7 @@ class MarginMachine(RuleBasedStateMachine):
         sent = self.send(self.ch.liquidate_many, accounts, sender=keeper, expect=None)
         self.check_events(sent[1], expected)
         self.m = trial
+        self.note_gas(sent)
         for a, facts in results:
             # Each account's own slice of the logs, in order.
             self.check_liquidation_facts(a, facts, sent[1])
@@ -1553,6 +1600,18 @@ class MarginMachine(RuleBasedStateMachine):
             m.min_reward,
         )
         assert snap.pool_reserve_bps == m.reserve_bps
+        gp, eth, premium, market, floor, max_reward, gas_margin = self.ch.keeper_reward_params()
+        assert (max_reward, gas_margin) == (m.max_reward, m.gas_margin)
+        if m.gas.on:
+            assert (gp, eth, premium, market - 1, floor) == (
+                m.gas.gas_price,
+                m.gas.eth_price,
+                m.gas.premium_bps,
+                m.gas.eth_market,
+                m.gas.floor,
+            ), "the gas word differs from the mirror"
+        else:
+            assert market == 0
         for mid, (ms, mk) in enumerate(zip(snap.markets, m.markets, strict=True)):
             info = MarketInfo(*ms.info)  # nested structs decode as tuples
             assert (info.open_interest_long, info.open_interest_short) == (mk.long_oi, mk.short_oi)

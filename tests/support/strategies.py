@@ -54,6 +54,19 @@ LEVERAGES_BPS = st.lists(
 KEEPER_SHARE = st.integers(0, BPS)
 MAX_PARTIAL = st.sampled_from([6_000, 8_000, 8_000, 9_500, BPS])
 MIN_REWARD_USD = st.sampled_from([0, 1, 1, 5, 50])
+# Gas pricing of the keeper reward, off or on from a flat book: (premium bps, floor in units
+# of 1e6 wei (0.001 gwei), flat margin in whole tokens, maximum reward in whole tokens).
+# The floor is the starting price; the in-process chain's base fee pulls it down block by
+# block toward the floor (and a high floor holds it there).
+GAS_SETUP = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from([0, 2_000, 10_000]),
+        st.sampled_from([1, 2_000, 30_000, 2_000_000]),
+        st.sampled_from([0, 1, 5]),
+        st.sampled_from([2, 50, 1_000]),
+    ),
+)
 # Funding on none, one or both markets: (market, the open-interest cap set first in whole
 # units, the skew scale as a multiple of it (the configurator wants at least 2), velocity in
 # bps per day per day). A small cap and multiple make the premium large; velocity 0 keeps

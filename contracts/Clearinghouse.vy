@@ -59,8 +59,6 @@ exports: (
     markets.paused,
     markets.price_updater,
     markets.update_prices,
-    accounts.deposit,
-    accounts.withdraw,
     trading.trade,
     trading.trade_with_prices,
     liquidation.liquidate,
@@ -127,8 +125,9 @@ def __init__(
 def __default__() -> Bytes[320]:
     """
     @notice Every other selector of `IClearinghouse` (`liquidation_preview`, `settle_claim`,
-            `fund_insurance`) runs in the extension, in this contract's storage; its return
-            data or its revert reason comes back as it is. An unknown selector reverts there.
+            `fund_insurance`, `deposit`, `withdraw`, the views) runs in the extension, in
+            this contract's storage; its return data or its revert reason comes back as it
+            is. An unknown selector reverts there.
             This forwarder takes no lock itself (`@reentrant`): the function it runs takes
             the engine's one lock, in this storage, as every other entry point does.
     """

@@ -11,6 +11,7 @@ from .admin import (
     RISK_GRACE,
     funding_change_waits,
     reward_change_waits,
+    reward_params_error,
     risk_change_waits,
 )
 from .constants import BPS, MAX_POSITIONS, VIRTUAL_ASSETS, VIRTUAL_SHARES, WAD, constant
@@ -68,6 +69,7 @@ __all__ = [
     "RISK_DELAY",
     "RISK_GRACE",
     "reward_change_waits",
+    "reward_params_error",
     "risk_change_waits",
     "funding_change_waits",
     "account_mark",

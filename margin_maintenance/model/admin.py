@@ -47,3 +47,30 @@ def reward_change_waits(
         or margin > cur_margin
     )
     return raises and open_interest > 0
+
+
+GAS_FLOOR_UNIT = 10**6  # wei: the gas price floor is stored in these units (32 bits of them)
+
+
+def reward_params_error(
+    proposed: Sequence[int], *, min_reward: int, cap: int, market_count: int, max_markets: int
+) -> str | None:
+    """`Configurator._check_reward`: the revert reason of (maximum reward, gas margin, premium
+    bps, ETH market id, gas price floor), or None. `cap` is the bound on every reward amount
+    (1,000 whole tokens); `max_markets` as the id turns gas pricing off."""
+    max_reward, margin, premium, market, floor = proposed
+    if max_reward > cap:
+        return "configurator: maximum reward too high"
+    if max_reward < min_reward:
+        return "configurator: reward cap below floor"
+    if margin > cap:
+        return "configurator: gas margin too high"
+    if premium > 10_000:
+        return "configurator: bad gas premium"
+    if floor == 0:
+        return "configurator: zero gas price"
+    if floor % GAS_FLOOR_UNIT or floor // GAS_FLOOR_UNIT >= 2**32:
+        return "configurator: bad gas price floor"
+    if market != max_markets and market >= market_count:
+        return "configurator: unknown market"
+    return None

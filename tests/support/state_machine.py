@@ -42,6 +42,8 @@ from margin_maintenance.model import (
     notional_up,
     partial_reachable,
     pnl,
+    reward_change_waits,
+    reward_params_error,
     risk_change_waits,
 )
 from margin_maintenance.model.engine import MarketInfo, MarketModel, Mirror
@@ -52,6 +54,7 @@ from support.constants import (
     BPS,
     FEED_UNIT,
     HEARTBEAT,
+    MAX_MARKETS,
     MAX_MIN_KEEPER_REWARD,
     MAX_RESERVE_BPS,
     MAX_TRADING_FEE_BPS,
@@ -140,6 +143,7 @@ STATS: Counter[str] = Counter()  # steps and outcomes over a whole run, printed 
 E_ZERO_AMOUNT = "clearinghouse: zero amount"
 E_VAULT_ZERO = "vault: zero amount"
 E_STALE = "oracle: stale price"
+E_NO_REWARD_CHANGE = "configurator: no reward change"
 E_HEALTHY = "clearinghouse: account healthy"
 E_UNREACHABLE = "configurator: partial bound unreachable"
 E_EXPOSED = "vault: pool exposed"  # instant LP flows while a market has open interest
@@ -279,6 +283,7 @@ class MarginMachine(RuleBasedStateMachine):
         self.requests: dict[int, Request] = {}  # open LP requests by id
         self.fee = int(w.vault.execution_fee())  # paid to a request's executor
         self.pending_risk: dict[int, tuple[tuple[int, int, int, int], int]] = {}  # rates, eta
+        self.pending_reward: tuple[tuple[int, ...], int] | None = None  # keeper reward, eta
         self.pending_funding: dict[int, tuple[int, int, int]] = {}  # scale, velocity, eta
         self.first_live_request = 0  # withdrawal requests below this id escrow cancelled shares
         # The mirror's funding clock: the next transaction's block time, or the head block's
@@ -1200,6 +1205,10 @@ class MarginMachine(RuleBasedStateMachine):
                 "apply_funding",
                 "limits",
                 "liquidation",
+                "keeper_reward",
+                "keeper_reward",
+                "apply_reward",
+                "cancel_reward",
                 "reserve",
                 "pause",
                 "insurance",
@@ -1220,6 +1229,9 @@ class MarginMachine(RuleBasedStateMachine):
             "apply_funding": self.apply_market_funding,
             "limits": self.set_market_limits,
             "liquidation": self.set_liquidation_params,
+            "keeper_reward": self.set_keeper_reward,
+            "apply_reward": self.apply_keeper_reward,
+            "cancel_reward": self.cancel_keeper_reward,
             "reserve": self.set_pool_reserve,
             "pause": self.pause,
             "insurance": self.fund_insurance,
@@ -1489,6 +1501,8 @@ class MarginMachine(RuleBasedStateMachine):
             expect = E_UNREACHABLE
         elif reward > MAX_MIN_REWARD:
             expect = "configurator: minimum reward too high"
+        elif reward > self.m.max_reward:
+            expect = "configurator: reward cap below floor"
         sent = self.send(
             self.cfg.set_liquidation_params,
             share,
@@ -1499,6 +1513,94 @@ class MarginMachine(RuleBasedStateMachine):
         )
         if sent:
             self.m.keeper_share, self.m.max_partial, self.m.min_reward = share, partial, reward
+
+    def reward_now(self) -> tuple[int, int, int, int, int]:
+        """The engine's (cap, margin, premium, ETH market id + 1 or 0, floor), the mirror's."""
+        g = self.m.gas
+        market = g.eth_market + 1 if g.on else 0
+        return self.m.max_reward, self.m.gas_margin, g.premium_bps, market, g.floor
+
+    def store_reward(self, proposed: tuple[int, ...], block: int) -> None:
+        """`Configurator._store_reward` on the mirror: the smoothed price carries on (at least
+        the new floor), ETH/USD read now from the market's feed; off clears the word."""
+        max_reward, margin, premium, market, floor = proposed
+        self.m.max_reward, self.m.gas_margin = max_reward, margin
+        if market == MAX_MARKETS:
+            self.m.gas = KeeperGas()
+            return
+        gp = max(self.m.gas.gas_price, floor)
+        price = self.m.markets[market].price
+        self.m.gas = KeeperGas(gp, price, block, premium, market, floor)
+
+    def set_keeper_reward(self, data: st.DataObject) -> None:
+        """The owner retunes the keeper reward (the attack: a higher reserve makes accounts
+        liquidatable at once). A change that can raise a reserve while any market has open
+        interest waits RISK_DELAY (`model.reward_change_waits`); anything else applies now."""
+        market = MAX_MARKETS if data.draw(st.booleans(), label="off") else data.draw(MARKET)
+        proposed = (
+            data.draw(st.sampled_from([0, 1, 2, 50, 1_000, 1_001]), label="max") * USDC,
+            data.draw(st.sampled_from([0, 1, 5, 1_001]), label="margin") * USDC,
+            data.draw(st.sampled_from([0, 2_000, 10_000, 10_001]), label="premium"),
+            market,
+            data.draw(st.sampled_from([0, 1, 2_000, 30_000, 2**32]), label="floor") * 10**6,
+        )
+        expect = NOT_OWNER if self.stranger else reward_params_error(
+            proposed, min_reward=self.m.min_reward, cap=MAX_MIN_REWARD, market_count=N_MARKETS,
+            max_markets=MAX_MARKETS,
+        )  # fmt: skip
+        self.refresh_all(0)  # the setter reads the ETH market's feed
+        sent = self.send(self.cfg.set_keeper_reward, *proposed, sender=self.admin_sender,
+                         expect=expect)  # fmt: skip
+        if not sent:
+            return
+        tx = sent[0]
+        queued = tx.decode_logs(self.cfg.KeeperRewardQueued)
+        oi = sum(mk.long_oi + mk.short_oi for mk in self.m.markets)
+        if reward_change_waits(self.reward_now(), proposed, oi, MAX_MARKETS):
+            assert queued, "a reserve rise with open interest applied at once"
+            self.pending_reward = (proposed, tx.timestamp + RISK_DELAY)
+            STATS["reward_queued"] += 1
+        else:
+            assert not queued, "a change that raises no reserve waited"
+            dropped = tx.decode_logs(self.cfg.KeeperRewardCancelled)
+            assert bool(dropped) == (self.pending_reward is not None)
+            self.pending_reward = None
+            self.store_reward(proposed, tx.block_number)
+            STATS["reward_changes"] += 1
+
+    def apply_keeper_reward(self, data: st.DataObject) -> None:
+        """Anyone applies a queued reward change: refused before its eta; a day later it
+        applies, unless the minimum reward set meanwhile is above its cap."""
+        caller = self.admin_sender
+        if self.pending_reward is None:
+            self.send(self.cfg.apply_keeper_reward, sender=caller, expect=E_NO_REWARD_CHANGE)
+            return
+        proposed, eta = self.pending_reward
+        if chain.pending_timestamp < eta:
+            self.send(self.cfg.apply_keeper_reward, sender=caller, expect=E_RISK_DELAY)
+            self.refresh_all(eta - chain.pending_timestamp)
+        else:
+            self.refresh_all(0)
+        expect = reward_params_error(
+            proposed, min_reward=self.m.min_reward, cap=MAX_MIN_REWARD, market_count=N_MARKETS,
+            max_markets=MAX_MARKETS,
+        )  # fmt: skip
+        if chain.pending_timestamp > eta + RISK_GRACE:
+            expect = "configurator: reward change expired"
+        sent = self.send(self.cfg.apply_keeper_reward, sender=caller, expect=expect)
+        if sent:
+            self.pending_reward = None
+            self.store_reward(proposed, sent[0].block_number)
+            STATS["reward_applied"] += 1
+
+    def cancel_keeper_reward(self, data: st.DataObject) -> None:
+        expect = None
+        if self.stranger:
+            expect = NOT_OWNER
+        elif self.pending_reward is None:
+            expect = E_NO_REWARD_CHANGE
+        if self.send(self.cfg.cancel_keeper_reward, sender=self.admin_sender, expect=expect):
+            self.pending_reward = None
 
     def set_pool_reserve(self, data: st.DataObject) -> None:
         reserve = data.draw(RESERVE_BPS, label="bps")

@@ -229,28 +229,38 @@ def _gas_priced_rows(
         trade(v, ETH, 4.5)
         return v
 
+    rows += _liquidation_rows(ch, keeper, victim, set_price, "gas pricing on", progress)
+    return rows
+
+
+def _liquidation_rows(
+    ch: Any,
+    keeper: Any,
+    victim: Callable[[], Any],
+    move: Callable[[float], None],
+    suffix: str,
+    progress: Callable[[str], None],
+) -> list[GasRow]:
+    """One ETH position's partial and full liquidation, then batches of 10 and 50: each
+    victim opened at 2,000 USD (`move` sets the ETH price, with whatever else the case's
+    clock needs) and liquidated after a 7% or 9% drop."""
+    rows: list[GasRow] = []
     for label, drop in (("partial, 1 position", 0.93), ("full, 1 position", 0.91)):
-        set_price(2_000)
+        move(2_000)
         v = victim()
-        set_price(2_000 * drop)
+        move(2_000 * drop)
         frac, _, _ = ch.liquidation_preview(v)
         tx = ch.liquidate(v, sender=keeper)
         kind = "full" if frac == WAD else "partial"
-        rows.append(GasRow("liquidate", f"{label} ({kind}), gas pricing on", tx.gas_used))
+        rows.append(GasRow("liquidate", f"{label} ({kind}), {suffix}", tx.gas_used))
     for n in (10, 50):
-        progress(f"liquidate_many x{n}, gas pricing on")
-        set_price(2_000)
+        progress(f"liquidate_many x{n}, {suffix}")
+        move(2_000)
         victims = [victim() for _ in range(n)]
-        set_price(2_000 * 0.91)
+        move(2_000 * 0.91)
         tx = ch.liquidate_many([v.address for v in victims], sender=keeper)
-        rows.append(
-            GasRow(
-                "liquidate_many",
-                f"{n} accounts, 1 position each, full, gas pricing on",
-                tx.gas_used,
-                tx.gas_used // n,
-            )
-        )
+        case = f"{n} accounts, 1 position each, full, {suffix}"
+        rows.append(GasRow("liquidate_many", case, tx.gas_used, tx.gas_used // n))
     return rows
 
 
@@ -309,28 +319,7 @@ def _funding_rows(
         trade(v, 4.5)
         return v
 
-    for label, drop in (("partial, 1 position", 0.93), ("full, 1 position", 0.91)):
-        later()
-        v = victim()
-        later(2_000 * drop)
-        frac, _, _ = ch.liquidation_preview(v)
-        tx = ch.liquidate(v, sender=keeper)
-        kind = "full" if frac == WAD else "partial"
-        rows.append(GasRow("liquidate", f"{label} ({kind}), funding on", tx.gas_used))
-    for n in (10, 50):
-        progress(f"liquidate_many x{n}, funding on")
-        later()
-        victims = [victim() for _ in range(n)]
-        later(2_000 * 0.91)
-        tx = ch.liquidate_many([v.address for v in victims], sender=keeper)
-        rows.append(
-            GasRow(
-                "liquidate_many",
-                f"{n} accounts, 1 position each, full, funding on",
-                tx.gas_used,
-                tx.gas_used // n,
-            )
-        )
+    rows += _liquidation_rows(ch, keeper, victim, later, "funding on", progress)
     return rows
 
 
